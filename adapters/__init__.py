@@ -1,0 +1,1 @@
+"""The outside world behind small interfaces: clock now; vein readers, LDAP and counters next."""

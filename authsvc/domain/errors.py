@@ -1,0 +1,52 @@
+"""Typed domain errors: each carries a stable code that messages.py turns into Japanese or English."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A rule refused an action. `code` is stable and machine-readable; `params` fill the text."""
+
+    code = "error"
+
+    def __init__(self, code: str | None = None, **params: Any) -> None:
+        self.code = code or self.code
+        self.params = params
+        super().__init__(self.code)
+
+    def message(self, lang: str = "ja") -> str:
+        from authsvc.messages import text
+
+        return text(self.code, lang, **self.params)
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+
+
+class PasswordRejected(DomainError):
+    """The new password breaks one or more rules; `reasons` lists every rule code that failed."""
+
+    code = "password_rejected"
+
+    def __init__(self, reasons: list[str], **params: Any) -> None:
+        super().__init__(self.code, **params)
+        self.reasons = reasons
+
+    def message(self, lang: str = "ja") -> str:
+        from authsvc.messages import text
+
+        return " ".join(text(r, lang, **self.params) for r in self.reasons)

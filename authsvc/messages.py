@@ -1,0 +1,81 @@
+"""Short, polite messages in Japanese (the default) and English, keyed by stable codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LANGS = ("ja", "en")
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # password rule (R1): every rejection names the rule that failed
+    "pw_too_short": ("パスワードは{min_length}文字以上にしてください。",
+                     "Please use at least {min_length} characters."),
+    "pw_too_long": ("パスワードは{max_length}文字以内にしてください。",
+                    "Please use at most {max_length} characters."),
+    "pw_classes": ("英大文字・英小文字・数字・記号のうち{min_classes}種類以上を使用してください。",
+                   "Please use at least {min_classes} of: upper-case letters, lower-case letters, "
+                   "digits, special characters."),
+    "pw_blocklisted": ("よく使われている、または漏えいしたことのあるパスワードは使用できません。",
+                       "This password is common or has appeared in a breach; please choose another."),
+    "pw_contains_user_id": ("パスワードにユーザIDを含めないでください。",
+                            "Please do not include your user ID in the password."),
+    "pw_contains_name": ("パスワードに氏名を含めないでください。",
+                         "Please do not include your name in the password."),
+    "pw_repetitive": ("同じ文字や同じ並びの繰り返しは使用できません。",
+                      "Please avoid repeated characters or repeated patterns."),
+    "pw_sequential": ("連続した文字や数字（abcd、1234、qwerty など）は使用できません。",
+                      "Please avoid sequences such as abcd, 1234 or qwerty."),
+    "pw_control_chars": ("パスワードに制御文字は使用できません。",
+                         "Control characters cannot be used in a password."),
+    "pw_reused": ("最近使用したパスワードは使用できません（直近{history}回）。",
+                  "Please do not reuse one of your last {history} passwords."),
+    "pw_wrong_current": ("現在のパスワードが正しくありません。",
+                         "The current password is not correct."),
+    "password_rejected": ("パスワードが条件を満たしていません。",
+                          "The password does not meet the rules."),
+    # accounts and identifiers (R6, R7)
+    "not_found": ("対象が見つかりません。", "Not found."),
+    "forbidden": ("この操作を行う権限がありません。", "You are not permitted to do this."),
+    "conflict": ("現在の状態ではこの操作はできません。", "This cannot be done in the current state."),
+    "invalid_input": ("入力内容を確認してください。", "Please check your input."),
+    "account_not_found": ("アカウント {user_id} は見つかりません。",
+                          "Account {user_id} was not found."),
+    "contract_not_found": ("契約 {contract} は見つかりません。", "Contract {contract} was not found."),
+    "contract_exists": ("契約 {contract} は既に登録されています。",
+                        "Contract {contract} is already registered."),
+    "person_not_found": ("本人記録 {person} は見つかりません。", "Person record {person} was not found."),
+    "identifier_in_use": ("ユーザID {user_id} は使用中です。", "User ID {user_id} is in use."),
+    "identifier_reserved": ("ユーザID {user_id} は {until} まで再割当てできません。",
+                            "User ID {user_id} cannot be reassigned before {until}."),
+    "identifier_invalid": ("ユーザIDは英数字と . _ - で3〜64文字にしてください。",
+                           "A user ID has 3 to 64 characters: letters, digits, '.', '_' or '-'."),
+    "identifier_not_pending": ("ユーザID {user_id} は承認待ちではありません。",
+                               "User ID {user_id} is not awaiting approval."),
+    "four_eyes": ("ユーザIDを割り当てた管理者自身は承認できません。",
+                  "The administrator who assigned the user ID cannot approve it."),
+    "bad_transition": ("アカウントの状態が「{status}」のため、この操作はできません。",
+                       "This cannot be done while the account is {status}."),
+    "role_unknown": ("ロール {role} は存在しません。", "There is no role {role}."),
+    "name_invalid": ("氏名は1〜200文字で、制御文字を含めないでください。",
+                     "A name has 1 to 200 characters and no control characters."),
+    "contract_invalid": ("契約番号は英数字と . _ / - で1〜64文字にしてください。",
+                         "A contract number has 1 to 64 characters: letters, digits, '.', '_', "
+                         "'/' or '-'."),
+    "period_invalid": ("契約期間の終了日は開始日以降にしてください。",
+                       "The contract must not end before it starts."),
+    # logon (R2, R4, R5): one generic failure for every reason
+    "logon_failed": ("ログオンできませんでした。入力内容を確認してください。",
+                     "Logon failed. Please check what you entered."),
+    "password_change_required": ("初期パスワードのため、パスワードを変更してください。",
+                                 "Please change your initial password before continuing."),
+    "password_changed": ("パスワードを変更しました。", "Your password has been changed."),
+}
+
+
+def text(code: str, lang: str = "ja", **params: Any) -> str:
+    ja, en = MESSAGES.get(code, MESSAGES["invalid_input"])
+    template = en if lang == "en" else ja
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError):
+        return template

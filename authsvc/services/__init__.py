@@ -1,0 +1,27 @@
+"""Use cases, one module per capability. A service takes plain values and the ports it needs
+(bundled in `Deps`), returns plain results or raises a domain error; it never imports Flask."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from adapters.clock import Clock
+from authsvc.domain.hashing import Hasher
+from authsvc.domain.passwords import Rule
+from authsvc.settings import Settings
+from authsvc.store.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    uow: Callable[[], UnitOfWork]
+    clock: Clock
+    hasher: Hasher
+    audit_key: bytes
+
+    @property
+    def rule(self) -> Rule:
+        p = self.settings.password
+        return Rule(min_length=p.min_length, max_length=p.max_length, min_classes=p.min_classes)

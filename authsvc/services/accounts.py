@@ -1,0 +1,349 @@
+"""Account administration (R2, R6, R7): contracts, create, approve identifier, update,
+suspend, resume, delete, reset password, unlock, and the first administrator."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from authsvc.domain import identifiers, lifecycle
+from authsvc.domain.calendar import access_ends, jst_iso
+from authsvc.domain.errors import DomainError, NotFound
+from authsvc.domain.lifecycle import Status
+from authsvc.domain.passwords import generate_initial
+from authsvc.domain.roles import Actor, Perm, Role, parse_role
+from authsvc.services import Deps
+from authsvc.store.models import Account, Contract, Identifier, PasswordHistory, Person
+from authsvc.store.uow import UnitOfWork
+
+_CONTRACT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
+BOOTSTRAP = Actor("system:bootstrap", frozenset({Role.SYSTEM_ADMIN}))
+OPERATIONS_CONTRACT = "DSG-OPERATIONS"
+
+
+@dataclass(frozen=True)
+class AccountView:
+    user_id: str
+    name: str
+    person_id: int
+    contract: str
+    company: str
+    role: str
+    status: str
+    must_change_password: bool
+    locked: bool
+    locked_until: str | None
+    failures: int
+    created_at: str
+    created_by: str
+    first_used_at: str | None
+    last_used_at: str | None
+    access_ends_at: str | None
+    revoked_at: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """An account and its one-time initial password: show it once, never store or log it."""
+
+    account: AccountView
+    initial_password: str
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return jst_iso(moment) if moment else None
+
+
+def access_end(deps: Deps, contract: Contract) -> datetime | None:
+    if contract.ends_on is None:
+        return None
+    return access_ends(contract.ends_on, deps.settings.accounts.cleanup_business_days)
+
+
+def view(deps: Deps, uow: UnitOfWork, acc: Account) -> AccountView:
+    now = deps.clock.now()
+    throttle = uow.throttle_peek(identifiers.canonical(acc.user_id))
+    locked_until = throttle.locked_until if throttle else None
+    locked = bool(locked_until and locked_until > now)
+    lapsed = bool(locked_until and not locked)  # the lock has run out; it lifts at the next try
+    return AccountView(
+        user_id=acc.user_id,
+        name=acc.person.name,
+        person_id=acc.person_id,
+        contract=acc.contract.number,
+        company=acc.contract.company,
+        role=acc.role,
+        status=acc.status,
+        must_change_password=acc.must_change_password,
+        locked=locked,
+        locked_until=_iso(locked_until) if locked else None,
+        failures=throttle.failures if throttle and not lapsed else 0,
+        created_at=jst_iso(acc.created_at),
+        created_by=acc.created_by,
+        first_used_at=_iso(acc.first_used_at),
+        last_used_at=_iso(acc.last_used_at),
+        access_ends_at=_iso(access_end(deps, acc.contract)),
+        revoked_at=_iso(acc.revoked_at),
+    )
+
+
+def _valid_name(name: str) -> str:
+    name = unicodedata.normalize("NFKC", name or "").strip()
+    if not 1 <= len(name) <= 200 or any(unicodedata.category(c).startswith("C") for c in name):
+        raise DomainError("name_invalid")
+    return name
+
+
+def _load(uow: UnitOfWork, user_id: str) -> Account:
+    acc = uow.account(identifiers.canonical(user_id), lock=True)
+    if acc is None:
+        raise NotFound("account_not_found", user_id=user_id)
+    return acc
+
+
+# ---- contracts -----------------------------------------------------------------------------
+
+
+def create_contract(
+    deps: Deps, actor: Actor, number: str, company: str, starts_on: date, ends_on: date | None
+) -> dict[str, Any]:
+    actor.require(Perm.MANAGE_CONTRACTS)
+    if not isinstance(number, str) or not _CONTRACT.fullmatch(number):
+        raise DomainError("contract_invalid")
+    company = _valid_name(company)
+    if ends_on is not None and ends_on < starts_on:
+        raise DomainError("period_invalid")
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        if uow.contract(number):
+            raise DomainError("contract_exists", contract=number)
+        uow.add(Contract(number=number, company=company, starts_on=starts_on, ends_on=ends_on,
+                         created_at=now))
+        uow.audit(now, actor, "contract.create", number, company=company,
+                  starts_on=starts_on.isoformat(), ends_on=ends_on.isoformat() if ends_on else None)
+        uow.commit()
+    return contract_dict(number, company, starts_on, ends_on)
+
+
+def contract_dict(number: str, company: str, starts_on: date, ends_on: date | None) -> dict[str, Any]:
+    return {"contract": number, "company": company, "starts_on": starts_on.isoformat(),
+            "ends_on": ends_on.isoformat() if ends_on else None}
+
+
+def list_contracts(deps: Deps) -> list[dict[str, Any]]:
+    with deps.uow() as uow:
+        return [contract_dict(c.number, c.company, c.starts_on, c.ends_on) for c in uow.contracts()]
+
+
+# ---- accounts ------------------------------------------------------------------------------
+
+
+def create_account(
+    deps: Deps,
+    actor: Actor,
+    user_id: str,
+    name: str,
+    contract: str,
+    role: str,
+    person_id: int | None = None,
+) -> Issued:
+    """Assign an identifier to a new account (pending approval) and issue its initial password."""
+    actor.require(Perm.MANAGE_ACCOUNTS)
+    key = identifiers.canonical(user_id)
+    name = _valid_name(name)
+    role_ = parse_role(role)
+    now = deps.clock.now()
+    initial = generate_initial(deps.rule, user_id)
+    hashed = deps.hasher.hash(initial)  # before the transaction: argon2 holds no locks
+    try:
+        with deps.uow() as uow:
+            con = uow.contract(contract)
+            if con is None:
+                raise NotFound("contract_not_found", contract=contract)
+            ident = uow.identifier(key, lock=True)
+            if ident is not None:
+                identifiers.check_assignable(
+                    user_id, now, ident.holder_id is not None, ident.released_at,
+                    deps.settings.identifiers.reuse_after_days,
+                )
+            if person_id is None:
+                person = Person(name=name, created_at=now)
+                uow.add(person)
+            else:
+                found = uow.person(person_id)
+                if found is None:
+                    raise NotFound("person_not_found", person=person_id)
+                person = found
+            acc = Account(
+                user_id=user_id, person_id=person.id, contract_id=con.id, role=role_.value,
+                status=Status.PENDING.value, password_hash=hashed, must_change_password=True,
+                created_by=actor.id, created_at=now, status_changed_at=now,
+            )
+            uow.add(acc)
+            uow.add(PasswordHistory(account_id=acc.id, hash=hashed, created_at=now))
+            if ident is None:
+                ident = Identifier(value=key, kind="account", assigned_by=actor.id, assigned_at=now)
+                uow.session.add(ident)
+            ident.kind, ident.holder_id = "account", acc.id
+            ident.assigned_by, ident.assigned_at = actor.id, now
+            ident.approved_by = ident.approved_at = ident.released_at = None
+            uow.audit(now, actor, "account.create", user_id, role=role_.value, contract=contract,
+                      person_id=person.id, linked_person=person_id is not None)
+            uow.session.flush()
+            result = view(deps, uow, acc)
+            uow.commit()
+    except IntegrityError:  # a concurrent create took the same new identifier first
+        raise DomainError("identifier_in_use", user_id=user_id) from None
+    return Issued(result, initial)
+
+
+def approve_identifier(deps: Deps, actor: Actor, user_id: str) -> AccountView:
+    """A system administrator makes an assigned identifier effective (004 第6 1(1)ア)."""
+    actor.require(Perm.APPROVE_IDENTIFIERS)
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        acc = _load(uow, user_id)
+        if acc.status != Status.PENDING:
+            raise DomainError("identifier_not_pending", user_id=user_id)
+        ident = uow.identifier(identifiers.canonical(user_id), lock=True)
+        assert ident is not None
+        if deps.settings.identifiers.four_eyes and ident.assigned_by == actor.id:
+            raise DomainError("four_eyes")
+        acc.status = lifecycle.transition(Status(acc.status), "approve").value
+        acc.status_changed_at = now
+        ident.approved_by, ident.approved_at = actor.id, now
+        uow.audit(now, actor, "identifier.approve", acc.user_id, assigned_by=ident.assigned_by)
+        result = view(deps, uow, acc)
+        uow.commit()
+    return result
+
+
+def update_account(
+    deps: Deps, actor: Actor, user_id: str, name: str | None = None, role: str | None = None
+) -> AccountView:
+    actor.require(Perm.MANAGE_ACCOUNTS)
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        acc = _load(uow, user_id)
+        if acc.status == Status.DELETED:
+            raise DomainError("bad_transition", status=acc.status)
+        changes: dict[str, Any] = {}
+        if name is not None and _valid_name(name) != acc.person.name:
+            acc.person.name = changes["name"] = _valid_name(name)
+        if role is not None and parse_role(role).value != acc.role:
+            changes["role"] = {"from": acc.role, "to": parse_role(role).value}
+            acc.role = parse_role(role).value
+        uow.audit(now, actor, "account.update", acc.user_id, **changes)
+        result = view(deps, uow, acc)
+        uow.commit()
+    return result
+
+
+def _change_status(deps: Deps, actor: Actor, user_id: str, action: str, **detail: Any) -> AccountView:
+    actor.require(Perm.MANAGE_ACCOUNTS)
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        acc = _load(uow, user_id)
+        before = acc.status
+        ends = access_end(deps, acc.contract)
+        if action == "resume" and ends is not None and now >= ends:
+            raise DomainError("bad_transition", status=Status.EXPIRED.value)
+        acc.status = lifecycle.transition(Status(acc.status), action).value
+        acc.status_changed_at = now
+        if action == "delete":
+            # R7: identifier and authenticators invalidated, revocation time recorded;
+            # the identifier row stays as a tombstone until the reuse window has passed (R6).
+            acc.password_hash = None
+            acc.revoked_at = now
+            ident = uow.identifier(identifiers.canonical(user_id), lock=True)
+            assert ident is not None
+            ident.holder_id, ident.released_at = None, now
+        uow.audit(now, actor, f"account.{action}", acc.user_id, status_from=before, **detail)
+        result = view(deps, uow, acc)
+        uow.commit()
+    return result
+
+
+def suspend(deps: Deps, actor: Actor, user_id: str, reason: str = "") -> AccountView:
+    return _change_status(deps, actor, user_id, "suspend", reason=reason)
+
+
+def resume(deps: Deps, actor: Actor, user_id: str) -> AccountView:
+    return _change_status(deps, actor, user_id, "resume")
+
+
+def delete(deps: Deps, actor: Actor, user_id: str, reason: str = "") -> AccountView:
+    return _change_status(deps, actor, user_id, "delete", reason=reason)
+
+
+def reset_password(deps: Deps, actor: Actor, user_id: str) -> Issued:
+    """A forgotten password: invalidate the current one and issue a new initial one (R2)."""
+    actor.require(Perm.MANAGE_ACCOUNTS)
+    now = deps.clock.now()
+    initial = generate_initial(deps.rule, user_id)
+    hashed = deps.hasher.hash(initial)
+    with deps.uow() as uow:
+        acc = _load(uow, user_id)
+        if acc.status in (Status.DELETED, Status.EXPIRED):
+            raise DomainError("bad_transition", status=acc.status)
+        acc.password_hash, acc.must_change_password = hashed, True
+        acc.password_changed_at = now
+        uow.add(PasswordHistory(account_id=acc.id, hash=hashed, created_at=now))
+        uow.audit(now, actor, "password.reset", acc.user_id)
+        result = view(deps, uow, acc)
+        uow.commit()
+    return Issued(result, initial)
+
+
+def unlock(deps: Deps, actor: Actor, user_id: str) -> AccountView:
+    """Lift a lockout before its period ends (R4); audited with the state that was lifted."""
+    actor.require(Perm.UNLOCK)
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        acc = _load(uow, user_id)
+        row = uow.throttle(identifiers.canonical(user_id))
+        was_locked = bool(row.locked_until and row.locked_until > now)
+        detail = {"was_locked": was_locked, "failures": row.failures}
+        row.failures, row.locked_until = 0, None
+        uow.audit(now, actor, "account.unlock", acc.user_id, **detail)
+        result = view(deps, uow, acc)
+        uow.commit()
+    return result
+
+
+def show(deps: Deps, user_id: str) -> AccountView:
+    with deps.uow() as uow:
+        acc = uow.account(identifiers.canonical(user_id))
+        if acc is None:
+            raise NotFound("account_not_found", user_id=user_id)
+        return view(deps, uow, acc)
+
+
+def list_accounts(
+    deps: Deps, status: str | None = None, contract: str | None = None, role: str | None = None
+) -> list[AccountView]:
+    with deps.uow() as uow:
+        return [view(deps, uow, a) for a in uow.accounts(status, contract, role)]
+
+
+def bootstrap_first_admin(deps: Deps, user_id: str = "admin") -> Issued | None:
+    """On an empty database: the operations contract and an approved system administrator.
+    Returns the one-time initial password, or None when accounts already exist."""
+    with deps.uow() as uow:
+        if uow.count_accounts():
+            return None
+    today = deps.clock.now().date()
+    if not list_contracts(deps):
+        create_contract(deps, BOOTSTRAP, OPERATIONS_CONTRACT, "DSG運用", today, None)
+    issued = create_account(deps, BOOTSTRAP, user_id, "初期管理者", OPERATIONS_CONTRACT,
+                            Role.SYSTEM_ADMIN.value)
+    approved = approve_identifier(deps, BOOTSTRAP, user_id)
+    return Issued(approved, issued.initial_password)

@@ -1,0 +1,90 @@
+"""The password step of a logon (R2, R4, R5, R9). One generic failure for every reason; the
+real reason goes to the audit log for operators. The multi-factor state machine that follows
+this step is built on top of it (issue [2 of 8])."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from authsvc.domain import lockout
+from authsvc.domain.lifecycle import Status
+from authsvc.domain.roles import Actor
+from authsvc.services import Deps
+from authsvc.services.accounts import access_end
+from authsvc.store.models import Account
+
+
+class Outcome(StrEnum):
+    FAILED = "failed"                                      # the one answer an attacker sees
+    PASSWORD_CHANGE_REQUIRED = "password_change_required"  # R2: nothing else is reachable
+    PASSWORD_OK = "password_ok"                            # next: the second factor
+
+
+@dataclass(frozen=True)
+class PasswordStep:
+    outcome: Outcome
+    user_id: str | None = None  # only set when the password step succeeded
+
+
+def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: str = "") -> PasswordStep:
+    key = lockout.throttle_key(user_id)
+    actor = Actor(id=key[:100] or "-", terminal=terminal, source=source)
+    pol = deps.settings.lockout
+    now = deps.clock.now()
+    # 1. consume an attempt (committed before any hashing: exact under concurrency)
+    with deps.uow() as uow:
+        row = uow.throttle(key)
+        decision = lockout.consume(row.failures, row.locked_until, now, pol.max_failures,
+                                   pol.lock_minutes)
+        row.failures, row.locked_until = decision.failures, decision.locked_until
+        if decision.auto_unlocked:
+            uow.audit(now, actor, "account.auto_unlock", key)
+        if not decision.allowed:
+            uow.audit(now, actor, "logon.password", key, "refused", reason="locked")
+            uow.commit()
+            return PasswordStep(Outcome.FAILED)
+        acc = uow.account(key) if len(user_id) <= 64 else None
+        stored = acc.password_hash if acc else None
+        uow.commit()
+    # 2. verify (a dummy hash when the account is unknown: same work, same time)
+    matched = deps.hasher.verify(stored, password)
+    # 3. record the outcome
+    with deps.uow() as uow:
+        acc = uow.account(key, lock=True) if acc else None
+        reason = _refusal(deps, acc, matched, now)
+        row = uow.throttle(key)
+        if reason is None:
+            assert acc is not None
+            row.failures, row.locked_until = 0, None
+            acc.first_used_at = acc.first_used_at or now
+            acc.last_used_at = now
+            if acc.password_hash and deps.hasher.needs_rehash(acc.password_hash):
+                acc.password_hash = deps.hasher.hash(password)  # R3: transparent upgrade
+            outcome = (Outcome.PASSWORD_CHANGE_REQUIRED if acc.must_change_password
+                       else Outcome.PASSWORD_OK)
+            uow.audit(now, actor, "logon.password", acc.user_id, "ok", next=outcome.value)
+            uow.commit()
+            return PasswordStep(outcome, acc.user_id)
+        uow.audit(now, actor, "logon.password", key, "failed", reason=reason,
+                  failures=decision.failures)
+        if decision.locks_now:
+            uow.audit(now, actor, "account.lock", key, failures=decision.failures,
+                      locked_until=decision.locked_until.isoformat() if decision.locked_until else None)
+        uow.commit()
+    return PasswordStep(Outcome.FAILED)
+
+
+def _refusal(deps: Deps, acc: Account | None, matched: bool, now: datetime) -> str | None:
+    """The operator-only reason a logon is refused, or None when it may proceed."""
+    if acc is None:
+        return "unknown_user"
+    if acc.status != Status.ACTIVE:
+        return f"status_{acc.status}"
+    ends = access_end(deps, acc.contract)
+    if ends is not None and now >= ends:
+        return "contract_ended"
+    if not matched:
+        return "wrong_password"
+    return None

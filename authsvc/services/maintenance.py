@@ -1,0 +1,48 @@
+"""The maintenance job: disables identifiers left unused too long (R6) and ends access after
+the contract's data-cleanup period (R7), as of the clock's now. Meant to run on a schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from authsvc.domain import identifiers, lifecycle
+from authsvc.domain.lifecycle import Status
+from authsvc.domain.roles import Actor, Perm
+from authsvc.services import Deps
+from authsvc.services.accounts import access_end
+
+
+@dataclass
+class Report:
+    expired: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+
+
+def run(deps: Deps, actor: Actor) -> Report:
+    actor.require(Perm.RUN_MAINTENANCE)
+    now = deps.clock.now()
+    report = Report()
+    days = deps.settings.identifiers.disable_after_days
+    with deps.uow() as uow:
+        for acc in uow.accounts():
+            status = Status(acc.status)
+            if status in (Status.DELETED, Status.EXPIRED):
+                continue
+            ends = access_end(deps, acc.contract)
+            if ends is not None and now >= ends:
+                acc.status = lifecycle.transition(status, "expire").value
+                acc.status_changed_at = acc.revoked_at = now
+                uow.audit(now, actor, "account.expire", acc.user_id, status_from=status.value,
+                          access_ended=ends.isoformat())
+                report.expired.append(acc.user_id)
+                continue
+            # last use: the last logon, or when the account last became active
+            last = max(filter(None, (acc.last_used_at, acc.status_changed_at)))
+            if status is Status.ACTIVE and identifiers.is_inactive(last, now, days):
+                acc.status = lifecycle.transition(status, "disable").value
+                acc.status_changed_at = now
+                uow.audit(now, actor, "account.disable", acc.user_id, reason="inactive",
+                          last_used=last.isoformat(), days=days)
+                report.disabled.append(acc.user_id)
+        uow.commit()
+    return report

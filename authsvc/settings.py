@@ -1,0 +1,201 @@
+"""Loads the policy numbers from config/default.toml, an override file and the environment,
+and refuses to start on any unknown, mistyped or out-of-range key (R23)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+ENV_FILE = "AUTHSVC_CONFIG"
+ENV_PREFIX = "AUTHSVC__"
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, of the wrong type or out of range."""
+
+
+def _num(lo: int, hi: int) -> Any:
+    return field(metadata={"range": (lo, hi)})
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    min_length: int = _num(10, 128)
+    max_length: int = _num(16, 4096)
+    min_classes: int = _num(3, 4)
+    history: int = _num(0, 50)
+
+
+@dataclass(frozen=True)
+class Argon2Params:
+    time_cost: int = _num(1, 50)
+    memory_cost_kib: int = _num(8, 4 * 1024 * 1024)
+    parallelism: int = _num(1, 64)
+    hash_len: int = _num(16, 64)
+    salt_len: int = _num(16, 64)
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    max_failures: int = _num(1, 100)
+    lock_minutes: int = _num(1, 7 * 24 * 60)
+
+
+@dataclass(frozen=True)
+class IdentifierPolicy:
+    reuse_after_days: int = _num(0, 36500)
+    disable_after_days: int = _num(1, 3650)
+    four_eyes: bool
+
+
+@dataclass(frozen=True)
+class AccountPolicy:
+    cleanup_business_days: int = _num(0, 365)
+    revocation_hours: int = _num(1, 24 * 30)
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle_minutes: int = _num(1, 24 * 60)
+    absolute_hours: int = _num(1, 24 * 7)
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str
+
+
+@dataclass(frozen=True)
+class Paths:
+    instance_dir: str
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str
+    port: int = _num(1, 65535)
+
+
+@dataclass(frozen=True)
+class Settings:
+    password: PasswordPolicy
+    argon2: Argon2Params
+    lockout: LockoutPolicy
+    identifiers: IdentifierPolicy
+    accounts: AccountPolicy
+    sessions: SessionPolicy
+    database: Database
+    paths: Paths
+    server: Server
+
+    @property
+    def instance_path(self) -> Path:
+        return Path(self.paths.instance_dir).resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.instance_path / 'authsvc.db'}"
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for section, values in extra.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"config: [{section}] must be a table of keys")
+        base.setdefault(section, {}).update(values)
+
+
+def _from_env(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        if len(parts) != 2:
+            raise ConfigError(f"config: {name} must look like AUTHSVC__SECTION__KEY")
+        out.setdefault(parts[0], {})[parts[1]] = raw  # typed in _coerce
+    return out
+
+
+def _coerce(where: str, kind: type, value: Any) -> Any:
+    if isinstance(value, str) and kind is not str:
+        text = value.strip().lower()
+        if kind is bool:
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ConfigError(f"config: {where} must be true or false, not {value!r}")
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"config: {where} must be a whole number, not {value!r}") from None
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"config: {where} must be a whole number, not {value!r}")
+    if kind is not int and not isinstance(value, kind):
+        raise ConfigError(f"config: {where} must be a {kind.__name__}, not {value!r}")
+    return value
+
+
+def _build(raw: dict[str, Any]) -> Settings:
+    sections = {}
+    hints = {f.name: f.type for f in fields(Settings)}
+    unknown = set(raw) - set(hints)
+    if unknown:
+        raise ConfigError(f"config: unknown section [{sorted(unknown)[0]}]")
+    for name in hints:
+        cls = globals()[hints[name]]
+        values = dict(raw.get(name, {}))
+        known = {f.name: f for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"config: unknown key {name}.{key}")
+        kwargs = {}
+        for key, f in known.items():
+            where = f"{name}.{key}"
+            if key not in values:
+                raise ConfigError(f"config: missing key {where}")
+            kind = {"int": int, "bool": bool, "str": str}[str(f.type)]
+            value = _coerce(where, kind, values[key])
+            lo_hi = f.metadata.get("range")
+            if lo_hi and not lo_hi[0] <= value <= lo_hi[1]:
+                raise ConfigError(
+                    f"config: {where} = {value} is out of range ({lo_hi[0]}..{lo_hi[1]})"
+                )
+            kwargs[key] = value
+        sections[name] = cls(**kwargs)
+    settings = Settings(**sections)
+    _check_relations(settings)
+    return settings
+
+
+def _check_relations(s: Settings) -> None:
+    if s.password.max_length < s.password.min_length:
+        raise ConfigError("config: password.max_length must not be below password.min_length")
+    if s.argon2.memory_cost_kib < 8 * s.argon2.parallelism:
+        raise ConfigError("config: argon2.memory_cost_kib must be at least 8 × argon2.parallelism")
+
+
+def load_settings(
+    overrides: dict[str, dict[str, Any]] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Defaults, then the AUTHSVC_CONFIG file, then AUTHSVC__* variables, then `overrides`."""
+    environ = dict(os.environ if environ is None else environ)
+    with DEFAULT_FILE.open("rb") as fh:
+        raw: dict[str, Any] = tomllib.load(fh)
+    extra_file = environ.get(ENV_FILE)
+    if extra_file:
+        try:
+            with open(extra_file, "rb") as fh:
+                _merge(raw, tomllib.load(fh))
+        except OSError as exc:
+            raise ConfigError(f"config: cannot read {ENV_FILE}={extra_file}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config: {extra_file} is not valid TOML: {exc}") from None
+    _merge(raw, _from_env(environ))
+    _merge(raw, overrides or {})
+    return _build(raw)

@@ -1,0 +1,184 @@
+"""The unit of work: one database transaction, the repository queries the services need, and
+the audit event of each action appended to the hash chain inside that same transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from authsvc.domain import audit as chain
+from authsvc.domain.calendar import jst_iso
+from authsvc.domain.roles import Actor
+from authsvc.store.models import (
+    Account,
+    AuditEvent,
+    AuditHead,
+    Contract,
+    Identifier,
+    LogonThrottle,
+    PasswordHistory,
+    Person,
+)
+
+
+class AuditUnavailable(RuntimeError):
+    """The audit chain cannot be extended; the action it belongs to must fail (R22)."""
+
+
+class UnitOfWork:
+    def __init__(self, sessions: sessionmaker[Session], audit_key: bytes) -> None:
+        self._sessions = sessions
+        self._audit_key = audit_key
+        self.session: Session
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self._sessions()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.session.rollback()  # no-op after commit; undoes everything otherwise
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def add(self, obj: object) -> None:
+        self.session.add(obj)
+        self.session.flush()
+
+    # ---- repositories -------------------------------------------------------------------
+
+    def identifier(self, value: str, lock: bool = False) -> Identifier | None:
+        q = select(Identifier).where(Identifier.value == value)
+        return self.session.scalars(q.with_for_update() if lock else q).first()
+
+    def account(self, canonical_id: str, lock: bool = False) -> Account | None:
+        """The account currently holding the identifier (deleted accounts hold none)."""
+        ident = self.identifier(canonical_id)
+        if ident is None or ident.holder_id is None or ident.kind != "account":
+            return None
+        q = select(Account).where(Account.id == ident.holder_id)
+        return self.session.scalars(q.with_for_update() if lock else q).first()
+
+    def accounts(
+        self, status: str | None = None, contract: str | None = None, role: str | None = None
+    ) -> list[Account]:
+        q = select(Account).join(Contract).order_by(Account.user_id, Account.id)
+        if status:
+            q = q.where(Account.status == status)
+        if contract:
+            q = q.where(Contract.number == contract)
+        if role:
+            q = q.where(Account.role == role)
+        return list(self.session.scalars(q))
+
+    def accounts_of_person(self, person_id: int) -> list[Account]:
+        return list(self.session.scalars(select(Account).where(Account.person_id == person_id)))
+
+    def contract(self, number: str) -> Contract | None:
+        return self.session.scalars(select(Contract).where(Contract.number == number)).first()
+
+    def contracts(self) -> list[Contract]:
+        return list(self.session.scalars(select(Contract).order_by(Contract.number)))
+
+    def person(self, person_id: int) -> Person | None:
+        return self.session.get(Person, person_id)
+
+    def password_history(self, account_id: int, limit: int) -> list[PasswordHistory]:
+        q = (
+            select(PasswordHistory)
+            .where(PasswordHistory.account_id == account_id)
+            .order_by(PasswordHistory.id.desc())
+            .limit(limit)
+        )
+        return list(self.session.scalars(q))
+
+    def throttle(self, key: str) -> LogonThrottle:
+        """The throttle row for a submitted identifier, created if new, locked for update."""
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        self.session.execute(
+            insert(LogonThrottle).values(key=key, failures=0).on_conflict_do_nothing()
+        )
+        q = select(LogonThrottle).where(LogonThrottle.key == key).with_for_update()
+        return self.session.scalars(q).one()
+
+    def throttle_peek(self, key: str) -> LogonThrottle | None:
+        return self.session.get(LogonThrottle, key)
+
+    def count_accounts(self) -> int:
+        return self.session.scalar(select(func.count(Account.id))) or 0
+
+    # ---- audit chain ----------------------------------------------------------------------
+
+    def audit(
+        self,
+        now: datetime,
+        actor: Actor,
+        action: str,
+        subject: str,
+        result: str = "ok",
+        **detail: Any,
+    ) -> AuditEvent:
+        """Append one event; it commits or rolls back together with the action it records."""
+        head = self.session.scalars(
+            select(AuditHead).where(AuditHead.id == 1).with_for_update()
+        ).first()
+        if head is None:
+            if self.session.scalar(select(func.count(AuditEvent.seq))):
+                raise AuditUnavailable("audit head is missing while events exist")
+            head = AuditHead(id=1, seq=0, hash=chain.GENESIS, mac="")
+            self.session.add(head)
+        fields = {
+            "seq": head.seq + 1,
+            "ts": jst_iso(now),
+            "actor": actor.id,
+            "action": action,
+            "subject": subject,
+            "result": result,
+            "terminal": actor.terminal,
+            "source": actor.source,
+            "detail": json.dumps(detail, sort_keys=True, ensure_ascii=False, default=str),
+        }
+        digest = chain.chain_hash(head.hash, fields)
+        event = AuditEvent(**fields, prev_hash=head.hash, hash=digest)
+        self.session.add(event)
+        head.seq, head.hash = fields["seq"], digest
+        head.mac = chain.sign_head(self._audit_key, head.seq, digest)
+        self.session.flush()
+        return event
+
+    def audit_head(self) -> AuditHead | None:
+        return self.session.get(AuditHead, 1)
+
+    def audit_rows(self, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every audit row in stored order, as plain dicts, streamed in batches."""
+        after = 0
+        while True:
+            rows = self.session.scalars(
+                select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(batch)
+            ).all()
+            if not rows:
+                return
+            for r in rows:
+                yield {c: getattr(r, c) for c in (*chain.FIELDS, "prev_hash", "hash")}
+            after = rows[-1].seq
+
+    def audit_events(self, subject: str | None = None, limit: int = 100) -> list[AuditEvent]:
+        q = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
+        if subject:
+            q = q.where(AuditEvent.subject == subject)
+        return list(self.session.scalars(q))
