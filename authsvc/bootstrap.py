@@ -45,4 +45,5 @@ def build(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
         clock=clock or SystemClock(),
         hasher=hasher,
         audit_key=audit_key,
+        engine=engine,
     )

@@ -69,6 +69,30 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "password_change_required": ("初期パスワードのため、パスワードを変更してください。",
                                  "Please change your initial password before continuing."),
     "password_changed": ("パスワードを変更しました。", "Your password has been changed."),
+    "pw_mismatch": ("確認用のパスワードが一致しません。", "The two new passwords do not match."),
+    "second_factor_unavailable": (
+        "多要素認証の設定が完了していないため、ログオンを完了できません。運用担当者にお問い合わせください。",
+        "Logon cannot be completed because multi-factor authentication is not set up yet. "
+        "Please contact the operators."),
+    "change_expired": ("時間が経過したため、もう一度ログオンしてください。",
+                       "Too much time has passed; please log on again."),
+    "service_unavailable": ("ただいまサービスを利用できません。しばらくしてからお試しください。",
+                            "The service is unavailable right now. Please try again later."),
+    "request_invalid": ("リクエストを処理できませんでした。もう一度お試しください。",
+                        "The request could not be processed. Please try again."),
+    # page labels
+    "ui_title": ("防衛セキュリティゲートウェイ ログオン", "Defense Security Gateway logon"),
+    "ui_user_id": ("ユーザID", "User ID"),
+    "ui_password": ("パスワード", "Password"),
+    "ui_logon": ("ログオン", "Log on"),
+    "ui_new_password": ("新しいパスワード", "New password"),
+    "ui_confirm_password": ("新しいパスワード（確認）", "New password (again)"),
+    "ui_change": ("変更する", "Change"),
+    "ui_back": ("ログオン画面へ", "Back to logon"),
+    "ui_rules": ("10文字以上で、英大文字・英小文字・数字・記号のうち3種類以上を使用してください。",
+                 "At least 10 characters, using at least 3 of: upper-case, lower-case, digits, "
+                 "special characters."),
+    "ui_other_lang": ("English", "日本語"),
 }
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.engine import Engine
+
 from adapters.clock import Clock
 from authsvc.domain.hashing import Hasher
 from authsvc.domain.passwords import Rule
@@ -20,6 +22,7 @@ class Deps:
     clock: Clock
     hasher: Hasher
     audit_key: bytes
+    engine: Engine
 
     @property
     def rule(self) -> Rule:

@@ -71,12 +71,12 @@ class UnitOfWork:
         if ident is None or ident.holder_id is None or ident.kind != "account":
             return None
         q = select(Account).where(Account.id == ident.holder_id)
-        return self.session.scalars(q.with_for_update() if lock else q).first()
+        return self.session.scalars(q.with_for_update(of=Account) if lock else q).first()
 
     def accounts(
         self, status: str | None = None, contract: str | None = None, role: str | None = None
     ) -> list[Account]:
-        q = select(Account).join(Contract).order_by(Account.user_id, Account.id)
+        q = select(Account).join(Contract).order_by(func.lower(Account.user_id), Account.id)
         if status:
             q = q.where(Account.status == status)
         if contract:

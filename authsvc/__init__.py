@@ -1,0 +1,1 @@
+"""authsvc: multi-factor authentication and account service of the Defense Security Gateway."""

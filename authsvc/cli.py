@@ -1,0 +1,345 @@
+"""The `authsvc` command. Each command calls the same service functions the web uses; every
+command takes --json. The operator at the server's shell acts as a process with an identifier
+of its own (`cli:<os user>`, R6), and every action is audited under it."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import click
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from authsvc.domain.errors import DomainError
+from authsvc.domain.roles import Actor, Role
+from authsvc.messages import text
+from authsvc.services import Deps, accounts, audit, maintenance, passwords
+from authsvc.settings import ConfigError, load_settings
+
+ROLES = [r.value for r in Role]
+
+
+class Ctx:
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self._deps: Deps | None = None
+
+    @property
+    def deps(self) -> Deps:
+        if self._deps is None:  # connect only when a command needs the database
+            from authsvc.bootstrap import build
+
+            self._deps = build(load_settings())
+        return self._deps
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(f"cli:{getpass.getuser()}", frozenset({Role.SYSTEM_ADMIN}),
+                     terminal=socket.gethostname()[:100], source="local")
+
+
+def _emit(as_json: bool, data: Any, human: str) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    else:
+        click.echo(human)
+
+
+def _fail(ctx: Ctx, as_json: bool, code: str, message: str, status: int) -> None:
+    if as_json:
+        click.echo(json.dumps({"error": code, "message": message}, ensure_ascii=False))
+    else:
+        click.echo(message, err=True)
+    sys.exit(status)
+
+
+def command(group: click.Group, name: str) -> Callable[[Callable[..., Any]], Any]:
+    """A subcommand with --json and uniform, clear errors (exit 1 refused, 2 config, 3 down)."""
+
+    def wrap(fn: Callable[..., Any]) -> Any:
+        @group.command(name)
+        @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+        @click.pass_obj
+        @functools.wraps(fn)
+        def run(ctx: Ctx, as_json: bool, **kwargs: Any) -> None:
+            try:
+                fn(ctx, as_json, **kwargs)
+            except DomainError as exc:
+                _fail(ctx, as_json, exc.code, exc.message(ctx.lang), 1)
+            except ConfigError as exc:
+                _fail(ctx, as_json, "config", str(exc), 2)
+            except (OperationalError, InterfaceError) as exc:
+                msg = f"{text('service_unavailable', ctx.lang)} ({type(exc).__name__})"
+                _fail(ctx, as_json, "database_unavailable", msg, 3)
+
+        return run
+
+    return wrap
+
+
+@click.group()
+@click.option("--lang", type=click.Choice(["ja", "en"]),
+              default=lambda: os.environ.get("AUTHSVC_LANG", "ja"), help="Message language.")
+@click.pass_context
+def main(click_ctx: click.Context, lang: str) -> None:
+    """authsvc: accounts and multi-factor logon for the Defense Security Gateway."""
+    click_ctx.obj = Ctx(lang)
+
+
+def _account_lines(v: accounts.AccountView) -> str:
+    return "\n".join(f"{k}: {'' if val is None else val}" for k, val in v.to_dict().items())
+
+
+def _issued(as_json: bool, issued: accounts.Issued, lang: str) -> None:
+    label = "初期パスワード（一度だけ表示します）" if lang == "ja" else \
+        "Initial password (shown once only)"
+    _emit(as_json, {**issued.account.to_dict(), "initial_password": issued.initial_password},
+          f"{_account_lines(issued.account)}\n{label}: {issued.initial_password}")
+
+
+# ---- serve -----------------------------------------------------------------------------------
+
+
+@command(main, "serve")
+@click.option("--host", default=None, help="Address to listen on (config server.host).")
+@click.option("--port", type=int, default=None, help="Port (config server.port).")
+@click.option("--admin-id", default="admin", show_default=True,
+              help="User ID of the first administrator, created on an empty database.")
+def serve(ctx: Ctx, as_json: bool, host: str | None, port: int | None, admin_id: str) -> None:
+    """Start the service; on first start create the first administrator and print its
+    one-time initial password."""
+    from waitress import serve as waitress_serve
+
+    from authsvc.web import create_app
+
+    deps = ctx.deps
+    issued = accounts.bootstrap_first_admin(deps, admin_id)
+    host = host or deps.settings.server.host
+    port = port or deps.settings.server.port
+    url = f"http://{host}:{port}/"
+    info: dict[str, Any] = {"url": url, "database": deps.settings.database_url.split("@")[-1]}
+    lines = [f"authsvc: {url}"]
+    if issued:
+        info |= {"admin_id": issued.account.user_id, "initial_password": issued.initial_password}
+        lines += [
+            f"first administrator / 初期管理者: {issued.account.user_id}",
+            f"one-time initial password / 初期パスワード（一度だけ表示）: {issued.initial_password}",
+            "Log on and change it now. Lost it? `authsvc user reset-password "
+            f"{issued.account.user_id}`.",
+        ]
+    _emit(as_json, info, "\n".join(lines))
+    sys.stdout.flush()
+    waitress_serve(create_app(deps=deps), host=host, port=port, ident="authsvc")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@command(db, "upgrade")
+def db_upgrade(ctx: Ctx, as_json: bool) -> None:
+    """Create or migrate the schema to the newest revision."""
+    ctx.deps  # noqa: B018  building the services migrates
+    _emit(as_json, {"ok": True}, "schema is up to date")
+
+
+# ---- contracts -------------------------------------------------------------------------------
+
+
+@main.group()
+def contract() -> None:
+    """Contracts: accounts are per contract and per user."""
+
+
+@command(contract, "create")
+@click.argument("number")
+@click.option("--company", required=True)
+@click.option("--start", "starts_on", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--end", "ends_on", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Last day of the contract; access ends after the data-cleanup period.")
+def contract_create(ctx: Ctx, as_json: bool, number: str, company: str, starts_on: Any,
+                    ends_on: Any) -> None:
+    """Register a contract."""
+    end: date | None = ends_on.date() if ends_on else None
+    c = accounts.create_contract(ctx.deps, ctx.actor, number, company, starts_on.date(), end)
+    _emit(as_json, c, "\n".join(f"{k}: {v}" for k, v in c.items()))
+
+
+@command(contract, "list")
+def contract_list(ctx: Ctx, as_json: bool) -> None:
+    """List contracts."""
+    rows = accounts.list_contracts(ctx.deps)
+    _emit(as_json, rows, "\n".join(
+        f"{c['contract']}\t{c['company']}\t{c['starts_on']}..{c['ends_on'] or ''}" for c in rows))
+
+
+# ---- users -----------------------------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Accounts."""
+
+
+@command(user, "create")
+@click.argument("user_id")
+@click.option("--name", required=True, help="The person's name.")
+@click.option("--contract", "contract_no", required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--person", "person_id", type=int, default=None,
+              help="Link to an existing person record (the same human on another contract).")
+def user_create(ctx: Ctx, as_json: bool, user_id: str, name: str, contract_no: str, role: str,
+                person_id: int | None) -> None:
+    """Assign USER_ID to a new account (pending approval); print its initial password once."""
+    issued = accounts.create_account(ctx.deps, ctx.actor, user_id, name, contract_no, role,
+                                     person_id)
+    _issued(as_json, issued, ctx.lang)
+
+
+@command(user, "show")
+@click.argument("user_id")
+def user_show(ctx: Ctx, as_json: bool, user_id: str) -> None:
+    """Show an account, its lock state and its validity."""
+    v = accounts.show(ctx.deps, user_id)
+    _emit(as_json, v.to_dict(), _account_lines(v))
+
+
+@command(user, "list")
+@click.option("--status", default=None)
+@click.option("--contract", "contract_no", default=None)
+@click.option("--role", default=None)
+def user_list(ctx: Ctx, as_json: bool, status: str | None, contract_no: str | None,
+              role: str | None) -> None:
+    """List accounts."""
+    rows = accounts.list_accounts(ctx.deps, status, contract_no, role)
+    _emit(as_json, [r.to_dict() for r in rows], "\n".join(
+        f"{r.user_id}\t{r.status}{' (locked)' if r.locked else ''}\t{r.role}\t{r.contract}\t"
+        f"{r.name}" for r in rows))
+
+
+@command(user, "update")
+@click.argument("user_id")
+@click.option("--name", default=None)
+@click.option("--role", type=click.Choice(ROLES), default=None)
+def user_update(ctx: Ctx, as_json: bool, user_id: str, name: str | None,
+                role: str | None) -> None:
+    """Change an account's name or role."""
+    v = accounts.update_account(ctx.deps, ctx.actor, user_id, name, role)
+    _emit(as_json, v.to_dict(), _account_lines(v))
+
+
+def _status_command(name: str, fn: Callable[..., accounts.AccountView], doc: str,
+                    reason: bool = False) -> None:
+    def run(ctx: Ctx, as_json: bool, user_id: str, **kw: Any) -> None:
+        v = fn(ctx.deps, ctx.actor, user_id, **kw)
+        _emit(as_json, v.to_dict(), _account_lines(v))
+
+    run.__doc__ = doc
+    if reason:
+        run = click.option("--reason", default="", help="Recorded in the audit log.")(run)
+    command(user, name)(click.argument("user_id")(run))
+
+
+_status_command("suspend", accounts.suspend, "Suspend an account.", reason=True)
+_status_command("resume", accounts.resume, "Resume a suspended or disabled account.")
+_status_command("delete", accounts.delete,
+                "Delete an account: its identifier is kept as a tombstone.", reason=True)
+_status_command("unlock", accounts.unlock, "Lift a lockout now.")
+
+
+@command(user, "reset-password")
+@click.argument("user_id")
+def user_reset_password(ctx: Ctx, as_json: bool, user_id: str) -> None:
+    """Invalidate the password and issue a new initial password (printed once)."""
+    _issued(as_json, accounts.reset_password(ctx.deps, ctx.actor, user_id), ctx.lang)
+
+
+# ---- identifiers, passwords, audit, maintenance ---------------------------------------------
+
+
+@main.group()
+def identifier() -> None:
+    """Identifiers."""
+
+
+@command(identifier, "approve")
+@click.argument("user_id")
+def identifier_approve(ctx: Ctx, as_json: bool, user_id: str) -> None:
+    """Approve an assigned user ID (system administrators)."""
+    v = accounts.approve_identifier(ctx.deps, ctx.actor, user_id)
+    _emit(as_json, v.to_dict(), _account_lines(v))
+
+
+@main.group()
+def password() -> None:
+    """The password rule."""
+
+
+@command(password, "check")
+@click.option("--user-id", default=None, help="Check the user ID and name rules against it.")
+def password_check(ctx: Ctx, as_json: bool, user_id: str | None) -> None:
+    """Read a candidate from standard input; exit 0 if the rule accepts it, 1 with the reasons
+    if not. Nothing of the candidate is logged or stored."""
+    candidate = sys.stdin.readline().rstrip("\r\n")
+    reasons = passwords.check_candidate(ctx.deps, candidate, user_id)
+    s = ctx.deps.settings.password
+    params = {"min_length": s.min_length, "max_length": s.max_length,
+              "min_classes": s.min_classes, "history": s.history}
+    messages = [text(code, ctx.lang, **params) for code in reasons]
+    ok_text = "受け入れ可能です。" if ctx.lang == "ja" else "Accepted."
+    _emit(as_json, {"accepted": not reasons, "reasons": reasons, "messages": messages},
+          "\n".join(messages) or ok_text)
+    if reasons:
+        sys.exit(1)
+
+
+@main.group(name="audit")
+def audit_group() -> None:
+    """The tamper-evident audit log."""
+
+
+@command(audit_group, "verify")
+def audit_verify(ctx: Ctx, as_json: bool) -> None:
+    """Check the hash chain; exit 1 naming the first bad row."""
+    result = audit.verify(ctx.deps)
+    if result.problem:
+        _emit(as_json, {"ok": False, "checked": result.checked, "seq": result.problem.seq,
+                        "reason": result.problem.reason}, f"audit log: {result.problem}")
+        sys.exit(1)
+    _emit(as_json, {"ok": True, "checked": result.checked},
+          f"audit log: {result.checked} rows, chain intact")
+
+
+@command(audit_group, "show")
+@click.option("--subject", default=None)
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+def audit_show(ctx: Ctx, as_json: bool, subject: str | None, limit: int) -> None:
+    """The newest audit events, newest first."""
+    with ctx.deps.uow() as uow:
+        rows = [{c: getattr(e, c) for c in ("seq", "ts", "actor", "action", "subject", "result",
+                                            "terminal", "source", "detail")}
+                for e in uow.audit_events(subject, limit)]
+    _emit(as_json, rows, "\n".join(
+        f"{r['seq']}\t{r['ts']}\t{r['actor']}\t{r['action']}\t{r['subject']}\t{r['result']}\t"
+        f"{r['detail']}" for r in rows))
+
+
+@main.group(name="maintenance")
+def maintenance_group() -> None:
+    """Scheduled jobs."""
+
+
+@command(maintenance_group, "run")
+def maintenance_run(ctx: Ctx, as_json: bool) -> None:
+    """Disable identifiers unused too long; end access after the cleanup period."""
+    r = maintenance.run(ctx.deps, ctx.actor)
+    _emit(as_json, {"expired": r.expired, "disabled": r.disabled},
+          f"expired: {', '.join(r.expired) or '-'}\ndisabled: {', '.join(r.disabled) or '-'}")

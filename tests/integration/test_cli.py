@@ -1,0 +1,117 @@
+"""The `authsvc` command line, end to end through click on real databases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from authsvc.cli import main
+
+
+@pytest.fixture
+def cli(tmp_path, backend, make_deps):
+    url = ""
+    if backend == "postgres":
+        url = make_deps("postgres").settings.database_url  # fresh, truncated database
+    env = {
+        "AUTHSVC__PATHS__INSTANCE_DIR": str(tmp_path / "instance"),
+        "AUTHSVC__DATABASE__URL": url,
+        "AUTHSVC__ARGON2__TIME_COST": "1",
+        "AUTHSVC__ARGON2__MEMORY_COST_KIB": "1024",
+        "AUTHSVC__ARGON2__PARALLELISM": "1",
+        "AUTHSVC_LANG": "en",
+    }
+    runner = CliRunner()
+
+    def run(*args, input=None, code=0):
+        result = runner.invoke(main, list(args), env=env, input=input, catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result
+
+    run.env = env
+    return run
+
+
+def as_json(result):
+    return json.loads(result.stdout)
+
+
+def test_account_lifecycle_from_the_command_line(cli):
+    cli("contract", "create", "C-9", "--company", "株式会社テスト", "--start", "2026-04-01",
+        "--end", "2027-03-31")
+    created = as_json(cli("user", "create", "Yamada", "--name", "山田 一郎", "--contract", "C-9",
+                          "--role", "user", "--json"))
+    assert created["status"] == "pending" and len(created["initial_password"]) >= 16
+    human = cli("user", "create", "suzuki", "--name", "鈴木 次郎", "--contract", "C-9",
+                "--role", "account_admin").output
+    assert "shown once" in human
+    assert [u["user_id"] for u in as_json(cli("user", "list", "--json"))] == ["suzuki", "Yamada"]
+    assert as_json(cli("identifier", "approve", "yamada", "--json"))["status"] == "active"
+    assert as_json(cli("user", "suspend", "yamada", "--reason", "leave", "--json"))["status"] \
+        == "suspended"
+    assert as_json(cli("user", "resume", "yamada", "--json"))["status"] == "active"
+    assert as_json(cli("user", "update", "yamada", "--role", "staff", "--json"))["role"] == "staff"
+    assert as_json(cli("user", "unlock", "yamada", "--json"))["locked"] is False
+    reset = as_json(cli("user", "reset-password", "yamada", "--json"))
+    assert reset["initial_password"] != created["initial_password"]
+    assert as_json(cli("user", "show", "yamada", "--json"))["access_ends_at"].startswith(
+        "2027-04-")
+    assert as_json(cli("user", "delete", "yamada", "--json"))["status"] == "deleted"
+    refused = cli("user", "create", "yamada", "--name", "別人", "--contract", "C-9",
+                  "--role", "user", "--json", code=1)
+    assert as_json(refused)["error"] == "identifier_reserved"
+    assert as_json(cli("maintenance", "run", "--json")) == {"expired": [], "disabled": []}
+    verified = as_json(cli("audit", "verify", "--json"))
+    assert verified["ok"] and verified["checked"] >= 10
+    events = as_json(cli("audit", "show", "--subject", "Yamada", "--json"))
+    assert {e["action"] for e in events} >= {"account.create", "account.delete", "password.reset"}
+    assert as_json(cli("contract", "list", "--json"))[0]["contract"] == "C-9"
+
+
+def test_audit_verify_fails_naming_the_row(cli, make_deps):
+    cli("contract", "create", "C-1", "--company", "X", "--start", "2026-04-01")
+    cli("user", "create", "abc", "--name", "A", "--contract", "C-1", "--role", "user")
+    cli("identifier", "approve", "abc")
+    from authsvc.store.db import make_engine
+    from authsvc.settings import load_settings
+
+    engine = make_engine(load_settings(environ=cli.env).database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET result = 'denied' WHERE seq = 2"))
+    engine.dispose()
+    out = cli("audit", "verify", code=1).output
+    assert "seq 2" in out and "modified" in out
+
+
+def test_password_check_reads_stdin_and_records_nothing(cli):
+    cli("contract", "create", "C-1", "--company", "X", "--start", "2026-04-01")
+    cli("user", "create", "kimura", "--name", "Kimura Ken", "--contract", "C-1", "--role", "user")
+    before = as_json(cli("audit", "verify", "--json"))["checked"]
+    bad = as_json(cli("password", "check", "--user-id", "kimura", "--json",
+                      input="Kimura#2024xyz\n", code=1))
+    assert "pw_contains_user_id" in bad["reasons"] and bad["messages"]
+    ok = as_json(cli("password", "check", "--user-id", "kimura", "--json",
+                     input="Vt8$wQ3#nRz7\n"))
+    assert ok == {"accepted": True, "reasons": [], "messages": []}
+    assert cli("password", "check", input="short\n", code=1).output.strip()
+    assert as_json(cli("audit", "verify", "--json"))["checked"] == before
+
+
+def test_clear_errors_for_bad_input_config_and_dead_database(cli):
+    out = cli("user", "show", "nobody", code=1).output
+    assert "nobody was not found" in out
+    assert "user ID has 3 to 64" in cli("user", "create", "../etc", "--name", "x", "--contract", "C",
+                            "--role", "user", code=1).output
+    env = dict(cli.env)
+    runner = CliRunner()
+    bad = runner.invoke(main, ["user", "list"], env={**env, "AUTHSVC__LOCKOUT__MAX_FAILURES": "0"})
+    assert bad.exit_code == 2 and "lockout.max_failures" in bad.output
+    typo = runner.invoke(main, ["user", "list"], env={**env, "AUTHSVC__LOCKOUT__MAX_FAILUER": "3"})
+    assert typo.exit_code == 2 and "lockout.max_failuer" in typo.output
+    dead = runner.invoke(main, ["user", "list", "--json"],
+                         env={**env, "AUTHSVC__DATABASE__URL":
+                              "postgresql://postgres@127.0.0.1:1/none"})
+    assert dead.exit_code == 3 and json.loads(dead.stdout)["error"] == "database_unavailable"
