@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import sys
+import unicodedata
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -45,11 +46,20 @@ class Ctx:
                      terminal=socket.gethostname()[:100], source="local")
 
 
+def _printable(text_: str) -> str:
+    """Escape control characters, so stored hostile strings (a submitted user ID in the audit
+    log, say) cannot drive the operator's terminal."""
+    return "".join(
+        ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else f"\\x{ord(ch):02x}"
+        for ch in text_
+    )
+
+
 def _emit(as_json: bool, data: Any, human: str) -> None:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
     else:
-        click.echo(human)
+        click.echo(_printable(human))
 
 
 def _fail(ctx: Ctx, as_json: bool, code: str, message: str, status: int) -> None:

@@ -18,8 +18,9 @@ from authsvc.store.models import Account
 
 class Outcome(StrEnum):
     FAILED = "failed"                                      # the one answer an attacker sees
-    PASSWORD_CHANGE_REQUIRED = "password_change_required"  # R2: nothing else is reachable
-    PASSWORD_OK = "password_ok"                            # next: the second factor
+    # R2: after an initial password only the change is reachable
+    PASSWORD_CHANGE_REQUIRED = "password_change_required"  # noqa: S105
+    PASSWORD_OK = "password_ok"  # noqa: S105 (next: the second factor)
 
 
 @dataclass(frozen=True)

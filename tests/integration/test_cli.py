@@ -75,8 +75,8 @@ def test_audit_verify_fails_naming_the_row(cli, make_deps):
     cli("contract", "create", "C-1", "--company", "X", "--start", "2026-04-01")
     cli("user", "create", "abc", "--name", "A", "--contract", "C-1", "--role", "user")
     cli("identifier", "approve", "abc")
-    from authsvc.store.db import make_engine
     from authsvc.settings import load_settings
+    from authsvc.store.db import make_engine
 
     engine = make_engine(load_settings(environ=cli.env).database_url)
     with engine.begin() as conn:
@@ -115,3 +115,18 @@ def test_clear_errors_for_bad_input_config_and_dead_database(cli):
                          env={**env, "AUTHSVC__DATABASE__URL":
                               "postgresql://postgres@127.0.0.1:1/none"})
     assert dead.exit_code == 3 and json.loads(dead.stdout)["error"] == "database_unavailable"
+
+
+def test_hostile_strings_cannot_drive_the_operators_terminal(cli):
+    from authsvc.bootstrap import build
+    from authsvc.services import logon
+    from authsvc.settings import load_settings
+
+    deps = build(load_settings(environ=cli.env))
+    logon.start(deps, "\x1b]0;owned\x07evil", "x")
+    deps.engine.dispose()
+    out = cli("audit", "show", "--limit", "5").output
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;owned\\x07evil" in out
+    shown = as_json(cli("audit", "show", "--limit", "5", "--json"))
+    assert any(e["subject"] == "\x1b]0;owned\x07evil" for e in shown)  # data kept intact
