@@ -10,7 +10,7 @@ from adapters.clock import Clock, SystemClock
 from authsvc.domain.hashing import Hasher
 from authsvc.services import Deps
 from authsvc.settings import Settings
-from authsvc.store.db import make_engine, migrate, session_factory
+from authsvc.store.db import check_current, make_engine, migrate, session_factory
 from authsvc.store.uow import UnitOfWork
 
 
@@ -32,9 +32,13 @@ def instance_key(settings: Settings, name: str, env: str) -> bytes:
 
 
 def build(settings: Settings, clock: Clock | None = None, upgrade: bool = True) -> Deps:
+    """Services from config. `upgrade` migrates the schema (the embedded default and the CLI);
+    without it the schema must already be current (instances behind gunicorn)."""
     engine = make_engine(settings.database_url)
     if upgrade:
         migrate(engine)
+    else:
+        check_current(engine)
     sessions = session_factory(engine)
     audit_key = instance_key(settings, "audit.key", "AUTHSVC_AUDIT_KEY")
     a = settings.argon2

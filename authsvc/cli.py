@@ -333,10 +333,7 @@ def audit_verify(ctx: Ctx, as_json: bool) -> None:
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
 def audit_show(ctx: Ctx, as_json: bool, subject: str | None, limit: int) -> None:
     """The newest audit events, newest first."""
-    with ctx.deps.uow() as uow:
-        rows = [{c: getattr(e, c) for c in ("seq", "ts", "actor", "action", "subject", "result",
-                                            "terminal", "source", "detail")}
-                for e in uow.audit_events(subject, limit)]
+    rows = audit.events(ctx.deps, ctx.actor, subject, limit)
     _emit(as_json, rows, "\n".join(
         f"{r['seq']}\t{r['ts']}\t{r['actor']}\t{r['action']}\t{r['subject']}\t{r['result']}\t"
         f"{r['detail']}" for r in rows))

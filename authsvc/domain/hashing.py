@@ -11,6 +11,12 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from authsvc.domain.passwords import normalize
 
 
+def _encode(password: str) -> bytes:
+    # "surrogatepass": a lone surrogate (possible from a JSON body) must give a plain mismatch
+    # after the same argon2 work, not a UnicodeEncodeError; valid text encodes as plain UTF-8.
+    return normalize(password).encode("utf-8", "surrogatepass")
+
+
 class Hasher:
     def __init__(
         self,
@@ -33,12 +39,12 @@ class Hasher:
         self._dummy = self._ph.hash(secrets.token_urlsafe(24))
 
     def hash(self, password: str) -> str:
-        return self._ph.hash(normalize(password))
+        return self._ph.hash(_encode(password))
 
     def verify(self, stored: str | None, password: str) -> bool:
         """True when `password` matches `stored`; with no stored hash, burn the same work."""
         try:
-            return self._ph.verify(stored or self._dummy, normalize(password)) and stored is not None
+            return self._ph.verify(stored or self._dummy, _encode(password)) and stored is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

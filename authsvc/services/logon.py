@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from authsvc.domain import lockout
+from authsvc.domain import identifiers, lockout
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor
 from authsvc.services import Deps
-from authsvc.services.accounts import access_end
+from authsvc.services.accounts import access_end, last_use
 from authsvc.store.models import Account
 
 
@@ -30,12 +30,12 @@ class PasswordStep:
 
 
 def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: str = "") -> PasswordStep:
-    key = lockout.throttle_key(user_id)
-    actor = Actor(id=key[:100] or "-", terminal=terminal, source=source)
     pol = deps.settings.lockout
     now = deps.clock.now()
     # 1. consume an attempt (committed before any hashing: exact under concurrency)
     with deps.uow() as uow:
+        key = lockout.throttle_key(user_id, deps.audit_key, lambda k: uow.identifier(k) is not None)
+        actor = Actor(id=key, terminal=terminal, source=source)
         row = uow.throttle(key)
         decision = lockout.consume(row.failures, row.locked_until, now, pol.max_failures,
                                    pol.lock_minutes)
@@ -46,7 +46,7 @@ def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: s
             uow.audit(now, actor, "logon.password", key, "refused", reason="locked")
             uow.commit()
             return PasswordStep(Outcome.FAILED)
-        acc = uow.account(key) if len(user_id) <= 64 else None
+        acc = None if key.startswith(lockout.UNKNOWN_PREFIX) else uow.account(key)
         stored = acc.password_hash if acc else None
         uow.commit()
     # 2. verify (a dummy hash when the account is unknown: same work, same time)
@@ -86,6 +86,8 @@ def _refusal(deps: Deps, acc: Account | None, matched: bool, now: datetime) -> s
     ends = access_end(deps, acc.contract)
     if ends is not None and now >= ends:
         return "contract_ended"
+    if identifiers.is_inactive(last_use(acc), now, deps.settings.identifiers.disable_after_days):
+        return "inactive"  # fail closed even before the maintenance job has disabled it
     if not matched:
         return "wrong_password"
     return None

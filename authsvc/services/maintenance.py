@@ -9,7 +9,7 @@ from authsvc.domain import identifiers, lifecycle
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor, Perm
 from authsvc.services import Deps
-from authsvc.services.accounts import access_end
+from authsvc.services.accounts import access_end, last_use
 
 
 @dataclass
@@ -36,8 +36,7 @@ def run(deps: Deps, actor: Actor) -> Report:
                           access_ended=ends.isoformat())
                 report.expired.append(acc.user_id)
                 continue
-            # last use: the last logon, or when the account last became active
-            last = max(filter(None, (acc.last_used_at, acc.status_changed_at)))
+            last = last_use(acc)
             if status is Status.ACTIVE and identifiers.is_inactive(last, now, days):
                 acc.status = lifecycle.transition(status, "disable").value
                 acc.status_changed_at = now

@@ -7,6 +7,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,7 +20,8 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and ":memory:" not in url:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # hide_parameters: a password typed into the ID field must not reach logs or error texts
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -38,7 +41,7 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -50,6 +53,23 @@ def alembic_config(engine: Engine) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
     return cfg
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database is not at the newest schema revision."""
+
+
+def check_current(engine: Engine) -> None:
+    """Refuse to serve on an old or empty schema (production runs `authsvc db upgrade` once,
+    before starting its instances, rather than racing to migrate from each of them)."""
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        raise SchemaNotCurrent(
+            f"database schema is at {current or 'nothing'}, the code needs {head}: "
+            "run `authsvc db upgrade` first"
+        )
 
 
 def migrate(engine: Engine) -> None:

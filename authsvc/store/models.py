@@ -131,6 +131,7 @@ class AuditEvent(Base):
     detail: Mapped[str] = mapped_column(Text)  # canonical JSON
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64))  # signed checkpoint: HMAC of seq and hash
 
     __table_args__ = (Index("ix_audit_subject", "subject"), Index("ix_audit_action", "action"))
 

@@ -4,6 +4,7 @@ the audit event of each action appended to the hash chain inside that same trans
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from types import TracebackType
@@ -12,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from authsvc.domain import audit as chain
@@ -28,6 +30,12 @@ from authsvc.store.models import (
     Person,
 )
 
+log = logging.getLogger("authsvc.audit")
+
+
+def _alert(exc: BaseException, action: str) -> None:
+    log.critical("ALERT audit log cannot be written (%s): %s refused", type(exc).__name__, action)
+
 
 class AuditUnavailable(RuntimeError):
     """The audit chain cannot be extended; the action it belongs to must fail (R22)."""
@@ -41,6 +49,7 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._sessions()
+        self._audited = ""  # the last action audited in this transaction
         return self
 
     def __exit__(
@@ -53,7 +62,12 @@ class UnitOfWork:
         self.session.close()
 
     def commit(self) -> None:
-        self.session.commit()
+        try:
+            self.session.commit()
+        except SQLAlchemyError as exc:
+            if self._audited:
+                _alert(exc, self._audited)
+            raise
 
     def add(self, obj: object) -> None:
         self.session.add(obj)
@@ -133,7 +147,20 @@ class UnitOfWork:
         result: str = "ok",
         **detail: Any,
     ) -> AuditEvent:
-        """Append one event; it commits or rolls back together with the action it records."""
+        """Append one event; it commits or rolls back together with the action it records.
+        If the event cannot be written the action fails and operators are alerted (R22)."""
+        try:
+            event = self._append(now, actor, action, subject, result, detail)
+        except (SQLAlchemyError, AuditUnavailable) as exc:
+            _alert(exc, action)
+            raise
+        self._audited = action
+        return event
+
+    def _append(
+        self, now: datetime, actor: Actor, action: str, subject: str, result: str,
+        detail: dict[str, Any],
+    ) -> AuditEvent:
         head = self.session.scalars(
             select(AuditHead).where(AuditHead.id == 1).with_for_update()
         ).first()
@@ -154,7 +181,8 @@ class UnitOfWork:
             "detail": json.dumps(detail, sort_keys=True, ensure_ascii=False, default=str),
         }
         digest = chain.chain_hash(head.hash, fields)
-        event = AuditEvent(**fields, prev_hash=head.hash, hash=digest)
+        event = AuditEvent(**fields, prev_hash=head.hash, hash=digest,
+                           mac=chain.sign_row(self._audit_key, fields["seq"], digest))
         self.session.add(event)
         head.seq, head.hash = fields["seq"], digest
         head.mac = chain.sign_head(self._audit_key, head.seq, digest)
@@ -174,11 +202,11 @@ class UnitOfWork:
             if not rows:
                 return
             for r in rows:
-                yield {c: getattr(r, c) for c in (*chain.FIELDS, "prev_hash", "hash")}
+                yield {c: getattr(r, c) for c in (*chain.FIELDS, "prev_hash", "hash", "mac")}
             after = rows[-1].seq
 
-    def audit_events(self, subject: str | None = None, limit: int = 100) -> list[AuditEvent]:
+    def audit_events(self, subjects: list[str] | None = None, limit: int = 100) -> list[AuditEvent]:
         q = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
-        if subject:
-            q = q.where(AuditEvent.subject == subject)
+        if subjects:
+            q = q.where(func.lower(AuditEvent.subject).in_([x.lower() for x in subjects]))
         return list(self.session.scalars(q))

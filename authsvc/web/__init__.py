@@ -28,7 +28,7 @@ SECURITY_HEADERS = {
 
 def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Flask:
     settings = settings or (deps.settings if deps else load_settings())
-    deps = deps or build(settings)
+    deps = deps or build(settings, upgrade=False)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=instance_key(settings, "secret.key", "AUTHSVC_SECRET_KEY"),
@@ -48,10 +48,10 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
 
     @app.before_request
     def _choose_language() -> None:
+        # Japanese unless English was chosen explicitly (R18), whatever the browser's
+        # Accept-Language says: a shared terminal's browser settings are not the user's choice.
         asked = request.args.get("lang") or request.cookies.get("lang")
-        g.lang = asked if asked in LANGS else (
-            request.accept_languages.best_match(LANGS, default="ja") or "ja"
-        )
+        g.lang = asked if asked in LANGS else "ja"
 
     @app.after_request
     def _headers(resp: Response) -> Response:

@@ -1,0 +1,240 @@
+"""R22: the audit hash chain finds modified, deleted, reordered and truncated entries."""
+
+import copy
+import itertools
+
+import pytest
+
+from authsvc.domain.audit import GENESIS, Problem, chain_hash, sign_head, sign_row, verify
+
+KEY = b"k" * 32
+WRONG_KEY = b"w" * 32
+
+
+def event(seq):
+    return {
+        "seq": seq,
+        "ts": f"2026-04-01T09:{seq:02d}:00.000000+09:00",
+        "actor": "ops1",
+        "action": "logon.password",
+        "subject": f"user{seq}",
+        "result": "ok" if seq % 3 else "refused",
+        "terminal": "term-1",
+        "source": "10.0.0.1",
+        "detail": {"factor": "password", "n": seq},
+    }
+
+
+def link(events):
+    """Store events as the database does: each row carries its predecessor's hash."""
+    rows, prev = [], GENESIS
+    for e in events:
+        digest = chain_hash(prev, e)
+        rows.append({**e, "prev_hash": prev, "hash": digest})
+        prev = digest
+    return rows
+
+
+def head_of(rows, key=KEY):
+    seq, digest = (rows[-1]["seq"], rows[-1]["hash"]) if rows else (0, GENESIS)
+    return seq, digest, sign_head(key, seq, digest)
+
+
+@pytest.fixture
+def rows():
+    return link([event(i) for i in range(1, 11)])
+
+
+def check(rows, head, key=KEY):
+    return verify(rows, *head, key)
+
+
+def test_an_intact_chain_verifies(rows):
+    assert check(rows, head_of(rows)) == (10, None)
+
+
+def test_an_empty_log_verifies():
+    assert check([], head_of([])) == (0, None)
+
+
+def test_hashes_really_chain(rows):
+    assert len({r["hash"] for r in rows}) == 10
+    for before, after in itertools.pairwise(rows):
+        assert after["prev_hash"] == before["hash"]
+
+
+@pytest.mark.parametrize("field", ["ts", "actor", "action", "subject", "result", "terminal",
+                                   "source", "detail"])
+def test_a_modified_field_is_found_at_its_row(rows, field):
+    head = head_of(rows)
+    tampered = copy.deepcopy(rows)
+    tampered[3][field] = {"changed": True} if field == "detail" else "changed"
+    checked, problem = check(tampered, head)
+    assert problem == Problem(4, "modified")
+    assert checked == 3
+    assert "seq 4" in str(problem)
+
+
+def test_a_modified_detail_value_inside_the_json_is_found(rows):
+    head = head_of(rows)
+    rows[6]["detail"]["n"] = 999
+    assert check(rows, head)[1] == Problem(7, "modified")
+
+
+def test_a_deleted_middle_row_is_found(rows):
+    head = head_of(rows)
+    del rows[4]  # seq 5
+    checked, problem = check(rows, head)
+    assert problem == Problem(5, "deleted")
+    assert checked == 4
+
+
+def test_a_deleted_first_row_is_found(rows):
+    head = head_of(rows)
+    assert check(rows[1:], head)[1] == Problem(1, "deleted")
+
+
+def test_rows_read_in_swapped_order_are_found_at_the_first_swapped_seq(rows):
+    head = head_of(rows)
+    rows[3], rows[4] = rows[4], rows[3]  # seq 1, 2, 3, 5, 4, 6 ...
+    checked, problem = check(rows, head)
+    assert problem is not None
+    assert problem.seq == 4
+    assert checked == 3
+
+
+def test_swapped_contents_renumbered_to_look_in_order_are_found(rows):
+    """An attacker swaps two events and renumbers them so the seq column stays 1..10."""
+    head = head_of(rows)
+    a, b = rows[3], rows[4]
+    rows[3] = {**b, "seq": 4}
+    rows[4] = {**a, "seq": 5}
+    checked, problem = check(rows, head)
+    assert problem == Problem(4, "reordered")
+    assert checked == 3
+
+
+def test_a_truncated_tail_is_found_when_the_head_says_more(rows):
+    head = head_of(rows)
+    checked, problem = check(rows[:7], head)
+    assert problem == Problem(8, "truncated")
+    assert checked == 7
+
+
+def test_an_extra_row_beyond_the_head_is_found(rows):
+    head = head_of(rows[:9])
+    checked, problem = check(rows, head)
+    assert problem == Problem(10, "head")  # the first row the signed head does not cover
+    assert checked == 10
+
+
+def test_a_chain_rebuilt_without_the_key_is_found():
+    """Modify one event, recompute every later hash and the head, sign with a guessed key."""
+    original = link([event(i) for i in range(1, 11)])
+    forged_events = [event(i) for i in range(1, 11)]
+    forged_events[4]["result"] = "ok (forged)"
+    forged = link(forged_events)
+    assert forged[9]["hash"] != original[9]["hash"]
+    # the rows are self-consistent; only the head's MAC can give them away
+    seq, digest, _ = head_of(forged)
+    checked, problem = check(forged, (seq, digest, sign_head(WRONG_KEY, seq, digest)))
+    assert problem == Problem(10, "head")
+    assert checked == 10
+    # ... and keeping the old signature does not help either
+    _, _, old_mac = head_of(original)
+    assert check(forged, (seq, digest, old_mac))[1] == Problem(10, "head")
+
+
+def test_a_rebuilt_chain_with_the_old_head_is_found():
+    original = link([event(i) for i in range(1, 11)])
+    forged_events = [event(i) for i in range(1, 11)]
+    forged_events[2]["actor"] = "someone-else"
+    forged = link(forged_events)
+    problem = check(forged, head_of(original))[1]
+    assert problem is not None and problem.reason == "head"
+
+
+def test_truncation_with_a_forged_head_is_found(rows):
+    """Delete the tail and move the head back, without the key."""
+    seq, digest = rows[6]["seq"], rows[6]["hash"]
+    problem = check(rows[:7], (seq, digest, sign_head(WRONG_KEY, seq, digest)))[1]
+    assert problem == Problem(7, "head")
+
+
+def test_verifying_with_the_wrong_key_fails(rows):
+    assert check(rows, head_of(rows), key=WRONG_KEY)[1] == Problem(10, "head")
+
+
+def test_a_tampered_head_mac_fails(rows):
+    seq, digest, mac = head_of(rows)
+    bad_mac = ("0" if mac[0] != "0" else "1") + mac[1:]
+    assert check(rows, (seq, digest, bad_mac))[1] == Problem(10, "head")
+
+
+def test_the_head_signature_binds_the_sequence_number(rows):
+    seq, digest, mac = head_of(rows)
+    assert sign_head(KEY, seq, digest) == mac
+    assert sign_head(KEY, seq + 1, digest) != mac
+    assert sign_head(WRONG_KEY, seq, digest) != mac
+
+
+def test_chain_hash_depends_on_the_predecessor_and_ignores_key_order():
+    e = event(1)
+    assert chain_hash(GENESIS, e) != chain_hash("f" * 64, e)
+    reordered_keys = dict(reversed(list(e.items())))
+    assert chain_hash(GENESIS, reordered_keys) == chain_hash(GENESIS, e)
+    # fields outside the chained set (the stored hashes themselves) do not change it
+    assert chain_hash(GENESIS, {**e, "prev_hash": "x", "hash": "y"}) == chain_hash(GENESIS, e)
+
+
+def test_non_ascii_fields_hash_stably():
+    e = {**event(1), "subject": "山田太郎"}
+    assert chain_hash(GENESIS, e) == chain_hash(GENESIS, dict(e))
+    assert chain_hash(GENESIS, e) != chain_hash(GENESIS, {**e, "subject": "山田次郎"})
+
+
+# Rows read from the store also carry a signed checkpoint of their own (`mac`).
+
+
+def signed(rows, key=KEY, start=1):
+    return [{**r, "mac": sign_row(key, r["seq"], r["hash"])} if r["seq"] >= start else r
+            for r in rows]
+
+
+def test_signed_rows_verify(rows):
+    rows = signed(rows)
+    assert check(rows, head_of(rows)) == (10, None)
+
+
+def test_a_chain_rebuilt_from_a_row_onward_is_found_at_that_row():
+    """Tamper with seq 5, recompute every hash and sign rows and head with a guessed key."""
+    original = signed(link([event(i) for i in range(1, 11)]))
+    forged_events = [event(i) for i in range(1, 11)]
+    forged_events[4]["subject"] = "nobody"
+    rebuilt = link(forged_events)
+    forged = original[:4] + signed(rebuilt, key=WRONG_KEY, start=5)[4:]
+    seq, digest = forged[-1]["seq"], forged[-1]["hash"]
+    checked, problem = check(forged, (seq, digest, sign_head(WRONG_KEY, seq, digest)))
+    assert problem == Problem(5, "forged")
+    assert checked == 4
+
+
+@pytest.mark.parametrize("bad_mac", [None, "", "0" * 64, "ｍａｃ", "\ud800"])
+def test_a_missing_or_bogus_row_mac_is_found_without_crashing(rows, bad_mac):
+    rows = signed(rows)
+    rows[2]["mac"] = bad_mac
+    assert check(rows, head_of(rows))[1] == Problem(3, "forged")
+
+
+def test_a_row_mac_cannot_stand_in_for_the_head_mac(rows):
+    """Signatures are domain-separated: the last row's MAC does not sign a truncated head."""
+    rows = signed(rows)
+    kept = rows[:7]
+    seq, digest = kept[-1]["seq"], kept[-1]["hash"]
+    assert check(kept, (seq, digest, kept[-1]["mac"]))[1] == Problem(7, "head")
+
+
+@pytest.mark.parametrize("bad_mac", ["", "ｍａｃ", "\ud800"])
+def test_a_bogus_head_mac_is_a_problem_not_a_crash(rows, bad_mac):
+    seq, digest, _ = head_of(rows)
+    assert check(rows, (seq, digest, bad_mac))[1] == Problem(10, "head")
