@@ -6,11 +6,18 @@ import os
 import secrets
 from pathlib import Path
 
+import redis
+
 from adapters.clock import Clock, SystemClock
+from adapters.counters import Counters, RedisCounters
+from adapters.sessions import RedisSessions, SessionStore
 from authsvc.domain.hashing import Hasher
+from authsvc.domain.sealing import Sealer
 from authsvc.services import Deps
 from authsvc.settings import Settings
+from authsvc.store.counters import SqlCounters
 from authsvc.store.db import check_current, make_engine, migrate, session_factory
+from authsvc.store.sessions import SqlSessions
 from authsvc.store.uow import UnitOfWork
 
 
@@ -43,11 +50,45 @@ def build(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
     audit_key = instance_key(settings, "audit.key", "AUTHSVC_AUDIT_KEY")
     a = settings.argon2
     hasher = Hasher(a.time_cost, a.memory_cost_kib, a.parallelism, a.hash_len, a.salt_len)
+    clock = clock or SystemClock()
+    redis_client = None
+    if "redis" in (settings.counters.backend, settings.sessions.backend):
+        redis_client = redis.Redis.from_url(settings.redis.url, socket_timeout=5,
+                                            socket_connect_timeout=5)  # connects on first use
+    counters: Counters = (RedisCounters(redis_client) if redis_client and
+                          settings.counters.backend == "redis" else SqlCounters(sessions))
+    session_store: SessionStore = (RedisSessions(redis_client) if redis_client and
+                                   settings.sessions.backend == "redis"
+                                   else SqlSessions(sessions, clock.now))
     return Deps(
         settings=settings,
-        uow=lambda: UnitOfWork(sessions, audit_key),
-        clock=clock or SystemClock(),
+        uow=lambda read_only=False: UnitOfWork(sessions, audit_key, read_only),
+        clock=clock,
         hasher=hasher,
         audit_key=audit_key,
         engine=engine,
+        counters=counters,
+        sessions=session_store,
+        sealer=Sealer(data_keys(settings)),
     )
+
+
+def data_keys(settings: Settings) -> list[tuple[str, bytes]]:
+    """The key ring that seals secrets at rest: AUTHSVC_DATA_KEYS="k2:hex,k1:hex" (first seals,
+    all open), or instance/data.key with one `kid:hex` per line, created on first use."""
+    raw = os.environ.get("AUTHSVC_DATA_KEYS")
+    if not raw:
+        path = Path(settings.instance_path) / "data.key"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"k1:{secrets.token_bytes(32).hex()}\n")
+        except FileExistsError:
+            pass
+        raw = ",".join(path.read_text().split())
+    ring = []
+    for item in raw.split(","):
+        kid, _, hexkey = item.strip().partition(":")
+        ring.append((kid, bytes.fromhex(hexkey)))
+    return ring

@@ -3,6 +3,7 @@ and refuses to start on any unknown, mistyped or out-of-range key (R23)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -20,6 +21,10 @@ class ConfigError(ValueError):
 
 def _num(lo: int, hi: int) -> Any:
     return field(metadata={"range": (lo, hi)})
+
+
+def _one_of(*choices: str) -> Any:
+    return field(metadata={"choices": choices})
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,45 @@ class AccountPolicy:
 class SessionPolicy:
     idle_minutes: int = _num(1, 24 * 60)
     absolute_hours: int = _num(1, 24 * 7)
+    backend: str = _one_of("sql", "redis")
+    concurrent: str = _one_of("replace", "refuse")
+
+
+@dataclass(frozen=True)
+class Counters:
+    backend: str = _one_of("sql", "redis")
+
+
+@dataclass(frozen=True)
+class Redis:
+    url: str
+
+
+@dataclass(frozen=True)
+class Mfa:
+    second_factors: tuple[str, ...] = _one_of("totp", "webauthn")
+    logon_minutes: int = _num(1, 60)  # a logon must finish its factors within this time
+
+
+@dataclass(frozen=True)
+class Totp:
+    issuer: str
+    digits: int = _num(6, 8)
+    period: int = _num(15, 120)
+    window: int = _num(0, 2)
+
+
+@dataclass(frozen=True)
+class Webauthn:
+    rp_id: str
+    rp_name: str
+    origins: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Network:
+    internal: tuple[str, ...]
+    trusted_proxies: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -88,6 +132,12 @@ class Settings:
     identifiers: IdentifierPolicy
     accounts: AccountPolicy
     sessions: SessionPolicy
+    counters: Counters
+    redis: Redis
+    mfa: Mfa
+    totp: Totp
+    webauthn: Webauthn
+    network: Network
     database: Database
     paths: Paths
     server: Server
@@ -121,6 +171,11 @@ def _from_env(environ: dict[str, str]) -> dict[str, Any]:
 
 
 def _coerce(where: str, kind: type, value: Any) -> Any:
+    if kind is tuple:  # a TOML array, or a comma-separated environment value
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"config: {where} must be a list of strings, not {value!r}")
+        return tuple(i.strip() for i in items if i.strip())
     if isinstance(value, str) and kind is not str:
         text = value.strip().lower()
         if kind is bool:
@@ -158,13 +213,16 @@ def _build(raw: dict[str, Any]) -> Settings:
             where = f"{name}.{key}"
             if key not in values:
                 raise ConfigError(f"config: missing key {where}")
-            kind = {"int": int, "bool": bool, "str": str}[str(f.type)]
+            kind = {"int": int, "bool": bool, "str": str, "tuple[str, ...]": tuple}[str(f.type)]
             value = _coerce(where, kind, values[key])
             lo_hi = f.metadata.get("range")
             if lo_hi and not lo_hi[0] <= value <= lo_hi[1]:
                 raise ConfigError(
                     f"config: {where} = {value} is out of range ({lo_hi[0]}..{lo_hi[1]})"
                 )
+            choices = f.metadata.get("choices")
+            if choices and any(v not in choices for v in (value if kind is tuple else (value,))):
+                raise ConfigError(f"config: {where} = {value!r} must be one of {', '.join(choices)}")
             kwargs[key] = value
         sections[name] = cls(**kwargs)
     settings = Settings(**sections)
@@ -173,6 +231,15 @@ def _build(raw: dict[str, Any]) -> Settings:
 
 
 def _check_relations(s: Settings) -> None:
+    for where, nets in (("network.internal", s.network.internal),
+                        ("network.trusted_proxies", s.network.trusted_proxies)):
+        for net in nets:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ConfigError(f"config: {where} has {net!r}, which is not a network") from None
+    if not s.mfa.second_factors:
+        raise ConfigError("config: mfa.second_factors must name at least one factor")
     if s.password.max_length < s.password.min_length:
         raise ConfigError("config: password.max_length must not be below password.min_length")
     if s.argon2.memory_cost_kib < 8 * s.argon2.parallelism:

@@ -56,3 +56,11 @@ def consume(
     if failures >= max_failures:
         return Decision(True, failures, now + timedelta(minutes=lock_minutes), auto_unlocked, True)
     return Decision(True, failures, None, auto_unlocked, False)
+
+
+def refund(failures: int, locked_until: datetime | None, max_failures: int) -> tuple[int, datetime | None]:
+    """A factor succeeded but the logon is not complete yet: give back the attempt it consumed
+    (and the provisional lock it may have set), without forgiving earlier failures -- so
+    knowing the password does not buy unlimited guesses at the second factor."""
+    failures = max(0, failures - 1)
+    return failures, (locked_until if failures >= max_failures else None)

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from adapters.clock import Clock
+from adapters.counters import Counters
+from adapters.sessions import SessionStore
 from authsvc.domain.hashing import Hasher
 from authsvc.domain.passwords import Rule
+from authsvc.domain.sealing import Sealer
 from authsvc.settings import Settings
 from authsvc.store.uow import UnitOfWork
 
@@ -18,11 +21,14 @@ from authsvc.store.uow import UnitOfWork
 @dataclass(frozen=True)
 class Deps:
     settings: Settings
-    uow: Callable[[], UnitOfWork]
+    uow: Callable[..., UnitOfWork]  # uow() for a transaction; uow(read_only=True) to read
     clock: Clock
     hasher: Hasher
     audit_key: bytes
     engine: Engine
+    counters: Counters
+    sessions: SessionStore
+    sealer: Sealer
 
     @property
     def rule(self) -> Rule:

@@ -75,10 +75,7 @@ def last_use(acc: Account) -> datetime:
 
 def view(deps: Deps, uow: UnitOfWork, acc: Account) -> AccountView:
     now = deps.clock.now()
-    throttle = uow.throttle_peek(identifiers.canonical(acc.user_id))
-    locked_until = throttle.locked_until if throttle else None
-    locked = bool(locked_until and locked_until > now)
-    lapsed = bool(locked_until and not locked)  # the lock has run out; it lifts at the next try
+    failures, locked_until = deps.counters.peek(identifiers.canonical(acc.user_id), now)
     return AccountView(
         user_id=acc.user_id,
         name=acc.person.name,
@@ -88,9 +85,9 @@ def view(deps: Deps, uow: UnitOfWork, acc: Account) -> AccountView:
         role=acc.role,
         status=acc.status,
         must_change_password=acc.must_change_password,
-        locked=locked,
-        locked_until=_iso(locked_until) if locked else None,
-        failures=throttle.failures if throttle and not lapsed else 0,
+        locked=locked_until is not None,
+        locked_until=_iso(locked_until),
+        failures=failures,
         created_at=jst_iso(acc.created_at),
         created_by=acc.created_by,
         first_used_at=_iso(acc.first_used_at),
@@ -317,13 +314,13 @@ def unlock(deps: Deps, actor: Actor, user_id: str) -> AccountView:
     """Lift a lockout before its period ends (R4); audited with the state that was lifted."""
     actor.require(Perm.UNLOCK)
     now = deps.clock.now()
+    show(deps, user_id)  # NotFound before touching the counters
+    # The counters live in their own store (Redis in production): reset them first, then audit
+    # in the account's transaction (never hold a database transaction open across the call).
+    failures, was_locked = deps.counters.reset(identifiers.canonical(user_id), now)
     with deps.uow() as uow:
         acc = _load(uow, user_id)
-        row = uow.throttle(identifiers.canonical(user_id))
-        was_locked = bool(row.locked_until and row.locked_until > now)
-        detail = {"was_locked": was_locked, "failures": row.failures}
-        row.failures, row.locked_until = 0, None
-        uow.audit(now, actor, "account.unlock", acc.user_id, **detail)
+        uow.audit(now, actor, "account.unlock", acc.user_id, was_locked=was_locked, failures=failures)
         result = view(deps, uow, acc)
         uow.commit()
     return result

@@ -32,33 +32,30 @@ class PasswordStep:
 def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: str = "") -> PasswordStep:
     pol = deps.settings.lockout
     now = deps.clock.now()
-    # 1. consume an attempt (committed before any hashing: exact under concurrency)
-    with deps.uow() as uow:
+    with deps.uow(read_only=True) as uow:
         key = lockout.throttle_key(user_id, deps.audit_key, lambda k: uow.identifier(k) is not None)
-        actor = Actor(id=key, terminal=terminal, source=source)
-        row = uow.throttle(key)
-        decision = lockout.consume(row.failures, row.locked_until, now, pol.max_failures,
-                                   pol.lock_minutes)
-        row.failures, row.locked_until = decision.failures, decision.locked_until
-        if decision.auto_unlocked:
-            uow.audit(now, actor, "account.auto_unlock", key)
-        if not decision.allowed:
-            uow.audit(now, actor, "logon.password", key, "refused", reason="locked")
-            uow.commit()
-            return PasswordStep(Outcome.FAILED)
         acc = None if key.startswith(lockout.UNKNOWN_PREFIX) else uow.account(key)
         stored = acc.password_hash if acc else None
-        uow.commit()
-    # 2. verify (a dummy hash when the account is unknown: same work, same time)
+    actor = Actor(id=key, terminal=terminal, source=source)
+    # 1. consume an attempt, atomically and before any hashing: exact under concurrency (R4)
+    decision = deps.counters.consume(key, now, pol.max_failures, pol.lock_minutes)
+    if decision.auto_unlocked or not decision.allowed:
+        with deps.uow() as uow:
+            if decision.auto_unlocked:
+                uow.audit(now, actor, "account.auto_unlock", key)
+            if not decision.allowed:
+                uow.audit(now, actor, "logon.password", key, "refused", reason="locked")
+            uow.commit()
+        if not decision.allowed:
+            return PasswordStep(Outcome.FAILED)
+    # 2. verify (a dummy hash when the account is unknown: same work, same time, R5)
     matched = deps.hasher.verify(stored, password)
     # 3. record the outcome
     with deps.uow() as uow:
         acc = uow.account(key, lock=True) if acc else None
         reason = _refusal(deps, acc, matched, now)
-        row = uow.throttle(key)
         if reason is None:
             assert acc is not None
-            row.failures, row.locked_until = 0, None
             acc.first_used_at = acc.first_used_at or now
             acc.last_used_at = now
             if acc.password_hash and deps.hasher.needs_rehash(acc.password_hash):
@@ -67,6 +64,7 @@ def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: s
                        else Outcome.PASSWORD_OK)
             uow.audit(now, actor, "logon.password", acc.user_id, "ok", next=outcome.value)
             uow.commit()
+            deps.counters.succeed(key)
             return PasswordStep(outcome, acc.user_id)
         uow.audit(now, actor, "logon.password", key, "failed", reason=reason,
                   failures=decision.failures)

@@ -36,12 +36,24 @@ def make_engine(url: str) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             # Take the write lock at the start, so read-then-write transactions (the audit
             # head, the logon throttle) serialise instead of failing with "database is locked".
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only transaction (READ_ONLY) takes no lock: WAL readers never wait.
+            read_only = conn.get_execution_options().get("authsvc_read_only")
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+READ_ONLY = {"authsvc_read_only": True}
+
+
+def read_session(sessions: sessionmaker[Session]) -> Session:
+    """A session for reads only: on SQLite it does not wait for, or block, writers."""
+    session = sessions()
+    session.connection(execution_options=READ_ONLY)
+    return session
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -7,12 +7,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -144,3 +146,67 @@ class AuditHead(Base):
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
     mac: Mapped[str] = mapped_column(String(64))
+
+
+class TotpCredential(Base):
+    """An account's TOTP secret, sealed with AES-256-GCM (key outside the database). `last_step`
+    is the newest time step accepted: a code at or below it is a replay (R11)."""
+
+    __tablename__ = "totp_credentials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WebauthnCredential(Base):
+    __tablename__ = "webauthn_credentials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary(1024), unique=True)
+    credential_data: Mapped[bytes] = mapped_column(LargeBinary(4096))  # AttestedCredentialData
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Challenge(Base):
+    """A single-use, short-lived server challenge (WebAuthn now, vein captures later): taken
+    with DELETE ... RETURNING, so two requests can never both use one (R11)."""
+
+    __tablename__ = "challenges"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(100))
+    data: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class SessionRow(Base):
+    """Server-side sessions for the embedded default (Redis holds them in production). The key
+    is the SHA-256 of the session token, so the table holds no usable token."""
+
+    __tablename__ = "sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    data: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class LogonHistory(Base):
+    """Every logon attempt (R9): the user sees their own, operators also see the real reason."""
+
+    __tablename__ = "logon_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(100), index=True)  # canonical ID or pseudonym
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    result: Mapped[str] = mapped_column(String(16))  # ok | failed | refused
+    step: Mapped[str] = mapped_column(String(32))  # password | totp | webauthn | unlock ...
+    factors: Mapped[str] = mapped_column(String(100))
+    terminal: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(100))
+    remote: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(String(64))

@@ -5,27 +5,27 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from authsvc.domain import audit as chain
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.roles import Actor
+from authsvc.store.db import read_session
 from authsvc.store.models import (
     Account,
     AuditEvent,
     AuditHead,
+    Challenge,
     Contract,
     Identifier,
-    LogonThrottle,
     PasswordHistory,
     Person,
 )
@@ -42,13 +42,14 @@ class AuditUnavailable(RuntimeError):
 
 
 class UnitOfWork:
-    def __init__(self, sessions: sessionmaker[Session], audit_key: bytes) -> None:
+    def __init__(self, sessions: sessionmaker[Session], audit_key: bytes, read_only: bool = False) -> None:
         self._sessions = sessions
         self._audit_key = audit_key
+        self._read_only = read_only
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self._sessions()
+        self.session = read_session(self._sessions) if self._read_only else self._sessions()
         self._audited = ""  # the last action audited in this transaction
         return self
 
@@ -120,18 +121,28 @@ class UnitOfWork:
         )
         return list(self.session.scalars(q))
 
-    def throttle(self, key: str) -> LogonThrottle:
-        """The throttle row for a submitted identifier, created if new, locked for update."""
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        self.session.execute(
-            insert(LogonThrottle).values(key=key, failures=0).on_conflict_do_nothing()
-        )
-        q = select(LogonThrottle).where(LogonThrottle.key == key).with_for_update()
-        return self.session.scalars(q).one()
+    def put_challenge(
+        self, purpose: str, subject: str, data: dict[str, Any], expires_at: datetime
+    ) -> str:
+        """Store a single-use challenge; returns its unguessable id."""
+        cid = secrets.token_urlsafe(32)
+        self.add(Challenge(id=cid, purpose=purpose, subject=subject, data=json.dumps(data),
+                           expires_at=expires_at))
+        return cid
 
-    def throttle_peek(self, key: str) -> LogonThrottle | None:
-        return self.session.get(LogonThrottle, key)
+    def take_challenge(self, cid: str, purpose: str, subject: str, now: datetime) -> dict[str, Any] | None:
+        """Consume a challenge: it exists, is for this purpose and subject, and has not expired.
+        DELETE ... RETURNING makes it single-use even between concurrent requests (R11)."""
+        if not isinstance(cid, str) or len(cid) > 64:
+            return None
+        row = self.session.execute(
+            delete(Challenge).where(Challenge.id == cid).returning(
+                Challenge.purpose, Challenge.subject, Challenge.data, Challenge.expires_at)
+        ).first()
+        self.session.execute(delete(Challenge).where(Challenge.expires_at <= now))  # tidy up
+        if row is None or row.purpose != purpose or row.subject != subject or row.expires_at <= now:
+            return None
+        return dict(json.loads(row.data))
 
     def count_accounts(self) -> int:
         return self.session.scalar(select(func.count(Account.id))) or 0

@@ -131,7 +131,9 @@ def test_hostile_strings_get_the_generic_answer(client, user):
 def test_dead_database_answers_service_unavailable(app, sqlite_deps, client):
     dead = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
     app.extensions["authsvc"] = dataclasses.replace(
-        sqlite_deps, uow=lambda: UnitOfWork(session_factory(dead), sqlite_deps.audit_key))
+        sqlite_deps,
+        uow=lambda read_only=False: UnitOfWork(session_factory(dead), sqlite_deps.audit_key, read_only),
+    )
     resp = post(client, "/login", {"user_id": "sato", "password": "whatever12345"})
     assert resp.status_code == 503
     assert "ただいまサービスを利用できません" in resp.get_data(as_text=True)

@@ -13,7 +13,7 @@ from authsvc.domain.roles import Actor, Role
 from authsvc.services import accounts, audit, logon
 from authsvc.services.logon import Outcome, PasswordStep
 from authsvc.services.passwords import change_password
-from authsvc.store.models import Account
+from authsvc.store.models import Account, LogonThrottle
 from tests.conftest import make_settings
 from tests.integration.support import (
     CHOSEN,
@@ -241,9 +241,9 @@ def test_unknown_identifier_locks_like_a_real_one(make_deps, backend, operator, 
     assert [r for _, r in reasons(deps, ghost)] == ["unknown_user"] * 3 + ["locked"] * 2
     assert {e.actor for e in events(deps, subject=ghost)} == {ghost}
     with deps.uow() as uow:
-        row = uow.throttle_peek(ghost)
+        row = uow.session.get(LogonThrottle, ghost)
         assert row is not None and row.locked_until is not None
-        assert uow.throttle_peek("ghost") is None
+        assert uow.session.get(LogonThrottle, "ghost") is None
     # the unknown ID itself is kept nowhere: neither as throttle key nor as audit subject/actor
     assert "ghost" not in dump_all(deps)
     # the lock belongs to the submitted identifier, in any letter case

@@ -12,6 +12,7 @@ import pytest
 from authsvc.bootstrap import build
 from authsvc.services import Deps, accounts, audit, logon
 from authsvc.services.logon import Outcome, PasswordStep
+from authsvc.store.models import LogonThrottle
 from tests.conftest import make_settings
 from tests.integration.support import (
     CHOSEN,
@@ -94,7 +95,7 @@ def test_unknown_identifier_under_the_same_attack(make_deps, operator, backend_n
         == {"unknown_user", "locked"}
     assert len(events(deps, "account.lock", ghost)) == 1
     with deps.uow() as uow:
-        row = uow.throttle_peek(ghost)
+        row = uow.session.get(LogonThrottle, ghost)
         assert row is not None and row.failures == n and row.locked_until is not None
     assert "ghost.user" not in dump_all(deps).casefold()
     assert audit.verify(deps).ok

@@ -16,6 +16,7 @@ from authsvc.domain.roles import Actor
 from authsvc.services import Deps, accounts, logon
 from authsvc.services.logon import Outcome
 from authsvc.services.passwords import change_password, check_candidate
+from authsvc.store.models import LogonThrottle
 from tests.integration.support import CHOSEN, active_account, add_contract, dump_all, pseudonym
 
 
@@ -146,7 +147,7 @@ def test_a_password_typed_into_the_id_field_is_recorded_only_as_a_pseudonym(
         assert pseudonym(deps, secret) in database
         assert leaks(database, [secret]) == []
     with deps.uow() as uow:
-        row = uow.throttle_peek(pseudonym(deps, typed))
+        row = uow.session.get(LogonThrottle, pseudonym(deps, typed))
         assert row is not None and row.locked_until is not None
         subjects = {e.subject for e in uow.audit_events(limit=1000)
                     if e.action in ("logon.password", "account.lock")}
