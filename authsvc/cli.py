@@ -133,7 +133,8 @@ def serve(ctx: Ctx, as_json: bool, host: str | None, port: int | None, admin_id:
     issued = accounts.bootstrap_first_admin(deps, admin_id)
     host = host or deps.settings.server.host
     port = port or deps.settings.server.port
-    url = f"http://{host}:{port}/"
+    shown = "localhost" if host in ("127.0.0.1", "::1", "localhost") else host  # WebAuthn needs a name
+    url = f"http://{shown}:{port}/"
     info: dict[str, Any] = {"url": url, "database": deps.settings.database_url.split("@")[-1]}
     lines = [f"authsvc: {url}"]
     if issued:

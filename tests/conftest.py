@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+import redis
 from sqlalchemy import create_engine, text
 
 from adapters.clock import FixedClock
@@ -74,6 +75,7 @@ def make_deps(tmp_path, clock, request) -> Iterator:
 
     def factory(backend: str = "sqlite", **sections: dict) -> Deps:
         url = request.getfixturevalue("pg_url") if backend == "postgres" else ""
+        sections = _with_test_redis(request, sections)
         deps = build(make_settings(str(tmp_path / "instance"), url, **sections), clock=clock)
         if backend == "postgres":
             _truncate_pg(deps)
@@ -104,3 +106,45 @@ def operator() -> Actor:
 @pytest.fixture
 def account_admin() -> Actor:
     return Actor("acctadm", frozenset({Role.ACCOUNT_ADMIN}), terminal="console-2")
+
+
+REDIS_TEST_URL = os.environ.get("AUTHSVC_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis (db 15). A Redis that does not answer fails the tests that need it."""
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is required at {REDIS_TEST_URL} (set AUTHSVC_TEST_REDIS; "
+                    f"scripts/test-backends starts it): {exc}")
+    finally:
+        client.close()
+    return REDIS_TEST_URL
+
+
+def clear_redis(url: str, pattern: str) -> None:
+    """Delete the keys matching `pattern` (not FLUSHDB: other runs may share the database)."""
+    with redis.Redis.from_url(url) as client:
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
+
+
+def _with_test_redis(request: pytest.FixtureRequest, sections: dict) -> dict:
+    """make_deps(counters={"backend": "redis"}) / sessions=...: Redis-backed deps use the test
+    Redis (redis_service_db) unless the test names its own `redis={"url": ...}`."""
+    uses_redis = any(sections.get(name, {}).get("backend") == "redis" for name in ("counters", "sessions"))
+    if not uses_redis or "url" in sections.get("redis", {}):
+        return sections
+    url = request.getfixturevalue("redis_service_db")
+    return {**sections, "redis": {**sections.get("redis", {}), "url": url}}
+
+
+@pytest.fixture
+def redis_service_db(redis_url: str) -> str:
+    """The test Redis with the service's key namespace (authsvc:*) cleared, once per test, so
+    every instance a test builds shares one empty store."""
+    clear_redis(redis_url, "authsvc:*")
+    return redis_url

@@ -276,6 +276,8 @@ def _change_status(deps: Deps, actor: Actor, user_id: str, action: str, **detail
         uow.audit(now, actor, f"account.{action}", acc.user_id, status_from=before, **detail)
         result = view(deps, uow, acc)
         uow.commit()
+    if action in ("suspend", "delete"):
+        deps.sessions.delete_user(identifiers.canonical(user_id))  # R16: its sessions end now
     return result
 
 
@@ -307,6 +309,7 @@ def reset_password(deps: Deps, actor: Actor, user_id: str) -> Issued:
         uow.audit(now, actor, "password.reset", acc.user_id)
         result = view(deps, uow, acc)
         uow.commit()
+    deps.sessions.delete_user(identifiers.canonical(user_id))
     return Issued(result, initial)
 
 

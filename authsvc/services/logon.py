@@ -1,17 +1,26 @@
-"""The password step of a logon (R2, R4, R5, R9). One generic failure for every reason; the
-real reason goes to the audit log for operators. The multi-factor state machine that follows
-this step is built on top of it (issue [2 of 8])."""
+"""Logon and sessions (R2, R4, R5, R9, R10, R16, R17): the password step, the forced change,
+a second factor of another kind (enrolled on first logon), the session with its idle lock
+and MFA unlock, logoff. Every refusal looks the same to the caller; the real reason goes to
+the audit log and the logon history for operators. Every factor attempt is counted toward
+the lockout before it is evaluated."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
+from adapters.sessions import new_token, session_id
 from authsvc.domain import identifiers, lockout
+from authsvc.domain import logon_flow as lf
+from authsvc.domain.calendar import jst_iso
+from authsvc.domain.errors import DomainError
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor
 from authsvc.services import Deps
+from authsvc.services import passwords as password_service
 from authsvc.services.accounts import access_end, last_use
 from authsvc.store.models import Account
 
@@ -29,14 +38,64 @@ class PasswordStep:
     user_id: str | None = None  # only set when the password step succeeded
 
 
-def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: str = "") -> PasswordStep:
+@dataclass(frozen=True)
+class Client:
+    """Where a request comes from: terminal (user agent or terminal id), source address, and
+    whether that address is outside the internal networks (R17)."""
+
+    terminal: str = ""
+    source: str = ""
+    remote: bool = False
+
+    def actor(self, who: str) -> Actor:
+        return Actor(id=who[:100] or "-", terminal=self.terminal[:100], source=self.source[:100])
+
+
+@dataclass(frozen=True)
+class State:
+    """Where a logon stands. `token` is the session token to present next (a new one at every
+    logon and every unlock: no fixation); `step` None means refused."""
+
+    token: str | None = None
+    step: lf.Step | None = None
+    options: tuple[str, ...] = ()
+    user_id: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.step is None
+
+
+FAILED = State()
+
+
+@dataclass(frozen=True)
+class SessionView:
+    sid: str
+    user_id: str
+    factors: tuple[str, ...]
+    created_at: float
+    last_seen: float
+    locked: bool
+    remote: bool
+    terminal: str
+    source: str
+    unlocking: lf.Flow | None = field(default=None)
+
+
+# ---- the password step ---------------------------------------------------------------------
+
+
+def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: str = "",
+          remote: bool = False, step: str = "password") -> PasswordStep:
     pol = deps.settings.lockout
     now = deps.clock.now()
+    client = Client(terminal, source, remote)
     with deps.uow(read_only=True) as uow:
         key = lockout.throttle_key(user_id, deps.audit_key, lambda k: uow.identifier(k) is not None)
         acc = None if key.startswith(lockout.UNKNOWN_PREFIX) else uow.account(key)
         stored = acc.password_hash if acc else None
-    actor = Actor(id=key, terminal=terminal, source=source)
+    actor = client.actor(key)
     # 1. consume an attempt, atomically and before any hashing: exact under concurrency (R4)
     decision = deps.counters.consume(key, now, pol.max_failures, pol.lock_minutes)
     if decision.auto_unlocked or not decision.allowed:
@@ -44,7 +103,7 @@ def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: s
             if decision.auto_unlocked:
                 uow.audit(now, actor, "account.auto_unlock", key)
             if not decision.allowed:
-                uow.audit(now, actor, "logon.password", key, "refused", reason="locked")
+                _note(uow, now, actor, client, step, key, "refused", "locked")
             uow.commit()
         if not decision.allowed:
             return PasswordStep(Outcome.FAILED)
@@ -62,16 +121,15 @@ def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: s
                 acc.password_hash = deps.hasher.hash(password)  # R3: transparent upgrade
             outcome = (Outcome.PASSWORD_CHANGE_REQUIRED if acc.must_change_password
                        else Outcome.PASSWORD_OK)
-            uow.audit(now, actor, "logon.password", acc.user_id, "ok", next=outcome.value)
+            _note(uow, now, actor, client, step, key, "ok", "", next=outcome.value)
             uow.commit()
-            deps.counters.succeed(key)
+            # the logon is not complete yet: give this attempt back, forgive nothing earlier
+            deps.counters.refund(key, pol.max_failures)
             return PasswordStep(outcome, acc.user_id)
-        uow.audit(now, actor, "logon.password", key, "failed", reason=reason,
-                  failures=decision.failures)
-        if decision.locks_now:
-            uow.audit(now, actor, "account.lock", key, failures=decision.failures,
-                      locked_until=decision.locked_until.isoformat() if decision.locked_until else None)
+        _failed(deps, uow, now, actor, client, step, key, reason, decision)
         uow.commit()
+    if decision.locks_now:
+        deps.sessions.delete_user(key)  # R16: locking an account ends all its sessions
     return PasswordStep(Outcome.FAILED)
 
 
@@ -89,3 +147,371 @@ def _refusal(deps: Deps, acc: Account | None, matched: bool, now: datetime) -> s
     if not matched:
         return "wrong_password"
     return None
+
+
+def _note(uow: Any, now: datetime, actor: Actor, client: Client, step: str, subject: str,
+          result: str, reason: str, factors: str = "", **detail: Any) -> None:
+    """Audit event and logon-history row of one attempt, in one transaction."""
+    uow.audit(now, actor, f"logon.{step}", subject, result, **({"reason": reason} if reason else {}),
+              **({"remote": True} if client.remote else {}), **detail)
+    uow.record_logon(now, subject, step, result, actor, reason, factors, client.remote)
+
+
+def _failed(_deps: Deps, uow: Any, now: datetime, actor: Actor, client: Client, step: str,
+            key: str, reason: str, decision: lockout.Decision) -> None:
+    _note(uow, now, actor, client, step, key, "failed", reason, failures=decision.failures)
+    if decision.locks_now:
+        uow.audit(now, actor, "account.lock", key, failures=decision.failures,
+                  locked_until=decision.locked_until.isoformat() if decision.locked_until else None)
+
+
+# ---- the state machine ---------------------------------------------------------------------
+
+
+def _ttl_logon(deps: Deps) -> int:
+    return deps.settings.mfa.logon_minutes * 60
+
+
+def _state(token: str, flow: lf.Flow) -> State:
+    return State(token, flow.step, flow.options, flow.user_id)
+
+
+def _enrolled(deps: Deps, user_id: str) -> tuple[str, ...]:
+    from authsvc.services import totp, webauthn
+
+    have = {"totp": totp.is_enrolled, "webauthn": webauthn.has_credentials}
+    return tuple(f for f in deps.settings.mfa.second_factors if f in have and have[f](deps, user_id))
+
+
+def begin(deps: Deps, user_id: str, password: str, client: Client) -> State:
+    """The first step of a logon: ID and password. Returns a fresh logon token on success."""
+    step = start(deps, user_id, password, client.terminal, client.source, client.remote)
+    if step.outcome is Outcome.FAILED or step.user_id is None:
+        return FAILED
+    canonical = identifiers.canonical(step.user_id)
+    flow = lf.begin(canonical, "logon", deps.clock.now().timestamp(),
+                    deps.settings.mfa.second_factors, _enrolled(deps, canonical))
+    flow = lf.password_passed(flow, step.outcome is Outcome.PASSWORD_CHANGE_REQUIRED)
+    return _advance(deps, new_token(), {"kind": "logon", "client": _client_dict(client)}, flow, client)
+
+
+def _client_dict(client: Client) -> dict[str, Any]:
+    return {"terminal": client.terminal[:100], "source": client.source[:100], "remote": client.remote}
+
+
+def _advance(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client: Client) -> State:
+    """Store the flow under `token`, or finish it: open the session, or unlock it."""
+    if flow.step is lf.Step.NO_FACTOR:
+        now = deps.clock.now()
+        with deps.uow() as uow:
+            _note(uow, now, client.actor(flow.user_id), client, "second_factor", flow.user_id,
+                  "refused", "no_factor_enrolled")
+            uow.commit()
+        deps.sessions.delete(token)
+        return State(None, lf.Step.NO_FACTOR, (), flow.user_id)
+    if flow.step is lf.Step.DONE:
+        return _finish(deps, token, data, flow, client)
+    deps.sessions.put(token, {**data, "flow": flow.to_dict()}, None if data["kind"] == "logon"
+                      else flow.user_id, _ttl_logon(deps) if data["kind"] == "logon"
+                      else _ttl_session(deps, data))
+    return _state(token, flow)
+
+
+def _load_flow(deps: Deps, token: str) -> tuple[dict[str, Any], lf.Flow] | None:
+    data = deps.sessions.get(token) if isinstance(token, str) and token else None
+    if not data or "flow" not in data:
+        return None
+    flow = lf.Flow.from_dict(data["flow"])
+    if lf.expired(flow, deps.clock.now().timestamp(), deps.settings.mfa.logon_minutes):
+        if data.get("kind") == "logon":
+            deps.sessions.delete(token)
+        return None
+    return data, flow
+
+
+def pending(deps: Deps, token: str) -> State:
+    """Where the logon (or unlock) held by `token` stands."""
+    loaded = _load_flow(deps, token)
+    return FAILED if loaded is None else _state(token, loaded[1])
+
+
+def change_password(deps: Deps, token: str, new_password: str, client: Client) -> State:
+    """The forced change (R2). Raises PasswordRejected with every failed rule."""
+    loaded = _load_flow(deps, token)
+    if loaded is None or loaded[1].step is not lf.Step.CHANGE_PASSWORD:
+        return FAILED
+    data, flow = loaded
+    password_service.change_password(deps, client.actor(flow.user_id), flow.user_id, new_password)
+    return _advance(deps, token, data, lf.password_changed(flow), client)
+
+
+def second_factor(deps: Deps, token: str, factor: str, verify: Callable[[], bool],
+                  client: Client) -> State:
+    """Run one second-factor check (or an enrolment's confirmation), counted toward the
+    lockout before it is evaluated (R4: a failure of any factor counts)."""
+    loaded = _load_flow(deps, token)
+    if loaded is None or factor not in loaded[1].options:
+        return FAILED
+    data, flow = loaded
+    pol, now = deps.settings.lockout, deps.clock.now()
+    actor = client.actor(flow.user_id)
+    decision = deps.counters.consume(flow.user_id, now, pol.max_failures, pol.lock_minutes)
+    ok = decision.allowed and _account_may_logon(deps, flow.user_id, now) and verify()
+    step = f"{flow.purpose}.{factor}" if flow.purpose == "unlock" else factor
+    with deps.uow() as uow:
+        if decision.auto_unlocked:
+            uow.audit(now, actor, "account.auto_unlock", flow.user_id)
+        if not decision.allowed:
+            _note(uow, now, actor, client, step, flow.user_id, "refused", "locked")
+        elif not ok:
+            _failed(deps, uow, now, actor, client, step, flow.user_id, f"wrong_{factor}", decision)
+        else:
+            _note(uow, now, actor, client, step, flow.user_id, "ok", "")
+        uow.commit()
+    if decision.locks_now and not ok:
+        deps.sessions.delete_user(flow.user_id)  # R16: locking an account ends all its sessions
+    if not ok:
+        return State(token, flow.step, flow.options, flow.user_id) if decision.allowed else FAILED
+    deps.counters.refund(flow.user_id, pol.max_failures)
+    return _advance(deps, token, data, lf.factor_passed(flow, factor), client)
+
+
+def _account_may_logon(deps: Deps, user_id: str, now: datetime) -> bool:
+    with deps.uow(read_only=True) as uow:
+        return _refusal(deps, uow.account(user_id), True, now) is None
+
+
+def _ttl_session(deps: Deps, data: dict[str, Any]) -> int:
+    left = data["created_at"] + deps.settings.sessions.absolute_hours * 3600 - time_now(deps)
+    return max(1, int(left))
+
+
+def time_now(deps: Deps) -> float:
+    return deps.clock.now().timestamp()
+
+
+def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client: Client) -> State:
+    """All factors passed: open the session (logon) or lift the lock (unlock), each under a
+    brand-new token; the old token dies with it."""
+    now = deps.clock.now()
+    user = flow.user_id
+    factors = ",".join(flow.passed)
+    actor = client.actor(user)
+    deps.sessions.delete(token)
+    fresh = new_token()
+    if flow.purpose == "unlock":
+        session = {k: v for k, v in data.items() if k != "flow"}
+        session.update(locked=False, last_seen=now.timestamp())
+        deps.sessions.put(fresh, session, user, _ttl_session(deps, session))
+        with deps.uow() as uow:
+            _note(uow, now, actor, client, "unlock", user, "ok", "", factors)
+            uow.commit()
+        return State(fresh, lf.Step.DONE, (), user)
+    others = deps.sessions.of_user(user)
+    if others and deps.settings.sessions.concurrent == "refuse":
+        with deps.uow() as uow:
+            _note(uow, now, actor, client, "session", user, "refused", "concurrent_session",
+                  sessions=len(others))
+            uow.commit()
+        return FAILED
+    ended = deps.sessions.delete_user(user) if others else 0
+    session = {"kind": "session", "user_id": user, "factors": list(flow.passed),
+               "created_at": now.timestamp(), "last_seen": now.timestamp(), "locked": False,
+               **data.get("client", _client_dict(client))}
+    deps.sessions.put(fresh, session, user, _ttl_session(deps, session))
+    deps.counters.succeed(user)
+    with deps.uow() as uow:
+        # a second logon of the same account is flagged: sharing IDs is prohibited (003)
+        _note(uow, now, actor, client, "complete", user, "ok", "", factors,
+              **({"ended_sessions": ended} if ended else {}))
+        uow.commit()
+    return State(fresh, lf.Step.DONE, (), user)
+
+
+# ---- sessions ------------------------------------------------------------------------------
+
+
+def current(deps: Deps, token: str | None) -> SessionView | None:
+    """The session behind `token`, after applying its absolute lifetime and idle lock; None
+    when there is none (or its account may no longer log on)."""
+    if not token or not isinstance(token, str):
+        return None
+    data = deps.sessions.get(token)
+    if not data or data.get("kind") != "session":
+        return None
+    now = time_now(deps)
+    pol = deps.settings.sessions
+    if now - data["created_at"] > pol.absolute_hours * 3600:
+        deps.sessions.delete(token)
+        return None
+    if not data["locked"] and now - data["last_seen"] > pol.idle_minutes * 60:
+        data["locked"] = True  # R16: idle too long: locked until MFA again
+        deps.sessions.put(token, data, data["user_id"], _ttl_session(deps, data))
+    if not _account_may_logon(deps, data["user_id"], deps.clock.now()):
+        deps.sessions.delete(token)
+        return None
+    flow = lf.Flow.from_dict(data["flow"]) if data.get("flow") else None
+    return SessionView(session_id(token), data["user_id"], tuple(data["factors"]), data["created_at"],
+                       data["last_seen"], data["locked"], data.get("remote", False),
+                       data.get("terminal", ""), data.get("source", ""), flow)
+
+
+def touch(deps: Deps, token: str) -> None:
+    """Activity on an unlocked session moves its idle clock."""
+    data = deps.sessions.get(token)
+    if data and data.get("kind") == "session" and not data["locked"]:
+        data["last_seen"] = time_now(deps)
+        deps.sessions.put(token, data, data["user_id"], _ttl_session(deps, data))
+
+
+def lock(deps: Deps, token: str, client: Client) -> bool:
+    """The user leaves the desk (R16): the session stays, but needs MFA to continue."""
+    data = deps.sessions.get(token)
+    if not data or data.get("kind") != "session":
+        return False
+    data["locked"] = True
+    data.pop("flow", None)
+    deps.sessions.put(token, data, data["user_id"], _ttl_session(deps, data))
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        uow.audit(now, client.actor(data["user_id"]), "session.lock", data["user_id"])
+        uow.commit()
+    return True
+
+
+def begin_unlock(deps: Deps, token: str, password: str, client: Client) -> State:
+    """Unlocking a locked session: the same user's password, then a second factor."""
+    view = current(deps, token)
+    if view is None or not view.locked:
+        return FAILED
+    step = start(deps, view.user_id, password, client.terminal, client.source, client.remote,
+                 step="unlock.password")
+    if step.outcome is Outcome.FAILED:
+        return State(token, lf.Step.PASSWORD, (), view.user_id)  # still locked; try again
+    flow = lf.begin(view.user_id, "unlock", time_now(deps), deps.settings.mfa.second_factors,
+                    _enrolled(deps, view.user_id))
+    flow = lf.password_passed(flow, must_change=False)
+    data = deps.sessions.get(token) or {}
+    return _advance(deps, token, data, flow, client)
+
+
+def logoff(deps: Deps, token: str, client: Client) -> None:
+    """Ends the session on the server at once (R16)."""
+    data = deps.sessions.get(token) if token else None
+    deps.sessions.delete(token) if token else None
+    if data and data.get("user_id"):
+        now = deps.clock.now()
+        with deps.uow() as uow:
+            uow.audit(now, client.actor(data["user_id"]), "session.logoff", data["user_id"])
+            uow.commit()
+
+
+def end_session(deps: Deps, token: str, sid: str, client: Client) -> bool:
+    """The user ends one of their own sessions (another terminal, say)."""
+    view = current(deps, token)
+    if view is None or view.locked or sid not in deps.sessions.of_user(view.user_id):
+        return False
+    deps.sessions.delete_id(sid)
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        uow.audit(now, client.actor(view.user_id), "session.end", view.user_id, session=sid[:12])
+        uow.commit()
+    return True
+
+
+def sessions_of(deps: Deps, user_id: str) -> list[dict[str, Any]]:
+    out = []
+    for sid, d in deps.sessions.of_user(user_id).items():
+        if d.get("kind") != "session":
+            continue
+        out.append({"sid": sid, "created_at": jst_iso(_dt(d["created_at"])),
+                    "last_seen": jst_iso(_dt(d["last_seen"])), "locked": d["locked"],
+                    "remote": d.get("remote", False), "terminal": d.get("terminal", ""),
+                    "source": d.get("source", "")})
+    return sorted(out, key=lambda s: s["created_at"], reverse=True)
+
+
+def history(deps: Deps, user_id: str, limit: int = 50, with_reason: bool = False) -> list[dict[str, Any]]:
+    """The account's logon history (R9); the real reason only for operators."""
+    with deps.uow(read_only=True) as uow:
+        rows = uow.logon_history(identifiers.canonical(user_id), limit)
+        return [{"at": jst_iso(r.at), "step": r.step, "result": r.result, "factors": r.factors,
+                 "terminal": r.terminal, "source": r.source, "remote": r.remote,
+                 **({"reason": r.reason} if with_reason else {})} for r in rows]
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def end_all(deps: Deps, user_id: str) -> int:
+    """Revoking, suspending or locking an account ends all its sessions (R16)."""
+    return deps.sessions.delete_user(identifiers.canonical(user_id))
+
+
+# ---- second factors, as the web pages and the API call them --------------------------------
+
+
+def totp_enrolment(deps: Deps, token: str, client: Client) -> Any:
+    """At the ENROL step: a new TOTP secret for the user to add to their authenticator app."""
+    from authsvc.services import totp
+
+    loaded = _load_flow(deps, token)
+    if loaded is None or loaded[1].step is not lf.Step.ENROL or "totp" not in loaded[1].options:
+        return None
+    return totp.begin_enrolment(deps, client.actor(loaded[1].user_id), loaded[1].user_id)
+
+
+def totp_step(deps: Deps, token: str, code: str, client: Client) -> State:
+    """A TOTP code: confirms the new secret at ENROL, or checks the enrolled one."""
+    from authsvc.services import totp
+
+    loaded = _load_flow(deps, token)
+    if loaded is None:
+        return FAILED
+    user = loaded[1].user_id
+    if loaded[1].step is lf.Step.ENROL:
+        def verify() -> bool:
+            try:
+                totp.confirm_enrolment(deps, client.actor(user), user, code)
+            except DomainError:
+                return False
+            return True
+    else:
+        def verify() -> bool:
+            return totp.verify(deps, user, code)
+    return second_factor(deps, token, "totp", verify, client)
+
+
+def webauthn_options(deps: Deps, token: str) -> tuple[str, dict[str, Any]] | None:
+    """Options for the browser: registration at ENROL, an assertion at SECOND_FACTOR."""
+    from authsvc.services import webauthn
+
+    loaded = _load_flow(deps, token)
+    if loaded is None or "webauthn" not in loaded[1].options:
+        return None
+    user = loaded[1].user_id
+    if loaded[1].step is lf.Step.ENROL:
+        return webauthn.registration_options(deps, user)
+    return webauthn.authentication_options(deps, user)
+
+
+def webauthn_step(deps: Deps, token: str, challenge_id: str, credential: dict[str, Any],
+                  client: Client) -> State:
+    from authsvc.services import webauthn
+
+    loaded = _load_flow(deps, token)
+    if loaded is None:
+        return FAILED
+    user = loaded[1].user_id
+    if loaded[1].step is lf.Step.ENROL:
+        def verify() -> bool:
+            try:
+                webauthn.register(deps, client.actor(user), user, challenge_id, credential, "")
+            except DomainError:
+                return False
+            return True
+    else:
+        def verify() -> bool:
+            return webauthn.authenticate(deps, user, challenge_id, credential, actor=client.actor(user))
+    return second_factor(deps, token, "webauthn", verify, client)

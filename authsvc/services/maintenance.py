@@ -44,4 +44,6 @@ def run(deps: Deps, actor: Actor) -> Report:
                           last_used=last.isoformat(), days=days)
                 report.disabled.append(acc.user_id)
         uow.commit()
+    for user_id in report.expired + report.disabled:  # after the commit: their sessions end
+        deps.sessions.delete_user(identifiers.canonical(user_id))
     return report

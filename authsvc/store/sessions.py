@@ -52,5 +52,9 @@ class SqlSessions:
             db.execute(delete(SessionRow).where(SessionRow.id == sid))
 
     def delete_user(self, user_id: str) -> int:
+        """Ends every session of the user; returns how many were still live."""
         with self._sessions.begin() as db:
-            return db.execute(delete(SessionRow).where(SessionRow.user_id == user_id)).rowcount
+            live = db.execute(delete(SessionRow).where(
+                SessionRow.user_id == user_id, SessionRow.expires_at > self._now())).rowcount
+            db.execute(delete(SessionRow).where(SessionRow.user_id == user_id))
+            return live

@@ -26,6 +26,7 @@ from authsvc.store.models import (
     Challenge,
     Contract,
     Identifier,
+    LogonHistory,
     PasswordHistory,
     Person,
 )
@@ -143,6 +144,20 @@ class UnitOfWork:
         if row is None or row.purpose != purpose or row.subject != subject or row.expires_at <= now:
             return None
         return dict(json.loads(row.data))
+
+    def record_logon(
+        self, now: datetime, subject: str, step: str, result: str, actor: Actor,
+        reason: str = "", factors: str = "", remote: bool = False,
+    ) -> None:
+        """One row of the logon history (R9), in the same transaction as its audit event."""
+        self.session.add(LogonHistory(
+            subject=subject[:100], at=now, result=result, step=step, factors=factors[:100],
+            terminal=actor.terminal[:100], source=actor.source[:100], remote=remote, reason=reason[:64]))
+
+    def logon_history(self, subject: str, limit: int = 50) -> list[LogonHistory]:
+        q = (select(LogonHistory).where(LogonHistory.subject == subject)
+             .order_by(LogonHistory.id.desc()).limit(limit))
+        return list(self.session.scalars(q))
 
     def count_accounts(self) -> int:
         return self.session.scalar(select(func.count(Account.id))) or 0

@@ -42,9 +42,11 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     app.extensions["authsvc"] = deps
     csrf.init_app(app)
 
-    from authsvc.web import login
+    from authsvc.web import api, login
 
     app.register_blueprint(login.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # bearer tokens, no cookies: nothing for a cross-site request to ride on
 
     @app.before_request
     def _choose_language() -> None:

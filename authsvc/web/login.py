@@ -1,122 +1,265 @@
-"""The user's logon surface: ID + password, the forced change of an initial password (R2),
-one generic failure message for every refusal (R5)."""
+"""The user's logon pages: ID and password, the forced change of an initial password (R2), a
+second factor or its first enrolment (R10), the self-service page with logon history and
+sessions (R9), the lock screen and its MFA unlock (R16), logoff. One generic failure message
+for every refusal (R5)."""
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
 from flask import (
     Blueprint,
     Flask,
     current_app,
     g,
+    jsonify,
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from authsvc.domain.errors import DomainError, PasswordRejected
-from authsvc.domain.roles import Actor
+from authsvc.domain.errors import PasswordRejected
+from authsvc.domain.logon_flow import Step
 from authsvc.messages import text
-from authsvc.services import Deps, logon, passwords
+from authsvc.services import logon
+from authsvc.web.common import TOKEN_COOKIE, client, cookie_token, deps, field
 
 bp = Blueprint("login", __name__)
-CHANGE_WINDOW_S = 600  # how long after the password step the forced change may be made
-FIELD_MAX = 4096
+
+STEP_PAGES = {
+    Step.CHANGE_PASSWORD: "login.password_form",
+    Step.ENROL: "login.enrol",
+    Step.SECOND_FACTOR: "login.factor",
+    Step.DONE: "login.home",
+}
+Page = Response | str | tuple[str, int]
 
 
-def _deps() -> Deps:
-    return current_app.extensions["authsvc"]
+def _go(state: logon.State, failed_status: int = 401) -> Page:
+    """Send the browser to the page of the step it has reached, carrying the new token."""
+    if state.step is Step.NO_FACTOR:
+        resp: Any = (render_template("message.html", code="second_factor_unavailable", back=True), 403)
+    elif state.failed or state.step not in STEP_PAGES:
+        resp = (render_template("login.html", error="logon_failed"), failed_status)
+    else:
+        resp = redirect(url_for(STEP_PAGES[state.step]))
+    out = current_app.make_response(resp)
+    if state.token:
+        out.set_cookie(TOKEN_COOKIE, state.token, secure=True, httponly=True, samesite="Strict")
+    elif state.failed or state.step is Step.NO_FACTOR:
+        out.delete_cookie(TOKEN_COOKIE)
+    return out
 
 
-def _field(name: str) -> str:
-    return (request.form.get(name) or "")[:FIELD_MAX]
-
-
-def _client() -> tuple[str, str]:
-    return request.headers.get("User-Agent", "")[:100], (request.remote_addr or "")[:100]
+def _pending() -> logon.State:
+    return logon.pending(deps(), cookie_token())
 
 
 @bp.get("/")
-def index() -> str:
+def index() -> Page:
+    view = logon.current(deps(), cookie_token())
+    if view is not None:
+        return redirect(url_for("login.lock_screen" if view.locked else "login.home"))
+    state = _pending()
+    if not state.failed and state.step in STEP_PAGES:
+        return redirect(url_for(STEP_PAGES[state.step]))
     return render_template("login.html")
 
 
 @bp.post("/login")
-def do_login() -> Response | tuple[str, int]:
-    terminal, source = _client()
-    step = logon.start(_deps(), _field("user_id"), _field("password"), terminal, source)
-    session.clear()  # a fresh session after every attempt: no fixation
-    if step.outcome is logon.Outcome.PASSWORD_CHANGE_REQUIRED:
-        session["pwchange"] = {"user_id": step.user_id, "at": time.time()}
-        return redirect(url_for("login.password_form"))
-    if step.outcome is logon.Outcome.PASSWORD_OK:
-        # Fail closed: a logon needs a second factor (R10), which arrives with issue [2 of 8].
-        return render_template("message.html", code="second_factor_unavailable"), 403
-    return render_template("login.html", error="logon_failed"), 401
+def do_login() -> Page:
+    return _go(logon.begin(deps(), field("user_id"), field("password"), client()))
 
 
-def _pending_change() -> str | None:
-    pending = session.get("pwchange")
-    if not pending or time.time() - pending.get("at", 0) > CHANGE_WINDOW_S:
-        return None
-    return pending["user_id"]
+# ---- forced change --------------------------------------------------------------------------
 
 
 @bp.get("/password")
-def password_form() -> Response | str:
-    if _pending_change() is None:
+def password_form() -> Page:
+    if _pending().step is not Step.CHANGE_PASSWORD:
         return redirect(url_for("login.index"))
     return render_template("password.html")
 
 
 @bp.post("/password")
-def password_change() -> Response | tuple[str, int] | str:
-    user_id = _pending_change()
-    if user_id is None:
-        session.clear()
+def password_change() -> Page:
+    new, again = field("new_password"), field("confirm_password")
+    if _pending().step is not Step.CHANGE_PASSWORD:
         return render_template("login.html", error="change_expired"), 401
-    new, again = _field("new_password"), _field("confirm_password")
     if new != again:
         return render_template("password.html", errors=[text("pw_mismatch", g.lang)]), 400
-    terminal, source = _client()
     try:
-        passwords.change_password(_deps(), Actor(user_id, terminal=terminal, source=source),
-                                  user_id, new)
+        state = logon.change_password(deps(), cookie_token(), new, client())
     except PasswordRejected as exc:
         params = {**_rule_params(), **exc.params}
-        errors = [text(code, g.lang, **params) for code in exc.reasons]
-        return render_template("password.html", errors=errors), 400
-    except DomainError:
-        session.clear()
-        return render_template("login.html", error="change_expired"), 401
-    session.clear()
-    return render_template("message.html", code="password_changed", back=True)
+        return render_template("password.html", errors=[text(c, g.lang, **params) for c in exc.reasons]), 400
+    return _go(state)
 
 
 def _rule_params() -> dict[str, int]:
-    s = _deps().settings.password
+    s = deps().settings.password
     return {"min_length": s.min_length, "max_length": s.max_length,
             "min_classes": s.min_classes, "history": s.history}
 
 
+# ---- second factor and its first enrolment --------------------------------------------------
+
+
+@bp.get("/enrol")
+def enrol() -> Page:
+    state = _pending()
+    if state.step is not Step.ENROL:
+        return redirect(url_for("login.index"))
+    return render_template("enrol.html", options=state.options)
+
+
+@bp.get("/enrol/totp")
+def enrol_totp() -> Page:
+    enrolment = logon.totp_enrolment(deps(), cookie_token(), client())
+    if enrolment is None:
+        return redirect(url_for("login.index"))
+    return render_template("totp_enrol.html", enrolment=enrolment)
+
+
+@bp.get("/factor")
+def factor() -> Page:
+    state = _pending()
+    if state.step is not Step.SECOND_FACTOR:
+        return redirect(url_for("login.index"))
+    return render_template("factor.html", options=state.options)
+
+
+@bp.post("/factor/totp")
+def factor_totp() -> Page:
+    before = _pending()
+    state = logon.totp_step(deps(), cookie_token(), field("code"), client())
+    if not state.failed and state.step is before.step and state.step is not Step.DONE:
+        # a wrong code: the same page again, with the one generic message
+        page = "totp_enrol.html" if state.step is Step.ENROL else "factor.html"
+        if page == "totp_enrol.html":
+            return redirect(url_for("login.enrol_totp", error=1))
+        return render_template(page, options=state.options, error="logon_failed"), 401
+    return _go(state)
+
+
+@bp.get("/factor/webauthn")
+def factor_webauthn() -> Page:
+    state = _pending()
+    if state.failed or "webauthn" not in state.options:
+        return redirect(url_for("login.index"))
+    return render_template("webauthn.html", register=state.step is Step.ENROL)
+
+
+@bp.post("/webauthn/options")
+def webauthn_options() -> Response | tuple[Response, int]:
+    made = logon.webauthn_options(deps(), cookie_token())
+    if made is None:
+        return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
+    challenge_id, options = made
+    return jsonify(challenge_id=challenge_id, publicKey=options)
+
+
+@bp.post("/webauthn/verify")
+def webauthn_verify() -> Response | tuple[Response, int]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
+        return jsonify(error="request_invalid", message=text("request_invalid", g.lang)), 400
+    before = _pending()
+    state = logon.webauthn_step(deps(), cookie_token(), str(body.get("challenge_id", ""))[:100],
+                                body["credential"], client())
+    if state.failed or (state.step is before.step and state.step is not Step.DONE):
+        return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
+    resp = jsonify(next=url_for(STEP_PAGES.get(state.step, "login.index")))
+    if state.token:
+        resp.set_cookie(TOKEN_COOKIE, state.token, secure=True, httponly=True, samesite="Strict")
+    return resp
+
+
+# ---- the session: self-service, lock, unlock, logoff ----------------------------------------
+
+
+@bp.get("/home")
+def home() -> Page:
+    view = logon.current(deps(), cookie_token())
+    if view is None:
+        return redirect(url_for("login.index"))
+    if view.locked:
+        return redirect(url_for("login.lock_screen"))
+    logon.touch(deps(), cookie_token())
+    return render_template("home.html", view=view, history=logon.history(deps(), view.user_id),
+                           sessions=logon.sessions_of(deps(), view.user_id))
+
+
+@bp.post("/sessions/end")
+def end_session() -> Page:
+    logon.end_session(deps(), cookie_token(), field("sid"), client())
+    return redirect(url_for("login.home"))
+
+
+@bp.post("/lock")
+def lock() -> Page:
+    logon.lock(deps(), cookie_token(), client())
+    return redirect(url_for("login.lock_screen"))
+
+
+@bp.get("/lock")
+def lock_screen() -> Page:
+    view = logon.current(deps(), cookie_token())
+    if view is None:
+        return redirect(url_for("login.index"))
+    if not view.locked:
+        return redirect(url_for("login.home"))
+    return render_template("locked.html", user_id=view.user_id)
+
+
+@bp.post("/unlock")
+def unlock() -> Page:
+    state = logon.begin_unlock(deps(), cookie_token(), field("password"), client())
+    if state.step is Step.PASSWORD or state.failed:
+        if logon.current(deps(), cookie_token()) is None:
+            return _go(logon.FAILED)
+        view_user = state.user_id or ""
+        return render_template("locked.html", user_id=view_user, error="logon_failed"), 401
+    return _go(state)
+
+
+@bp.post("/logoff")
+def logoff() -> Page:
+    logon.logoff(deps(), cookie_token(), client())
+    resp = current_app.make_response(render_template("message.html", code="logged_off", back=True))
+    resp.delete_cookie(TOKEN_COOKIE)
+    return resp
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+
 def register_errors(app: Flask) -> None:
+    def wants_json() -> bool:
+        return request.path.startswith("/api/") or request.path.startswith("/webauthn/")
+
+    def answer(code: str, status: int) -> Any:
+        if wants_json():
+            return jsonify(error=code, message=text(code, getattr(g, "lang", "ja"))), status
+        return render_template("message.html", code=code, back=True), status
+
     @app.errorhandler(CSRFError)
-    def _csrf(_exc: CSRFError) -> tuple[str, int]:
-        return render_template("message.html", code="request_invalid", back=True), 400
+    def _csrf(_exc: CSRFError) -> Any:
+        return answer("request_invalid", 400)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
-    def _db_down(exc: Exception) -> tuple[str, int]:
-        current_app.logger.error("database error: %s", type(exc).__name__)
-        return render_template("message.html", code="service_unavailable"), 503
+    @app.errorhandler(RedisError)
+    def _db_down(exc: Exception) -> Any:
+        current_app.logger.error("database unavailable: %s", type(exc).__name__)
+        return answer("service_unavailable", 503)
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> tuple[str, int]:
-        return render_template("message.html", code="request_invalid", back=True), exc.code or 400
+    def _http(exc: HTTPException) -> Any:
+        return answer("request_invalid", exc.code or 400)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import pyotp
 import pytest
 
 from authsvc.services import accounts
@@ -82,9 +83,34 @@ def test_one_generic_failure_for_unknown_user_and_wrong_password(client, user):
     assert "ログオンできませんでした" in strip(wrong)
 
 
-def test_initial_password_leads_only_to_forced_change(client, user, sqlite_deps):
+def totp_code(secret, clock, offset=0):
+    return pyotp.TOTP(secret).at(clock.now().timestamp() + offset)
+
+
+def first_logon(client, user, clock, new_password="Vt8$wQ3#nRz7"):
+    """Initial password -> forced change -> TOTP enrolment -> session. Returns the secret."""
     resp = post(client, "/login", {"user_id": "sato", "password": user})
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/password")
+    token = csrf(client, "/password")
+    resp = post(client, "/password", {"new_password": new_password,
+                                      "confirm_password": new_password}, token)
+    assert resp.headers["Location"].endswith("/enrol")
+    page = client.get("/enrol/totp", base_url=BASE).get_data(as_text=True)
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)
+    assert "<svg" in page  # the QR code, inline
+    page_token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    resp = post(client, "/factor/totp", {"code": totp_code(secret, clock)}, page_token)
+    assert resp.headers["Location"].endswith("/home")
+    return secret
+
+
+def test_initial_password_leads_only_to_forced_change(client, user, sqlite_deps, clock):
+    resp = post(client, "/login", {"user_id": "sato", "password": user})
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/password")
+    # nothing else is reachable before the change (R2)
+    for page in ("/home", "/enrol", "/enrol/totp", "/factor", "/lock"):
+        assert client.get(page, base_url=BASE).status_code == 302, page
+        assert not client.get(page, base_url=BASE).headers["Location"].endswith("/home")
     token = csrf(client, "/password")
     weak = post(client, "/password", {"new_password": "password1234",
                                       "confirm_password": "password1234"}, token)
@@ -96,16 +122,59 @@ def test_initial_password_leads_only_to_forced_change(client, user, sqlite_deps)
     assert mismatch.status_code == 400 and "一致しません" in mismatch.get_data(as_text=True)
     ok = post(client, "/password", {"new_password": "Vt8$wQ3#nRz7",
                                     "confirm_password": "Vt8$wQ3#nRz7"}, token)
-    assert ok.status_code == 200 and "変更しました" in ok.get_data(as_text=True)
+    assert ok.status_code == 302 and ok.headers["Location"].endswith("/enrol")
     assert not accounts.show(sqlite_deps, "sato").must_change_password
     # the pending change is gone: the page cannot be reused
     assert client.get("/password", base_url=BASE).status_code == 302
-    # the old initial password no longer works; the new one passes the password step and
-    # then fails closed, because no second factor exists yet (R10)
-    assert post(client, "/login", {"user_id": "sato", "password": user}).status_code == 401
-    final = post(client, "/login", {"user_id": "sato", "password": "Vt8$wQ3#nRz7"})
-    assert final.status_code == 403
-    assert "多要素認証" in final.get_data(as_text=True)
+
+
+def test_full_logon_with_totp_then_lock_unlock_and_logoff(client, user, sqlite_deps, clock):
+    secret = first_logon(client, user, clock)
+    home = client.get("/home", base_url=BASE).get_data(as_text=True)
+    assert "ようこそ" in home and "complete" in home  # the history lists the completed logon
+    assert post(client, "/logoff", {}, csrf(client, "/home")).status_code == 200
+    assert client.get("/home", base_url=BASE).status_code == 302
+    # a second logon: password, then the enrolled TOTP (a fresh code: the first one is spent)
+    clock.advance(seconds=30)
+    resp = post(client, "/login", {"user_id": "sato", "password": "Vt8$wQ3#nRz7"})
+    assert resp.headers["Location"].endswith("/factor")
+    used = totp_code(secret, clock, -30)
+    replay = post(client, "/factor/totp", {"code": used}, csrf(client, "/factor"))
+    assert replay.status_code == 401  # the code of the first logon is never accepted again
+    ok = post(client, "/factor/totp", {"code": totp_code(secret, clock)}, csrf(client, "/factor"))
+    assert ok.headers["Location"].endswith("/home")
+    # lock: the session stays, but needs MFA again
+    post(client, "/lock", {}, csrf(client, "/home"))
+    assert client.get("/home", base_url=BASE).headers["Location"].endswith("/lock")
+    bad = post(client, "/unlock", {"password": "wrong-password"}, csrf(client, "/lock"))
+    assert bad.status_code == 401
+    resp = post(client, "/unlock", {"password": "Vt8$wQ3#nRz7"}, csrf(client, "/lock"))
+    assert resp.headers["Location"].endswith("/factor")
+    clock.advance(seconds=30)
+    resp = post(client, "/factor/totp", {"code": totp_code(secret, clock)}, csrf(client, "/factor"))
+    assert resp.headers["Location"].endswith("/home")
+    assert client.get("/home", base_url=BASE).status_code == 200
+
+
+def test_idle_session_locks(client, user, sqlite_deps, clock):
+    first_logon(client, user, clock)
+    clock.advance(minutes=sqlite_deps.settings.sessions.idle_minutes, seconds=1)
+    assert client.get("/home", base_url=BASE).headers["Location"].endswith("/lock")
+
+
+def test_suspending_the_account_ends_its_sessions(client, user, sqlite_deps, clock, operator):
+    first_logon(client, user, clock)
+    accounts.suspend(sqlite_deps, operator, "sato")
+    assert client.get("/home", base_url=BASE).status_code == 302
+    assert sqlite_deps.sessions.of_user("sato") == {}
+
+
+def test_session_token_changes_at_logon(client, user, clock):
+    """Session fixation: a token planted before the logon is never the session's token."""
+    client.set_cookie("authsvc_session", "planted-by-attacker", domain="localhost")
+    first_logon(client, user, clock)
+    token = client.get_cookie("authsvc_session", domain="localhost").value
+    assert token != "planted-by-attacker"
 
 
 def test_forced_change_page_needs_the_password_step(client):

@@ -176,10 +176,13 @@ def test_lockout_and_operator_unlock(make_deps, backend, operator, account_admin
     deps = make_deps(backend, lockout={"max_failures": 3, "lock_minutes": 10})
     add_contract(deps, operator)
     initial = active_account(deps, account_admin, operator, "alice").initial_password
-    # failures must be consecutive: a success resets the count
+    # a correct password gives back its own attempt but forgives nothing earlier: only a
+    # completed multi-factor logon (or an operator) clears the count
     for _ in range(2):
         assert logon.start(deps, "alice", CHOSEN[0]) == FAILED
     assert logon.start(deps, "alice", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert accounts.show(deps, "alice").failures == 2
+    deps.counters.succeed("alice")  # what a completed logon does
     assert accounts.show(deps, "alice").failures == 0
 
     for _ in range(3):

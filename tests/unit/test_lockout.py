@@ -228,7 +228,7 @@ def test_unknown_input_never_appears_in_the_key(submitted):
     assert PSEUDONYM.fullmatch(k)  # nothing of the input but 40 hex digits of a keyed MAC
     folded = submitted.strip().casefold()
     if len(folded) >= 8:
-        assert folded not in k
+        assert folded not in k.removeprefix("unknown:")  # the prefix is not from the input
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,0 +1,124 @@
+"""The logon state machine (R2, R10, R16): password, then the forced change of an initial
+password, then a second factor of another kind (enrolling one first if the user has none),
+then a session. Unlocking a locked session runs the same machine for the same user.
+Factors are pluggable: each has a name and a kind; a logon is complete only when the factors
+passed cover at least two different kinds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    KNOWLEDGE = "knowledge"    # 知識要素
+    POSSESSION = "possession"  # 所持要素
+    BIOMETRIC = "biometric"    # 生体要素
+
+
+FACTORS: dict[str, Kind] = {
+    "password": Kind.KNOWLEDGE,
+    "totp": Kind.POSSESSION,
+    "webauthn": Kind.POSSESSION,
+    "vein": Kind.BIOMETRIC,  # arrives with issue [3 of 8]
+}
+
+
+class Step(StrEnum):
+    PASSWORD = "password"  # noqa: S105
+    CHANGE_PASSWORD = "change_password"  # noqa: S105 (nothing else is reachable until done, R2)
+    ENROL = "enrol"                      # no usable second factor yet: enrol one to finish
+    SECOND_FACTOR = "second_factor"
+    NO_FACTOR = "no_factor"              # none enrolled and no right to enrol: ask an operator
+    DONE = "done"
+
+
+class FlowError(Exception):
+    """A step was attempted that the machine does not allow now."""
+
+
+@dataclass(frozen=True)
+class Flow:
+    user_id: str
+    purpose: str                          # "logon" | "unlock"
+    started_at: float                     # epoch seconds
+    step: Step = Step.PASSWORD
+    passed: tuple[str, ...] = ()
+    allowed: tuple[str, ...] = ()         # second factors the policy allows
+    enrolled: tuple[str, ...] = field(default=())  # allowed factors the user has
+    # Enrolling a first second factor needs more than a password someone may have stolen: it
+    # is allowed only in a logon that began with an initial password (first logon, or after
+    # an operator's reset), which reached the user through the confidential channel (R2).
+    may_enrol: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {"user_id": self.user_id, "purpose": self.purpose, "started_at": self.started_at,
+                "step": self.step.value, "passed": list(self.passed), "allowed": list(self.allowed),
+                "enrolled": list(self.enrolled), "may_enrol": self.may_enrol}
+
+    @staticmethod
+    def from_dict(d: dict[str, object]) -> Flow:
+        return Flow(
+            user_id=str(d["user_id"]), purpose=str(d["purpose"]), started_at=float(d["started_at"]),  # type: ignore[arg-type]
+            step=Step(str(d["step"])), passed=tuple(d["passed"]),  # type: ignore[arg-type]
+            allowed=tuple(d["allowed"]), enrolled=tuple(d["enrolled"]),  # type: ignore[arg-type]
+            may_enrol=bool(d.get("may_enrol")),
+        )
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The second factors that can finish this flow now."""
+        done_kinds = {FACTORS[f] for f in self.passed}
+        usable = {Step.SECOND_FACTOR: self.enrolled, Step.ENROL: self.allowed}.get(self.step, ())
+        return tuple(f for f in usable if FACTORS[f] not in done_kinds)
+
+
+def kinds(passed: tuple[str, ...]) -> set[Kind]:
+    return {FACTORS[f] for f in passed}
+
+
+def complete(passed: tuple[str, ...]) -> bool:
+    """R10: at least two different kinds of factor."""
+    return len(kinds(passed)) >= 2
+
+
+def _next(flow: Flow, must_change: bool) -> Flow:
+    if complete(flow.passed):
+        return replace(flow, step=Step.DONE)
+    if must_change:
+        return replace(flow, step=Step.CHANGE_PASSWORD)
+    if any(FACTORS[f] not in kinds(flow.passed) for f in flow.enrolled):
+        return replace(flow, step=Step.SECOND_FACTOR)
+    return replace(flow, step=Step.ENROL if flow.may_enrol else Step.NO_FACTOR)
+
+
+def begin(user_id: str, purpose: str, now: float, allowed: tuple[str, ...],
+          enrolled: tuple[str, ...]) -> Flow:
+    return Flow(user_id=user_id, purpose=purpose, started_at=now, allowed=allowed,
+                enrolled=tuple(f for f in allowed if f in enrolled))
+
+
+def password_passed(flow: Flow, must_change: bool) -> Flow:
+    if flow.step is not Step.PASSWORD:
+        raise FlowError(flow.step)
+    flow = replace(flow, passed=(*flow.passed, "password"), may_enrol=must_change)
+    return _next(flow, must_change)
+
+
+def password_changed(flow: Flow) -> Flow:
+    if flow.step is not Step.CHANGE_PASSWORD:
+        raise FlowError(flow.step)
+    return _next(flow, must_change=False)
+
+
+def factor_passed(flow: Flow, factor: str) -> Flow:
+    """A second factor verified: at SECOND_FACTOR one the user has; at ENROL one just enrolled
+    (confirming a new TOTP code or a new WebAuthn credential proves possession)."""
+    if flow.step not in (Step.SECOND_FACTOR, Step.ENROL) or factor not in flow.options:
+        raise FlowError(f"{flow.step}:{factor}")
+    enrolled = flow.enrolled if factor in flow.enrolled else (*flow.enrolled, factor)
+    return _next(replace(flow, passed=(*flow.passed, factor), enrolled=enrolled), must_change=False)
+
+
+def expired(flow: Flow, now: float, minutes: int) -> bool:
+    return now - flow.started_at > minutes * 60

@@ -1,0 +1,174 @@
+"""The JSON API over the same logon state machine, for other front-ends (R18). The session
+token travels as `Authorization: Bearer <token>`; every refused logon step answers 401 with
+one and the same body, whatever the reason (R5). Described at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+from werkzeug.wrappers import Response
+
+from authsvc.domain.errors import PasswordRejected
+from authsvc.domain.logon_flow import Step
+from authsvc.messages import text
+from authsvc.services import logon
+from authsvc.web.common import FIELD_MAX, bearer_token, client, deps
+from authsvc.web.openapi import SPEC
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+Reply = Response | tuple[Response, int]
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    return data if isinstance(data, dict) else {}
+
+
+def _str(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    return value[:FIELD_MAX] if isinstance(value, str) else ""
+
+
+def _refused() -> tuple[Response, int]:
+    return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
+
+
+def _state(state: logon.State) -> Reply:
+    if state.failed:
+        return _refused()
+    if state.step is Step.NO_FACTOR:
+        return jsonify(error="second_factor_unavailable",
+                       message=text("second_factor_unavailable", g.lang)), 403
+    return jsonify(state=state.step.value if state.step else None, token=state.token,
+                   options=list(state.options))
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(SPEC)
+
+
+@bp.post("/logon")
+def begin() -> Reply:
+    data = _body()
+    return _state(logon.begin(deps(), _str(data, "user_id"), _str(data, "password"), client()))
+
+
+@bp.post("/logon/password")
+def change_password() -> Reply:
+    try:
+        state = logon.change_password(deps(), bearer_token(), _str(_body(), "new_password"), client())
+    except PasswordRejected as exc:
+        s = deps().settings.password
+        params = {"min_length": s.min_length, "max_length": s.max_length,
+                  "min_classes": s.min_classes, "history": s.history, **exc.params}
+        return jsonify(error="password_rejected", reasons=exc.reasons,
+                       messages=[text(c, g.lang, **params) for c in exc.reasons]), 400
+    return _state(state)
+
+
+@bp.post("/logon/totp/enrol")
+def totp_enrol() -> Reply:
+    enrolment = logon.totp_enrolment(deps(), bearer_token(), client())
+    if enrolment is None:
+        return _refused()
+    return jsonify(secret=enrolment.secret, uri=enrolment.uri)
+
+
+@bp.post("/logon/totp")
+def totp() -> Reply:
+    token = bearer_token()
+    before = logon.pending(deps(), token)
+    state = logon.totp_step(deps(), token, _str(_body(), "code"), client())
+    return _refused() if _unchanged(before, state) else _state(state)
+
+
+def _unchanged(before: logon.State, after: logon.State) -> bool:
+    """A wrong code leaves the flow where it was: to the caller that is a refusal."""
+    return after.failed or (after.step is before.step and after.step is not Step.DONE)
+
+
+@bp.post("/logon/webauthn/options")
+def webauthn_options() -> Reply:
+    made = logon.webauthn_options(deps(), bearer_token())
+    if made is None:
+        return _refused()
+    return jsonify(challenge_id=made[0], publicKey=made[1])
+
+
+@bp.post("/logon/webauthn")
+def webauthn() -> Reply:
+    data, token = _body(), bearer_token()
+    credential = data.get("credential")
+    if not isinstance(credential, dict):
+        return _refused()
+    before = logon.pending(deps(), token)
+    state = logon.webauthn_step(deps(), token, _str(data, "challenge_id"), credential, client())
+    return _refused() if _unchanged(before, state) else _state(state)
+
+
+# ---- the session ----------------------------------------------------------------------------
+
+
+def _session() -> logon.SessionView | None:
+    return logon.current(deps(), bearer_token())
+
+
+def _unauthorised() -> tuple[Response, int]:
+    return jsonify(error="unauthorised", message=text("logon_failed", g.lang)), 401
+
+
+@bp.get("/session")
+def session() -> Reply:
+    view = _session()
+    if view is None:
+        return _unauthorised()
+    if not view.locked:
+        logon.touch(deps(), bearer_token())
+    return jsonify(user_id=view.user_id, factors=list(view.factors), locked=view.locked,
+                   remote=view.remote, sid=view.sid)
+
+
+@bp.post("/session/lock")
+def lock() -> Reply:
+    if not logon.lock(deps(), bearer_token(), client()):
+        return _unauthorised()
+    return jsonify(locked=True)
+
+
+@bp.post("/session/unlock")
+def unlock() -> Reply:
+    state = logon.begin_unlock(deps(), bearer_token(), _str(_body(), "password"), client())
+    if state.step is Step.PASSWORD:
+        return _refused()
+    return _state(state)
+
+
+@bp.post("/logoff")
+def logoff() -> Reply:
+    logon.logoff(deps(), bearer_token(), client())
+    return jsonify(logged_off=True)
+
+
+@bp.get("/history")
+def history() -> Reply:
+    view = _session()
+    if view is None or view.locked:
+        return _unauthorised()
+    return jsonify(history=logon.history(deps(), view.user_id))
+
+
+@bp.get("/sessions")
+def sessions() -> Reply:
+    view = _session()
+    if view is None or view.locked:
+        return _unauthorised()
+    return jsonify(sessions=logon.sessions_of(deps(), view.user_id), current=view.sid)
+
+
+@bp.delete("/sessions/<sid>")
+def end_session(sid: str) -> Reply:
+    if not logon.end_session(deps(), bearer_token(), sid[:64], client()):
+        return jsonify(error="not_found", message=text("not_found", g.lang)), 404
+    return jsonify(ended=True)

@@ -1,0 +1,99 @@
+"""The OpenAPI 3.1 description of the JSON API, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"type": "object", "required": ["error", "message"],
+          "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}
+_STATE = {
+    "type": "object", "required": ["state", "token", "options"],
+    "properties": {
+        "state": {"type": "string", "enum": ["change_password", "enrol", "second_factor", "done"],
+                  "description": "The next step; `done`: `token` is the session token."},
+        "token": {"type": "string", "description": "Present it as `Authorization: Bearer` next. "
+                  "A new token is issued at every logon and unlock."},
+        "options": {"type": "array", "items": {"type": "string", "enum": ["totp", "webauthn"]},
+                    "description": "Second factors that can complete this step."},
+    },
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _body(**props: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, **_json({"type": "object", "required": list(props), "properties": props})}
+
+
+_STR = {"type": "string", "maxLength": 4096}
+_REFUSED = {"description": "Refused. The same status and body for every reason (unknown user, "
+            "wrong password or factor, locked, suspended, expired).", **_json(_ERROR)}
+_STEP = {"200": {"description": "The logon moved on.", **_json(_STATE)}, "401": _REFUSED}
+_AUTH = [{"bearer": []}]
+
+
+def _op(summary: str, responses: dict[str, Any], body: dict[str, Any] | None = None,
+        auth: bool = True) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if body:
+        op["requestBody"] = body
+    if auth:
+        op["security"] = _AUTH
+    return op
+
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "authsvc logon API", "version": "1",
+             "description": "Multi-factor logon for the Defense Security Gateway. Messages are "
+             "Japanese; add `?lang=en` for English."},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                   "schemas": {"Error": _ERROR, "State": _STATE}},
+    "paths": {
+        "/api/v1/logon": {"post": _op("Start a logon with ID and password.", _STEP,
+                                      _body(user_id=_STR, password=_STR), auth=False)},
+        "/api/v1/logon/password": {"post": _op(
+            "Change the initial password (state change_password).",
+            {**_STEP, "400": {"description": "The new password breaks rules; each is named.",
+                              **_json({"type": "object", "properties": {
+                                  "error": {"type": "string"},
+                                  "reasons": {"type": "array", "items": {"type": "string"}},
+                                  "messages": {"type": "array", "items": {"type": "string"}}}})}},
+            _body(new_password=_STR))},
+        "/api/v1/logon/totp/enrol": {"post": _op(
+            "A new TOTP secret (state enrol); confirm it with /logon/totp.",
+            {"200": {"description": "Shown once.", **_json({"type": "object", "properties": {
+                "secret": {"type": "string"}, "uri": {"type": "string"}}})}, "401": _REFUSED})},
+        "/api/v1/logon/totp": {"post": _op(
+            "A TOTP code (enrol: confirms the new secret; second_factor: checks it). A code is "
+            "accepted once only.", _STEP, _body(code={"type": "string", "maxLength": 10}))},
+        "/api/v1/logon/webauthn/options": {"post": _op(
+            "WebAuthn options (enrol: registration; second_factor: assertion), JSON form.",
+            {"200": {"description": "Single-use challenge.", **_json({"type": "object", "properties": {
+                "challenge_id": {"type": "string"}, "publicKey": {"type": "object"}}})}, "401": _REFUSED})},
+        "/api/v1/logon/webauthn": {"post": _op(
+            "The credential (PublicKeyCredential.toJSON()) for a challenge.", _STEP,
+            _body(challenge_id={"type": "string"}, credential={"type": "object"}))},
+        "/api/v1/session": {"get": _op("The session: user, factors, locked, remote.", {
+            "200": {"description": "Session.", **_json({"type": "object"})},
+            "401": {"description": "No session.", **_json(_ERROR)}})},
+        "/api/v1/session/lock": {"post": _op("Lock the session (leaving the desk).", {
+            "200": {"description": "Locked."}, "401": {"description": "No session."}})},
+        "/api/v1/session/unlock": {"post": _op(
+            "Unlock: the password, then a second factor through /logon/totp or /logon/webauthn "
+            "with the same token.", _STEP, _body(password=_STR))},
+        "/api/v1/logoff": {"post": _op("End the session on the server.", {"200": {"description": "Ended."}})},
+        "/api/v1/history": {"get": _op("The user's own logon history.", {
+            "200": {"description": "Newest first."}, "401": {"description": "No session."}})},
+        "/api/v1/sessions": {"get": _op("The user's active sessions.", {
+            "200": {"description": "Sessions."}, "401": {"description": "No session."}})},
+        "/api/v1/sessions/{sid}": {"delete": {
+            **_op("End one of the user's sessions.", {"200": {"description": "Ended."},
+                                                     "404": {"description": "Not one of yours."}}),
+            "parameters": [{"name": "sid", "in": "path", "required": True, "schema": {"type": "string"}}]}},
+        "/api/v1/openapi.json": {"get": _op("This document.", {"200": {"description": "OpenAPI 3.1."}},
+                                            auth=False)},
+    },
+}

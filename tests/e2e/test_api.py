@@ -1,0 +1,191 @@
+"""The JSON API over the logon state machine (Flask's test client, real app, SQLite)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pyotp
+import pytest
+
+from authsvc.services import accounts
+from authsvc.web import create_app
+
+NEW = "Vt8$wQ3#nRz7"
+
+
+@pytest.fixture
+def make_client(make_deps):
+    def factory(**sections):
+        deps = make_deps("sqlite", **sections)
+        app = create_app(deps=deps)
+        app.config["TESTING"] = True
+        return deps, app.test_client()
+    return factory
+
+
+@pytest.fixture
+def api(make_client):
+    return make_client()
+
+
+def add_user(deps, operator, user_id="sato", ends_on=None):
+    if not accounts.list_contracts(deps):
+        accounts.create_contract(deps, operator, "C-1", "株式会社テスト", date(2026, 1, 1), ends_on)
+    issued = accounts.create_account(deps, operator, user_id, "佐藤 花子", "C-1", "user")
+    accounts.approve_identifier(deps, operator, user_id)
+    return issued.initial_password
+
+
+def call(client, path, body=None, token=None, method="post"):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return getattr(client, method)(path, json=body, headers=headers, base_url="https://localhost")
+
+
+def enrol_totp(client, deps, initial, user_id="sato"):
+    """First logon through the API; returns (session token, TOTP secret)."""
+    r = call(client, "/api/v1/logon", {"user_id": user_id, "password": initial})
+    assert r.status_code == 200 and r.json["state"] == "change_password"
+    r = call(client, "/api/v1/logon/password", {"new_password": NEW}, r.json["token"])
+    assert r.json["state"] == "enrol" and set(r.json["options"]) == {"totp", "webauthn"}
+    token = r.json["token"]
+    secret = call(client, "/api/v1/logon/totp/enrol", {}, token).json["secret"]
+    r = call(client, "/api/v1/logon/totp",
+             {"code": pyotp.TOTP(secret).at(deps.clock.now().timestamp())}, token)
+    assert r.status_code == 200 and r.json["state"] == "done"
+    assert r.json["token"] != token  # a new token once the session opens
+    return r.json["token"], secret
+
+
+def test_openapi_document_describes_every_route(api):
+    _, client = api
+    spec = call(client, "/api/v1/openapi.json", method="get").json
+    assert spec["openapi"].startswith("3.1")
+    rules = {r.rule for r in client.application.url_map.iter_rules() if r.rule.startswith("/api/")}
+    documented = {p.replace("{sid}", "<sid>") for p in spec["paths"]}
+    assert rules == documented
+
+
+def test_every_refusal_has_the_same_status_and_body(make_client, operator, clock):
+    deps, client = make_client(lockout={"max_failures": 2})
+    add_user(deps, operator, "sato")
+    for uid in ("suspended1", "pending1", "locked1"):
+        add_user(deps, operator, uid)
+    accounts.suspend(deps, operator, "suspended1")
+    accounts.create_account(deps, operator, "pending2", "未承認 太郎", "C-1", "user")
+    for _ in range(2):
+        call(client, "/api/v1/logon", {"user_id": "locked1", "password": "wrong-password-1"})
+    answers = [
+        call(client, "/api/v1/logon", {"user_id": "nosuchuser", "password": NEW}),
+        call(client, "/api/v1/logon", {"user_id": "sato", "password": NEW}),
+        call(client, "/api/v1/logon", {"user_id": "suspended1", "password": NEW}),
+        call(client, "/api/v1/logon", {"user_id": "pending2", "password": NEW}),
+        call(client, "/api/v1/logon", {"user_id": "locked1", "password": NEW}),
+        call(client, "/api/v1/logon", {"user_id": ["not", "a", "string"]}),
+        client.post("/api/v1/logon", data=b"\xff\xfe not json", base_url="https://localhost",
+                    content_type="application/json"),
+    ]
+    assert {a.status_code for a in answers} == {401}
+    assert len({a.get_data() for a in answers}) == 1
+
+
+def test_full_api_flow_with_session_lock_unlock_and_logoff(api, operator, clock):
+    deps, client = api
+    token, secret = enrol_totp(client, deps, add_user(deps, operator))
+    me = call(client, "/api/v1/session", token=token, method="get").json
+    assert me["user_id"] == "sato" and set(me["factors"]) == {"password", "totp"}
+    assert not me["locked"] and not me["remote"]
+    history = call(client, "/api/v1/history", token=token, method="get").json["history"]
+    assert history[0]["step"] == "complete" and "reason" not in history[0]
+    assert len(call(client, "/api/v1/sessions", token=token, method="get").json["sessions"]) == 1
+    # lock, then unlock with the password and a fresh TOTP code
+    assert call(client, "/api/v1/session/lock", {}, token).json == {"locked": True}
+    assert call(client, "/api/v1/history", token=token, method="get").status_code == 401
+    assert call(client, "/api/v1/session/unlock", {"password": "wrong"}, token).status_code == 401
+    r = call(client, "/api/v1/session/unlock", {"password": NEW}, token)
+    assert r.json["state"] == "second_factor" and r.json["options"] == ["totp"]
+    clock.advance(seconds=30)
+    code = pyotp.TOTP(secret).at(clock.now().timestamp())
+    r = call(client, "/api/v1/logon/totp", {"code": code}, token)
+    assert r.json["state"] == "done"
+    fresh = r.json["token"]
+    assert call(client, "/api/v1/session", token=token, method="get").status_code == 401
+    assert call(client, "/api/v1/session", token=fresh, method="get").json["locked"] is False
+    # logoff ends it on the server at once
+    call(client, "/api/v1/logoff", {}, fresh)
+    assert call(client, "/api/v1/session", token=fresh, method="get").status_code == 401
+
+
+def test_weak_new_password_is_refused_with_each_reason(api, operator):
+    deps, client = api
+    r = call(client, "/api/v1/logon", {"user_id": "sato", "password": add_user(deps, operator)})
+    bad = call(client, "/api/v1/logon/password", {"new_password": "sato12345"}, r.json["token"])
+    assert bad.status_code == 400
+    assert {"pw_contains_user_id", "pw_classes", "pw_sequential"} <= set(bad.json["reasons"])
+    assert len(bad.json["messages"]) == len(bad.json["reasons"])
+
+
+def test_totp_code_is_accepted_once(api, operator, clock):
+    deps, client = api
+    token, secret = enrol_totp(client, deps, add_user(deps, operator))
+    call(client, "/api/v1/logoff", {}, token)
+    clock.advance(seconds=30)
+    code = pyotp.TOTP(secret).at(clock.now().timestamp())
+    first = call(client, "/api/v1/logon", {"user_id": "sato", "password": NEW}).json["token"]
+    assert call(client, "/api/v1/logon/totp", {"code": code}, first).json["state"] == "done"
+    second = call(client, "/api/v1/logon", {"user_id": "sato", "password": NEW}).json["token"]
+    assert call(client, "/api/v1/logon/totp", {"code": code}, second).status_code == 401
+
+
+def test_no_factor_and_no_initial_password_means_no_enrolment(api, operator):
+    """Someone holding only the (changed) password cannot enrol their own second factor."""
+    deps, client = api
+    r = call(client, "/api/v1/logon", {"user_id": "sato", "password": add_user(deps, operator)})
+    call(client, "/api/v1/logon/password", {"new_password": NEW}, r.json["token"])
+    # the user walks away before enrolling; later the password alone is not enough
+    r = call(client, "/api/v1/logon", {"user_id": "sato", "password": NEW})
+    assert r.status_code == 403 and r.json["error"] == "second_factor_unavailable"
+
+
+def test_second_logon_replaces_the_first_session_and_is_flagged(api, operator, clock):
+    deps, client = api
+    first, secret = enrol_totp(client, deps, add_user(deps, operator))
+    clock.advance(seconds=30)
+    t = call(client, "/api/v1/logon", {"user_id": "sato", "password": NEW}).json["token"]
+    second = call(client, "/api/v1/logon/totp",
+                  {"code": pyotp.TOTP(secret).at(clock.now().timestamp())}, t).json["token"]
+    assert call(client, "/api/v1/session", token=first, method="get").status_code == 401
+    assert call(client, "/api/v1/session", token=second, method="get").status_code == 200
+    with deps.uow() as uow:
+        flagged = [e.detail for e in uow.audit_events(["sato"], 100)
+                   if e.action == "logon.complete" and "ended_sessions" in e.detail]
+    assert len(flagged) == 1 and '"ended_sessions": 1' in flagged[0]
+
+
+def test_refuse_policy_keeps_the_first_session(make_client, operator, clock):
+    deps, client = make_client(sessions={"concurrent": "refuse"})
+    first, secret = enrol_totp(client, deps, add_user(deps, operator))
+    clock.advance(seconds=30)
+    t = call(client, "/api/v1/logon", {"user_id": "sato", "password": NEW}).json["token"]
+    r = call(client, "/api/v1/logon/totp", {"code": pyotp.TOTP(secret).at(clock.now().timestamp())}, t)
+    assert r.status_code == 401
+    assert call(client, "/api/v1/session", token=first, method="get").status_code == 200
+
+
+def test_remote_sessions_are_marked_and_forwarded_for_is_believed_only_from_proxies(
+        make_client, operator, clock):
+    deps, client = make_client(network={"trusted_proxies": ["127.0.0.1/32"],
+                                        "internal": ["10.0.0.0/8"]})
+    initial = add_user(deps, operator)
+    headers = {"X-Forwarded-For": "203.0.113.7"}
+    r = client.post("/api/v1/logon", json={"user_id": "sato", "password": initial},
+                    headers=headers, base_url="https://localhost")
+    token = r.json["token"]
+    r = call(client, "/api/v1/logon/password", {"new_password": NEW}, token)
+    secret = call(client, "/api/v1/logon/totp/enrol", {}, r.json["token"]).json["secret"]
+    r = client.post("/api/v1/logon/totp", json={"code": pyotp.TOTP(secret).at(clock.now().timestamp())},
+                    headers={**headers, "Authorization": f"Bearer {r.json['token']}"},
+                    base_url="https://localhost")
+    me = call(client, "/api/v1/session", token=r.json["token"], method="get").json
+    assert me["remote"] is True
+    sessions = call(client, "/api/v1/sessions", token=r.json["token"], method="get").json["sessions"]
+    assert sessions[0]["source"] == "203.0.113.7"
