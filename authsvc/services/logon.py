@@ -19,7 +19,7 @@ from authsvc.domain.calendar import jst_iso
 from authsvc.domain.errors import DomainError
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor
-from authsvc.services import Deps
+from authsvc.services import Deps, totp, webauthn
 from authsvc.services import passwords as password_service
 from authsvc.services.accounts import access_end, last_use
 from authsvc.store.models import Account
@@ -177,8 +177,6 @@ def _state(token: str, flow: lf.Flow) -> State:
 
 
 def _enrolled(deps: Deps, user_id: str) -> tuple[str, ...]:
-    from authsvc.services import totp, webauthn
-
     have = {"totp": totp.is_enrolled, "webauthn": webauthn.has_credentials}
     return tuple(f for f in deps.settings.mfa.second_factors if f in have and have[f](deps, user_id))
 
@@ -245,7 +243,7 @@ def change_password(deps: Deps, token: str, new_password: str, client: Client) -
     return _advance(deps, token, data, lf.password_changed(flow), client)
 
 
-def second_factor(deps: Deps, token: str, factor: str, verify: Callable[[], bool],
+def second_factor(deps: Deps, token: str, factor: str, verify: Callable[[str, bool], bool],
                   client: Client) -> State:
     """Run one second-factor check (or an enrolment's confirmation), counted toward the
     lockout before it is evaluated (R4: a failure of any factor counts)."""
@@ -256,7 +254,8 @@ def second_factor(deps: Deps, token: str, factor: str, verify: Callable[[], bool
     pol, now = deps.settings.lockout, deps.clock.now()
     actor = client.actor(flow.user_id)
     decision = deps.counters.consume(flow.user_id, now, pol.max_failures, pol.lock_minutes)
-    ok = decision.allowed and _account_may_logon(deps, flow.user_id, now) and verify()
+    ok = (decision.allowed and _account_may_logon(deps, flow.user_id, now)
+          and verify(flow.user_id, flow.step is lf.Step.ENROL))
     step = f"{flow.purpose}.{factor}" if flow.purpose == "unlock" else factor
     with deps.uow() as uow:
         if decision.auto_unlocked:
@@ -452,41 +451,34 @@ def end_all(deps: Deps, user_id: str) -> int:
 # ---- second factors, as the web pages and the API call them --------------------------------
 
 
-def totp_enrolment(deps: Deps, token: str, client: Client) -> Any:
+def totp_enrolment(deps: Deps, token: str, client: Client) -> totp.Enrolment | None:
     """At the ENROL step: a new TOTP secret for the user to add to their authenticator app."""
-    from authsvc.services import totp
-
     loaded = _load_flow(deps, token)
     if loaded is None or loaded[1].step is not lf.Step.ENROL or "totp" not in loaded[1].options:
         return None
     return totp.begin_enrolment(deps, client.actor(loaded[1].user_id), loaded[1].user_id)
 
 
+def _succeeds(action: Callable[[], None]) -> bool:
+    try:
+        action()
+    except DomainError:
+        return False
+    return True
+
+
 def totp_step(deps: Deps, token: str, code: str, client: Client) -> State:
     """A TOTP code: confirms the new secret at ENROL, or checks the enrolled one."""
-    from authsvc.services import totp
+    def verify(user: str, enrolling: bool) -> bool:
+        if enrolling:
+            return _succeeds(lambda: totp.confirm_enrolment(deps, client.actor(user), user, code))
+        return totp.verify(deps, user, code)
 
-    loaded = _load_flow(deps, token)
-    if loaded is None:
-        return FAILED
-    user = loaded[1].user_id
-    if loaded[1].step is lf.Step.ENROL:
-        def verify() -> bool:
-            try:
-                totp.confirm_enrolment(deps, client.actor(user), user, code)
-            except DomainError:
-                return False
-            return True
-    else:
-        def verify() -> bool:
-            return totp.verify(deps, user, code)
     return second_factor(deps, token, "totp", verify, client)
 
 
 def webauthn_options(deps: Deps, token: str) -> tuple[str, dict[str, Any]] | None:
     """Options for the browser: registration at ENROL, an assertion at SECOND_FACTOR."""
-    from authsvc.services import webauthn
-
     loaded = _load_flow(deps, token)
     if loaded is None or "webauthn" not in loaded[1].options:
         return None
@@ -498,20 +490,11 @@ def webauthn_options(deps: Deps, token: str) -> tuple[str, dict[str, Any]] | Non
 
 def webauthn_step(deps: Deps, token: str, challenge_id: str, credential: dict[str, Any],
                   client: Client) -> State:
-    from authsvc.services import webauthn
+    """A WebAuthn response: registers the new credential at ENROL, or checks an assertion."""
+    def verify(user: str, enrolling: bool) -> bool:
+        if enrolling:
+            return _succeeds(lambda: webauthn.register(deps, client.actor(user), user, challenge_id,
+                                                       credential, ""))
+        return webauthn.authenticate(deps, user, challenge_id, credential, actor=client.actor(user))
 
-    loaded = _load_flow(deps, token)
-    if loaded is None:
-        return FAILED
-    user = loaded[1].user_id
-    if loaded[1].step is lf.Step.ENROL:
-        def verify() -> bool:
-            try:
-                webauthn.register(deps, client.actor(user), user, challenge_id, credential, "")
-            except DomainError:
-                return False
-            return True
-    else:
-        def verify() -> bool:
-            return webauthn.authenticate(deps, user, challenge_id, credential, actor=client.actor(user))
     return second_factor(deps, token, "webauthn", verify, client)
