@@ -160,8 +160,27 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ui_remote": ("リモート", "Remote"),
     "ui_started": ("開始", "Started"),
     "ui_last_seen": ("最終操作", "Last activity"),
+    # logon history (step and result labels)
+    "hist_password": ("パスワード", "Password"),
+    "hist_totp": ("ワンタイムコード", "One-time code"),
+    "hist_webauthn": ("セキュリティキー", "Security key"),
+    "hist_complete": ("ログオン完了", "Logged on"),
+    "hist_unlock": ("ロック解除", "Unlocked"),
+    "hist_unlock.password": ("ロック解除（パスワード）", "Unlock (password)"),
+    "hist_unlock.totp": ("ロック解除（ワンタイムコード）", "Unlock (one-time code)"),
+    "hist_unlock.webauthn": ("ロック解除（セキュリティキー）", "Unlock (security key)"),
+    "hist_second_factor": ("2要素目", "Second factor"),
+    "hist_session": ("セッション", "Session"),
+    "hist_ok": ("成功", "Succeeded"),
+    "hist_failed": ("失敗", "Failed"),
+    "hist_refused": ("拒否", "Refused"),
     "ui_js_needed": ("この機能にはJavaScriptが必要です。", "This needs JavaScript."),
 }
+
+
+def label(prefix: str, value: str, lang: str = "ja") -> str:
+    """A display label for a stored value (`hist_` + "ok" ...), or the value itself."""
+    return text(prefix + value, lang) if prefix + value in MESSAGES else value
 
 
 def text(code: str, lang: str = "ja", **params: Any) -> str:

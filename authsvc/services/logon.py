@@ -452,11 +452,14 @@ def end_all(deps: Deps, user_id: str) -> int:
 
 
 def totp_enrolment(deps: Deps, token: str, client: Client) -> totp.Enrolment | None:
-    """At the ENROL step: a new TOTP secret for the user to add to their authenticator app."""
+    """At the ENROL step: the TOTP secret for the user to add to their authenticator app (the
+    pending one again if there is one, so reloading or mistyping keeps the same QR code)."""
     loaded = _load_flow(deps, token)
     if loaded is None or loaded[1].step is not lf.Step.ENROL or "totp" not in loaded[1].options:
         return None
-    return totp.begin_enrolment(deps, client.actor(loaded[1].user_id), loaded[1].user_id)
+    user = loaded[1].user_id
+    actor = client.actor(user)
+    return totp.pending_enrolment(deps, actor, user) or totp.begin_enrolment(deps, actor, user)
 
 
 def _succeeds(action: Callable[[], None]) -> bool:

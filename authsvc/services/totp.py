@@ -149,8 +149,32 @@ def begin_enrolment(deps: Deps, actor: Actor, user_id: str) -> Enrolment:
         uow.audit(now, actor, "totp.enrol_begin", acc.user_id, replaces=current is not None)
         uow.commit()
         name = acc.user_id
+    return _enrolment(deps, secret, name)
+
+
+def _enrolment(deps: Deps, secret: str, name: str) -> Enrolment:
     uri = _totp(deps, secret).provisioning_uri(name=name, issuer_name=deps.settings.totp.issuer)
     return Enrolment(secret=secret, uri=uri, qr_svg=segno.make(uri).svg_inline(scale=4))
+
+
+def pending_enrolment(deps: Deps, actor: Actor, user_id: str) -> Enrolment | None:
+    """The enrolment still waiting for its code (the page shown again after a mistyped code
+    keeps the same QR code), or None when there is none or it has expired."""
+    key = identifiers.canonical(user_id)
+    _require_self(actor, key)
+    now = deps.clock.now()
+    with deps.uow(read_only=True) as uow:
+        row = uow.session.scalars(select(Challenge).where(
+            Challenge.purpose == PURPOSE, Challenge.subject == key, Challenge.expires_at > now)).first()
+        acc = uow.account(key)
+        if row is None or acc is None:
+            return None
+        data = json.loads(row.data)
+        try:
+            secret = deps.sealer.open(data["sealed"], _aad(int(data["account_id"]))).decode()
+        except (SealError, KeyError, ValueError):
+            return None
+        return _enrolment(deps, secret, acc.user_id)
 
 
 def confirm_enrolment(deps: Deps, actor: Actor, user_id: str, code: str) -> None:

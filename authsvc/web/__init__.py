@@ -9,7 +9,7 @@ from flask import Flask, Response, g, request
 from flask_wtf.csrf import CSRFProtect
 
 from authsvc.bootstrap import build, instance_key
-from authsvc.messages import LANGS, text
+from authsvc.messages import LANGS, label, text
 from authsvc.services import Deps
 from authsvc.settings import Settings, load_settings
 
@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     def _i18n() -> dict[str, Any]:
         lang = getattr(g, "lang", "ja")
         other = "en" if lang == "ja" else "ja"
-        return {"t": lambda code, **kw: text(code, lang, **kw), "lang": lang, "other_lang": other}
+        return {"t": lambda code, **kw: text(code, lang, **kw), "lang": lang, "other_lang": other,
+                "tl": lambda prefix, value: label(prefix, value, lang)}
 
     login.register_errors(app)
     return app

@@ -141,10 +141,10 @@ def factor_totp() -> Page:
     state = logon.totp_step(deps(), cookie_token(), field("code"), client())
     if not state.failed and state.step is before.step and state.step is not Step.DONE:
         # a wrong code: the same page again, with the one generic message
-        page = "totp_enrol.html" if state.step is Step.ENROL else "factor.html"
-        if page == "totp_enrol.html":
-            return redirect(url_for("login.enrol_totp", error=1))
-        return render_template(page, options=state.options, error="logon_failed"), 401
+        if state.step is Step.ENROL:
+            enrolment = logon.totp_enrolment(deps(), cookie_token(), client())
+            return render_template("totp_enrol.html", enrolment=enrolment, error="logon_failed"), 401
+        return render_template("factor.html", options=state.options, error="logon_failed"), 401
     return _go(state)
 
 

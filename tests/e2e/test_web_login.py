@@ -131,7 +131,7 @@ def test_initial_password_leads_only_to_forced_change(client, user, sqlite_deps,
 def test_full_logon_with_totp_then_lock_unlock_and_logoff(client, user, sqlite_deps, clock):
     secret = first_logon(client, user, clock)
     home = client.get("/home", base_url=BASE).get_data(as_text=True)
-    assert "ようこそ" in home and "complete" in home  # the history lists the completed logon
+    assert "ようこそ" in home and "ログオン完了" in home  # the history lists the completed logon
     assert post(client, "/logoff", {}, csrf(client, "/home")).status_code == 200
     assert client.get("/home", base_url=BASE).status_code == 302
     # a second logon: password, then the enrolled TOTP (a fresh code: the first one is spent)

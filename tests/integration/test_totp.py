@@ -530,3 +530,14 @@ def test_enrolment_timestamps(users, clock):
     assert cred is not None
     assert cred.created_at == cred.confirmed_at == clock.now()
     assert cred.last_step == pyotp.TOTP(enrolment.secret).timecode(clock.now())
+
+
+def test_the_pending_enrolment_can_be_shown_again_until_it_expires(users, clock):
+    assert totp.pending_enrolment(users, TANAKA, "tanaka") is None
+    first = totp.begin_enrolment(users, TANAKA, "tanaka")
+    again = totp.pending_enrolment(users, TANAKA, "tanaka")
+    assert again is not None and (again.secret, again.uri) == (first.secret, first.uri)
+    with pytest.raises(Forbidden):
+        totp.pending_enrolment(users, Actor("someone-else"), "tanaka")
+    clock.advance(minutes=totp.ENROL_MINUTES, seconds=1)
+    assert totp.pending_enrolment(users, TANAKA, "tanaka") is None
