@@ -36,6 +36,7 @@ class Outcome(StrEnum):
 class PasswordStep:
     outcome: Outcome
     user_id: str | None = None  # only set when the password step succeeded
+    enrolled: tuple[str, ...] = field(default=(), compare=False)  # the second factors it has
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,17 @@ def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: s
     pol = deps.settings.lockout
     now = deps.clock.now()
     client = Client(terminal, source, remote)
-    with deps.uow(read_only=True) as uow:
-        key = lockout.throttle_key(user_id, deps.audit_key, lambda k: uow.identifier(k) is not None)
-        acc = None if key.startswith(lockout.UNKNOWN_PREFIX) else uow.account(key)
+    with deps.uow(read_only=True) as uow:  # one read: identifier and account
+        found: dict[str, Any] = {}
+
+        def known(k: str) -> bool:
+            found["ident"], found["acc"] = uow.holder(k)
+            return found["ident"] is not None
+
+        key = lockout.throttle_key(user_id, deps.audit_key, known)
+        acc = None if key.startswith(lockout.UNKNOWN_PREFIX) else found.get("acc")
         stored = acc.password_hash if acc else None
+        account_id = acc.id if acc else None
     actor = client.actor(key)
     # 1. consume an attempt, atomically and before any hashing: exact under concurrency (R4)
     decision = deps.counters.consume(key, now, pol.max_failures, pol.lock_minutes)
@@ -111,7 +119,7 @@ def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: s
     matched = deps.hasher.verify(stored, password)
     # 3. record the outcome
     with deps.uow() as uow:
-        acc = uow.account(key, lock=True) if acc else None
+        acc = uow.account_for_update(account_id) if account_id is not None else None
         reason = _refusal(deps, acc, matched, now)
         if reason is None:
             assert acc is not None
@@ -122,10 +130,11 @@ def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: s
             outcome = (Outcome.PASSWORD_CHANGE_REQUIRED if acc.must_change_password
                        else Outcome.PASSWORD_OK)
             _note(uow, now, actor, client, step, key, "ok", "", next=outcome.value)
+            enrolled = uow.enrolled_factors(acc.id)
             uow.commit()
             # the logon is not complete yet: give this attempt back, forgive nothing earlier
             deps.counters.refund(key, pol.max_failures)
-            return PasswordStep(outcome, acc.user_id)
+            return PasswordStep(outcome, acc.user_id, enrolled)
         _failed(deps, uow, now, actor, client, step, key, reason, decision)
         uow.commit()
     if decision.locks_now:
@@ -176,11 +185,6 @@ def _state(token: str, flow: lf.Flow) -> State:
     return State(token, flow.step, flow.options, flow.user_id)
 
 
-def _enrolled(deps: Deps, user_id: str) -> tuple[str, ...]:
-    have = {"totp": totp.is_enrolled, "webauthn": webauthn.has_credentials}
-    return tuple(f for f in deps.settings.mfa.second_factors if f in have and have[f](deps, user_id))
-
-
 def begin(deps: Deps, user_id: str, password: str, client: Client) -> State:
     """The first step of a logon: ID and password. Returns a fresh logon token on success."""
     step = start(deps, user_id, password, client.terminal, client.source, client.remote)
@@ -188,7 +192,7 @@ def begin(deps: Deps, user_id: str, password: str, client: Client) -> State:
         return FAILED
     canonical = identifiers.canonical(step.user_id)
     flow = lf.begin(canonical, "logon", deps.clock.now().timestamp(),
-                    deps.settings.mfa.second_factors, _enrolled(deps, canonical))
+                    deps.settings.mfa.second_factors, step.enrolled)
     flow = lf.password_passed(flow, step.outcome is Outcome.PASSWORD_CHANGE_REQUIRED)
     return _advance(deps, new_token(), {"kind": "logon", "client": _client_dict(client)}, flow, client)
 
@@ -388,7 +392,7 @@ def begin_unlock(deps: Deps, token: str, password: str, client: Client) -> State
     if step.outcome is Outcome.FAILED:
         return State(token, lf.Step.PASSWORD, (), view.user_id)  # still locked; try again
     flow = lf.begin(view.user_id, "unlock", time_now(deps), deps.settings.mfa.second_factors,
-                    _enrolled(deps, view.user_id))
+                    step.enrolled)
     flow = lf.password_passed(flow, must_change=False)
     data = deps.sessions.get(token) or {}
     return _advance(deps, token, data, flow, client)

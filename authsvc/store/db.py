@@ -43,7 +43,10 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    # No pre-ping: it costs a round trip per checkout on the logon's hot path. A connection the
+    # server dropped fails its one request (503, fail closed) and is replaced; pool_recycle
+    # retires connections before common idle timeouts.
+    return create_engine(url, pool_recycle=1800, hide_parameters=True)
 
 
 READ_ONLY = {"authsvc_read_only": True}

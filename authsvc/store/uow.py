@@ -11,7 +11,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, exists, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +29,8 @@ from authsvc.store.models import (
     LogonHistory,
     PasswordHistory,
     Person,
+    TotpCredential,
+    WebauthnCredential,
 )
 
 log = logging.getLogger("authsvc.audit")
@@ -88,6 +90,27 @@ class UnitOfWork:
             return None
         q = select(Account).where(Account.id == ident.holder_id)
         return self.session.scalars(q.with_for_update(of=Account) if lock else q).first()
+
+    def holder(self, canonical_id: str) -> tuple[Identifier | None, Account | None]:
+        """The identifier and its current account in one query (the logon's hot path)."""
+        row = self.session.execute(
+            select(Identifier, Account)
+            .outerjoin(Account, and_(Account.id == Identifier.holder_id, Identifier.kind == "account"))
+            .where(Identifier.value == canonical_id)
+        ).first()
+        return (row[0], row[1]) if row else (None, None)
+
+    def account_for_update(self, account_id: int) -> Account | None:
+        q = select(Account).where(Account.id == account_id).with_for_update(of=Account)
+        return self.session.scalars(q).first()
+
+    def enrolled_factors(self, account_id: int) -> tuple[str, ...]:
+        """The second factors the account has, in one round trip."""
+        totp = exists().where(TotpCredential.account_id == account_id,
+                              TotpCredential.confirmed_at.is_not(None))
+        webauthn = exists().where(WebauthnCredential.account_id == account_id)
+        has_totp, has_webauthn = self.session.execute(select(totp, webauthn)).one()
+        return tuple(f for f, has in (("totp", has_totp), ("webauthn", has_webauthn)) if has)
 
     def accounts(
         self, status: str | None = None, contract: str | None = None, role: str | None = None
