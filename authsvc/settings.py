@@ -106,6 +106,7 @@ class Webauthn:
 class Network:
     internal: tuple[str, ...]
     trusted_proxies: tuple[str, ...]
+    remote_admin: tuple[str, ...]  # user IDs approved in advance to administer from outside
 
 
 @dataclass(frozen=True)

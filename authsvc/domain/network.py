@@ -42,3 +42,8 @@ def client_address(peer: str, forwarded_for: str | None, trusted_proxies: tuple[
 def is_remote(address: str, internal: tuple[Net, ...]) -> bool:
     """Outside the internal networks, or unknown: remote (fail closed)."""
     return not _within(_addr(address), internal)
+
+
+def may_administer(remote: bool, user_id: str, approved: Iterable[str]) -> bool:
+    """R17: administrative functions from a remote session only when approved in advance."""
+    return not remote or user_id.casefold() in {a.casefold() for a in approved}

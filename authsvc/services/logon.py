@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from adapters.sessions import new_token, session_id
-from authsvc.domain import identifiers, lockout
+from authsvc.domain import identifiers, lockout, network
 from authsvc.domain import logon_flow as lf
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.errors import DomainError
@@ -82,6 +82,11 @@ class SessionView:
     terminal: str
     source: str
     unlocking: lf.Flow | None = field(default=None)
+
+    def may_administer(self, approved_remote: tuple[str, ...]) -> bool:
+        """The gate of the admin surface (R8, R17): an unlocked MFA session, and from outside
+        the internal networks only for users approved in advance."""
+        return not self.locked and network.may_administer(self.remote, self.user_id, approved_remote)
 
 
 # ---- the password step ---------------------------------------------------------------------

@@ -189,3 +189,16 @@ def test_remote_sessions_are_marked_and_forwarded_for_is_believed_only_from_prox
     assert me["remote"] is True
     sessions = call(client, "/api/v1/sessions", token=r.json["token"], method="get").json["sessions"]
     assert sessions[0]["source"] == "203.0.113.7"
+
+
+def test_the_admin_gate_refuses_remote_and_locked_sessions(make_client, operator, clock):
+    from authsvc.services import logon
+
+    deps, client = make_client(network={"trusted_proxies": ["127.0.0.1/32"], "internal": ["10.0.0.0/8"],
+                                        "remote_admin": ["approved"]})
+    token, _ = enrol_totp(client, deps, add_user(deps, operator))  # from 127.0.0.1: not internal here
+    view = logon.current(deps, token)
+    assert view.remote and not view.may_administer(deps.settings.network.remote_admin)
+    assert view.may_administer(("sato",))
+    call(client, "/api/v1/session/lock", {}, token)
+    assert not logon.current(deps, token).may_administer(("sato",))  # locked: never

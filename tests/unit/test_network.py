@@ -27,3 +27,12 @@ def test_remote_is_outside_the_internal_networks_and_unknown_is_remote():
     assert not is_remote("::1", INTERNAL)
     assert is_remote("203.0.113.9", INTERNAL)
     assert is_remote("", INTERNAL)  # fail closed
+
+
+def test_remote_administration_needs_advance_approval():
+    from authsvc.domain.network import may_administer
+
+    assert may_administer(False, "ops1", ())
+    assert not may_administer(True, "ops1", ())
+    assert may_administer(True, "OPS1", ("ops1",))
+    assert not may_administer(True, "ops2", ("ops1",))
