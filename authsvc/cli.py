@@ -21,7 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from authsvc.domain.errors import DomainError
 from authsvc.domain.roles import Actor, Role
 from authsvc.messages import text
-from authsvc.services import Deps, accounts, audit, maintenance, passwords
+from authsvc.services import Deps, accounts, audit, devices, maintenance, passwords
 from authsvc.settings import ConfigError, load_settings
 
 ROLES = [r.value for r in Role]
@@ -338,6 +338,58 @@ def audit_show(ctx: Ctx, as_json: bool, subject: str | None, limit: int) -> None
     _emit(as_json, rows, "\n".join(
         f"{r['seq']}\t{r['ts']}\t{r['actor']}\t{r['action']}\t{r['subject']}\t{r['result']}\t"
         f"{r['detail']}" for r in rows))
+
+
+@main.group()
+def device() -> None:
+    """Registered terminals and readers (R12)."""
+
+
+def _device_lines(v: devices.DeviceView) -> str:
+    return "\n".join(f"{k}: {val}" for k, val in v.to_dict().items())
+
+
+@command(device, "register")
+@click.argument("device_id")
+@click.option("--public-key", required=True,
+              help="The device's Ed25519 public key: base64url of the 32 raw bytes, or a PEM file "
+              "given as @path.")
+@click.option("--kind", type=click.Choice(devices.KINDS), default="terminal", show_default=True)
+@click.option("--description", default="")
+def device_register(ctx: Ctx, as_json: bool, device_id: str, public_key: str, kind: str,
+                    description: str) -> None:
+    """Register a terminal or reader with its public key."""
+    if public_key.startswith("@"):
+        try:
+            with open(public_key[1:], encoding="utf-8") as fh:
+                public_key = fh.read(10_000)
+        except OSError as exc:
+            raise click.BadParameter(str(exc), param_hint="--public-key") from None
+    v = devices.register(ctx.deps, ctx.actor, device_id, public_key, kind, description)
+    _emit(as_json, v.to_dict(), _device_lines(v))
+
+
+@command(device, "list")
+def device_list(ctx: Ctx, as_json: bool) -> None:
+    """List registered devices."""
+    rows = devices.list_devices(ctx.deps)
+    _emit(as_json, [r.to_dict() for r in rows], "\n".join(
+        f"{r.device_id}\t{r.kind}\t{r.status}\t{r.description}" for r in rows))
+
+
+def _device_command(action: str, doc: str) -> None:
+    def run(ctx: Ctx, as_json: bool, device_id: str, reason: str) -> None:
+        v = devices.change(ctx.deps, ctx.actor, device_id, action, reason)
+        _emit(as_json, v.to_dict(), _device_lines(v))
+
+    run.__doc__ = doc
+    command(device, action)(click.argument("device_id")(
+        click.option("--reason", default="", help="Recorded in the audit log.")(run)))
+
+
+_device_command("suspend", "Suspend a device: no logon through it until resumed.")
+_device_command("resume", "Resume a suspended device.")
+_device_command("revoke", "Revoke a lost or damaged device: final, effective at the next request.")
 
 
 @main.group(name="maintenance")

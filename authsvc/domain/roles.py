@@ -24,13 +24,15 @@ class Perm(StrEnum):
     MANAGE_CONTRACTS = "manage_contracts"
     READ_AUDIT = "read_audit"                    # only system administrators and staff (R22)
     RUN_MAINTENANCE = "run_maintenance"
+    MANAGE_DEVICES = "manage_devices"            # register, suspend, revoke terminals/readers (R12)
+    ENROL_BIOMETRICS = "enrol_biometrics"        # enrol a palm with the person present (R14)
 
 
 GRANTS: dict[Role, frozenset[Perm]] = {
     Role.AGENCY_OPERATOR: frozenset(Perm),
     Role.SYSTEM_ADMIN: frozenset(Perm),
     Role.ACCOUNT_ADMIN: frozenset({Perm.MANAGE_ACCOUNTS, Perm.UNLOCK}),
-    Role.STAFF: frozenset({Perm.READ_AUDIT, Perm.UNLOCK}),
+    Role.STAFF: frozenset({Perm.READ_AUDIT, Perm.UNLOCK, Perm.ENROL_BIOMETRICS}),
     Role.DATA_MANAGER: frozenset(),
     Role.USER: frozenset(),
 }

@@ -210,3 +210,39 @@ class LogonHistory(Base):
     source: Mapped[str] = mapped_column(String(100))
     remote: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str] = mapped_column(String(64))
+
+
+class Device(Base):
+    """A registered terminal or reader (R12): logons are accepted only through one that proves
+    possession of the private key matching `public_key`. Its identifier lives in the shared
+    identifier namespace (R6), so it is never reused for another device or account."""
+
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)  # as assigned
+    kind: Mapped[str] = mapped_column(String(16))  # terminal | reader | token | card
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(64))  # raw Ed25519 public key
+    description: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # active | suspended | revoked
+    registered_by: Mapped[str] = mapped_column(String(100))
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class VeinEnrolment(Base):
+    """A person's palm-vein template, sealed with AES-256-GCM (R15); raw samples are never
+    stored. One per person: every account of that person uses it (R7, R14)."""
+
+    __tablename__ = "vein_enrolments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), unique=True)
+    template: Mapped[str] = mapped_column(Text)  # sealed, bound to the person
+    reader_id: Mapped[str] = mapped_column(String(64))
+    enrolled_by: Mapped[str] = mapped_column(String(100))  # the witness
+    enrolled_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # NIST SP 800-63B-4 biometric attempt limits
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    total_failures: Mapped[int] = mapped_column(Integer, default=0)
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    delay_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
