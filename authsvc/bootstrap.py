@@ -11,6 +11,7 @@ import redis
 from adapters.clock import Clock, SystemClock
 from adapters.counters import Counters, RedisCounters
 from adapters.sessions import RedisSessions, SessionStore
+from adapters.vein import open_reader
 from authsvc.domain.hashing import Hasher
 from authsvc.domain.sealing import Sealer
 from authsvc.services import Deps
@@ -70,6 +71,7 @@ def build(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
         counters=counters,
         sessions=session_store,
         sealer=Sealer(data_keys(settings)),
+        vein=open_reader(settings.vein.reader, unit_id=None, min_quality=settings.vein.min_quality),
     )
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from authsvc.domain.errors import DomainError
 from authsvc.domain.roles import Actor, Role
 from authsvc.messages import text
-from authsvc.services import Deps, accounts, audit, devices, maintenance, passwords
+from authsvc.services import Deps, accounts, audit, devices, maintenance, passwords, vein
 from authsvc.settings import ConfigError, load_settings
 
 ROLES = [r.value for r in Role]
@@ -390,6 +390,42 @@ def _device_command(action: str, doc: str) -> None:
 _device_command("suspend", "Suspend a device: no logon through it until resumed.")
 _device_command("resume", "Resume a suspended device.")
 _device_command("revoke", "Revoke a lost or damaged device: final, effective at the next request.")
+
+
+@main.group(name="vein")
+def vein_group() -> None:
+    """Palm-vein enrolment at a registration station."""
+
+
+@command(vein_group, "enroll")
+@click.argument("user_id")
+@click.option("--reader", "reader_kind", type=click.Choice(["emulated", "sdk"]), default=None,
+              help="The station's reader (config vein.reader).")
+@click.option("--palm", type=int, default=None,
+              help="Emulator only: the synthetic palm presented at each capture.")
+@click.option("--replace", is_flag=True, help="Re-enrol a person whose template failed.")
+def vein_enroll(ctx: Ctx, as_json: bool, user_id: str, reader_kind: str | None,
+                palm: int | None, replace: bool) -> None:
+    """Enrol USER_ID's palm in person, the operator at this shell being the witness (R14): the
+    person's other accounts use the same enrolment; a palm already enrolled for someone else
+    is refused and the operators are alerted."""
+    from adapters.vein import VeinError, open_reader
+
+    deps = ctx.deps
+    kind = reader_kind or deps.settings.vein.reader
+    try:
+        with open_reader(kind) as reader:
+            def capture(challenge: bytes) -> Any:
+                if palm is not None and hasattr(reader, "control"):
+                    reader.control.present(palm)
+                click.echo(text("vein_place_hand", ctx.lang), err=True)
+                return reader.capture("enrol", challenge)
+
+            done = vein.enrol(deps, ctx.actor, user_id, reader, capture, replace=replace)
+    except VeinError as exc:
+        _fail(ctx, as_json, "vein_reader", f"{text('vein_reader_error', ctx.lang)} ({type(exc).__name__})", 1)
+        return
+    _emit(as_json, done, "\n".join(f"{k}: {v}" for k, v in done.items()))
 
 
 @main.group(name="maintenance")

@@ -116,6 +116,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "device_key_invalid": ("公開鍵を読み取れません（Ed25519 の base64url または PEM）。",
                            "The public key cannot be read (Ed25519, base64url or PEM)."),
     "device_kind_invalid": ("機器の種別 {kind} は使用できません。", "There is no device kind {kind}."),
+    # palm vein
+    "vein_already_enrolled": ("この方の手のひら静脈は登録済みです（本人記録 {person}）。",
+                              "This person's palm vein is already enrolled (person {person})."),
+    "vein_more_samples": ("読み取りが不足しています。あと{needed}回読み取ってください。",
+                          "More captures are needed: {needed} more, please."),
+    "vein_duplicate_person": ("この手のひらは別の本人記録で登録済みです。運用担当者に連絡しました。",
+                              "This palm is enrolled for another person. "
+                              "The operators have been alerted."),
+    "vein_place_hand": ("手のひらを読み取り装置にかざしてください。",
+                        "Please hold your palm over the reader."),
+    "vein_reader_error": ("読み取り装置で問題が発生しました。もう一度お試しください。",
+                          "The reader had a problem. Please try again."),
     # page labels
     "ui_title": ("防衛セキュリティゲートウェイ ログオン", "Defense Security Gateway logon"),
     "ui_user_id": ("ユーザID", "User ID"),

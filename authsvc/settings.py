@@ -83,7 +83,7 @@ class Redis:
 
 @dataclass(frozen=True)
 class Mfa:
-    second_factors: tuple[str, ...] = _one_of("totp", "webauthn")
+    second_factors: tuple[str, ...] = _one_of("vein", "totp", "webauthn")
     logon_minutes: int = _num(1, 60)  # a logon must finish its factors within this time
 
 
@@ -100,6 +100,19 @@ class Webauthn:
     rp_id: str
     rp_name: str
     origins: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Vein:
+    reader: str = _one_of("emulated", "sdk")  # the matcher on the server side
+    fmr_exponent: int = _num(4, 12)           # decision threshold: false-match rate <= 10^-n
+    duplicate_fmr_exponent: int = _num(6, 14)  # the 1:N duplicate search at enrolment
+    min_quality: int = _num(0, 100)
+    challenge_seconds: int = _num(10, 600)
+    consecutive_limit: int = _num(1, 10)      # NIST SP 800-63B-4: 5 without PAD, 10 with it
+    delay_seconds: int = _num(30, 3600)       # then at least 30 s, doubling at each failure
+    disable_after: int = _num(5, 100)         # consecutive failures that disable the biometric
+    agent_url: str                            # the terminal agent on the user's machine
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,7 @@ class Settings:
     mfa: Mfa
     totp: Totp
     webauthn: Webauthn
+    vein: Vein
     network: Network
     database: Database
     paths: Paths

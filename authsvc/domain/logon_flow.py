@@ -24,6 +24,11 @@ FACTORS: dict[str, Kind] = {
 }
 
 
+# Factors a user may enrol during a logon that began with an initial password; palm vein is
+# enrolled only with a witness present (R14).
+SELF_ENROL = ("totp", "webauthn")
+
+
 class Step(StrEnum):
     PASSWORD = "password"  # noqa: S105
     CHANGE_PASSWORD = "change_password"  # noqa: S105 (nothing else is reachable until done, R2)
@@ -69,7 +74,8 @@ class Flow:
     def options(self) -> tuple[str, ...]:
         """The second factors that can finish this flow now."""
         done_kinds = {FACTORS[f] for f in self.passed}
-        usable = {Step.SECOND_FACTOR: self.enrolled, Step.ENROL: self.allowed}.get(self.step, ())
+        usable = {Step.SECOND_FACTOR: self.enrolled,
+                  Step.ENROL: tuple(f for f in self.allowed if f in SELF_ENROL)}.get(self.step, ())
         return tuple(f for f in usable if FACTORS[f] not in done_kinds)
 
 
@@ -89,7 +95,8 @@ def _next(flow: Flow, must_change: bool) -> Flow:
         return replace(flow, step=Step.CHANGE_PASSWORD)
     if any(FACTORS[f] not in kinds(flow.passed) for f in flow.enrolled):
         return replace(flow, step=Step.SECOND_FACTOR)
-    return replace(flow, step=Step.ENROL if flow.may_enrol else Step.NO_FACTOR)
+    can_enrol = flow.may_enrol and any(f in SELF_ENROL for f in flow.allowed)
+    return replace(flow, step=Step.ENROL if can_enrol else Step.NO_FACTOR)
 
 
 def begin(user_id: str, purpose: str, now: float, allowed: tuple[str, ...],

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from adapters.clock import Clock
 from adapters.counters import Counters
 from adapters.sessions import SessionStore
+from adapters.vein import VeinReader
 from authsvc.domain.hashing import Hasher
 from authsvc.domain.passwords import Rule
 from authsvc.domain.sealing import Sealer
@@ -29,6 +30,7 @@ class Deps:
     counters: Counters
     sessions: SessionStore
     sealer: Sealer
+    vein: VeinReader  # the matcher (server side: no capture unit)
 
     @property
     def rule(self) -> Rule:

@@ -19,7 +19,7 @@ from authsvc.domain.calendar import jst_iso
 from authsvc.domain.errors import DomainError
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor
-from authsvc.services import Deps, totp, webauthn
+from authsvc.services import Deps, totp, vein, webauthn
 from authsvc.services import passwords as password_service
 from authsvc.services.accounts import access_end, last_use
 from authsvc.store.models import Account
@@ -135,7 +135,7 @@ def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: s
             outcome = (Outcome.PASSWORD_CHANGE_REQUIRED if acc.must_change_password
                        else Outcome.PASSWORD_OK)
             _note(uow, now, actor, client, step, key, "ok", "", next=outcome.value)
-            enrolled = uow.enrolled_factors(acc.id)
+            enrolled = uow.enrolled_factors(acc.id, acc.person_id)
             uow.commit()
             # the logon is not complete yet: give this attempt back, forgive nothing earlier
             deps.counters.refund(key, pol.max_failures)
@@ -510,3 +510,19 @@ def webauthn_step(deps: Deps, token: str, challenge_id: str, credential: dict[st
         return webauthn.authenticate(deps, user, challenge_id, credential, actor=client.actor(user))
 
     return second_factor(deps, token, "webauthn", verify, client)
+
+
+def vein_challenge(deps: Deps, token: str) -> vein.Challenge | None:
+    """A capture challenge for the terminal agent, at the SECOND_FACTOR step."""
+    loaded = _load_flow(deps, token)
+    if loaded is None or loaded[1].step is not lf.Step.SECOND_FACTOR or "vein" not in loaded[1].options:
+        return None
+    return vein.issue_challenge(deps, loaded[1].user_id)
+
+
+def vein_step(deps: Deps, token: str, challenge_id: str, capture: dict[str, Any], client: Client) -> State:
+    """A signed palm-vein capture from the user's registered terminal."""
+    def verify(user: str, enrolling: bool) -> bool:
+        return not enrolling and vein.verify(deps, user, challenge_id, capture, client.actor(user))
+
+    return second_factor(deps, token, "vein", verify, client)

@@ -30,6 +30,7 @@ from authsvc.store.models import (
     PasswordHistory,
     Person,
     TotpCredential,
+    VeinEnrolment,
     WebauthnCredential,
 )
 
@@ -104,13 +105,17 @@ class UnitOfWork:
         q = select(Account).where(Account.id == account_id).with_for_update(of=Account)
         return self.session.scalars(q).first()
 
-    def enrolled_factors(self, account_id: int) -> tuple[str, ...]:
-        """The second factors the account has, in one round trip."""
-        totp = exists().where(TotpCredential.account_id == account_id,
-                              TotpCredential.confirmed_at.is_not(None))
-        webauthn = exists().where(WebauthnCredential.account_id == account_id)
-        has_totp, has_webauthn = self.session.execute(select(totp, webauthn)).one()
-        return tuple(f for f, has in (("totp", has_totp), ("webauthn", has_webauthn)) if has)
+    def enrolled_factors(self, account_id: int, person_id: int) -> tuple[str, ...]:
+        """The second factors the account (and its person, for palm vein) has, in one round trip."""
+        checks = {
+            "vein": exists().where(VeinEnrolment.person_id == person_id,
+                                   VeinEnrolment.disabled_at.is_(None)),
+            "totp": exists().where(TotpCredential.account_id == account_id,
+                                   TotpCredential.confirmed_at.is_not(None)),
+            "webauthn": exists().where(WebauthnCredential.account_id == account_id),
+        }
+        row = self.session.execute(select(*checks.values())).one()
+        return tuple(f for f, has in zip(checks, row, strict=True) if has)
 
     def accounts(
         self, status: str | None = None, contract: str | None = None, role: str | None = None

@@ -108,6 +108,26 @@ def webauthn() -> Reply:
     return _refused() if _unchanged(before, state) else _state(state)
 
 
+@bp.post("/logon/vein/challenge")
+def vein_challenge() -> Reply:
+    made = logon.vein_challenge(deps(), bearer_token())
+    if made is None:
+        return _refused()
+    return jsonify(challenge_id=made.id, challenge=made.challenge,
+                   expires_at=made.expires_at.isoformat(), agent_url=deps().settings.vein.agent_url)
+
+
+@bp.post("/logon/vein")
+def vein() -> Reply:
+    data, token = _body(), bearer_token()
+    capture = data.get("capture")
+    if not isinstance(capture, dict):
+        return _refused()
+    before = logon.pending(deps(), token)
+    state = logon.vein_step(deps(), token, _str(data, "challenge_id"), capture, client())
+    return _refused() if _unchanged(before, state) else _state(state)
+
+
 # ---- the session ----------------------------------------------------------------------------
 
 

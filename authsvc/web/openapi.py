@@ -13,7 +13,7 @@ _STATE = {
                   "description": "The next step; `done`: `token` is the session token."},
         "token": {"type": "string", "description": "Present it as `Authorization: Bearer` next. "
                   "A new token is issued at every logon and unlock."},
-        "options": {"type": "array", "items": {"type": "string", "enum": ["totp", "webauthn"]},
+        "options": {"type": "array", "items": {"type": "string", "enum": ["vein", "totp", "webauthn"]},
                     "description": "Second factors that can complete this step."},
     },
 }
@@ -76,6 +76,16 @@ SPEC: dict[str, Any] = {
         "/api/v1/logon/webauthn": {"post": _op(
             "The credential (PublicKeyCredential.toJSON()) for a challenge.", _STEP,
             _body(challenge_id={"type": "string"}, credential={"type": "object"}))},
+        "/api/v1/logon/vein/challenge": {"post": _op(
+            "A single-use capture challenge (state second_factor, option vein) for the terminal "
+            "agent at `agent_url`, which captures the palm and signs the capture.",
+            {"200": {"description": "Challenge.", **_json({"type": "object", "properties": {
+                "challenge_id": {"type": "string"}, "challenge": {"type": "string"},
+                "expires_at": {"type": "string"}, "agent_url": {"type": "string"}}})},
+             "401": _REFUSED})},
+        "/api/v1/logon/vein": {"post": _op(
+            "The signed capture record from the terminal agent, for a challenge.", _STEP,
+            _body(challenge_id={"type": "string"}, capture={"type": "object"}))},
         "/api/v1/session": {"get": _op("The session: user, factors, locked, remote.", {
             "200": {"description": "Session.", **_json({"type": "object"})},
             "401": {"description": "No session.", **_json(_ERROR)}})},

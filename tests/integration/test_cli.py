@@ -187,3 +187,17 @@ def test_audit_show_finds_an_account_in_any_letter_case(cli):
         events = as_json(cli("audit", "show", "--subject", asked, "--json"))
         assert {e["action"] for e in events} >= {"account.create", "identifier.approve",
                                                  "password.reset"}, asked
+
+
+def test_vein_enrolment_from_the_command_line(cli):
+    cli("contract", "create", "C-1", "--company", "X", "--start", "2026-04-01")
+    cli("user", "create", "kato", "--name", "加藤 一", "--contract", "C-1", "--role", "user")
+    cli("identifier", "approve", "kato")
+    done = as_json(cli("vein", "enroll", "kato", "--palm", "42", "--json"))
+    assert done["user_id"] == "kato" and done["replaced"] is False
+    again = as_json(cli("vein", "enroll", "kato", "--palm", "42", "--json", code=1))
+    assert again["error"] == "vein_already_enrolled"
+    assert as_json(cli("vein", "enroll", "kato", "--palm", "42", "--replace", "--json"))["replaced"]
+    cli("user", "create", "kato2", "--name", "別人", "--contract", "C-1", "--role", "user")
+    dup = as_json(cli("vein", "enroll", "kato2", "--palm", "42", "--json", code=1))
+    assert dup["error"] == "vein_duplicate_person"
