@@ -13,6 +13,7 @@ import sys
 import unicodedata
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
@@ -426,6 +427,42 @@ def vein_enroll(ctx: Ctx, as_json: bool, user_id: str, reader_kind: str | None,
         _fail(ctx, as_json, "vein_reader", f"{text('vein_reader_error', ctx.lang)} ({type(exc).__name__})", 1)
         return
     _emit(as_json, done, "\n".join(f"{k}: {v}" for k, v in done.items()))
+
+
+@command(main, "agent")
+@click.option("--device-id", default="TERMINAL-1", show_default=True,
+              help="This terminal's registered device ID (it signs captures as this device).")
+@click.option("--key-file", default=None, help="The terminal's Ed25519 key (PEM; created if missing; "
+              "default instance/terminal.key).")
+@click.option("--port", type=int, default=None, help="Loopback port (default: from vein.agent_url).")
+@click.option("--reader", "reader_kind", type=click.Choice(["emulated", "sdk"]), default=None)
+@click.option("--origin", "origins", multiple=True,
+              help="Logon page origin allowed to ask for captures (default: webauthn.origins).")
+def agent(ctx: Ctx, as_json: bool, device_id: str, key_file: str | None, port: int | None,
+          reader_kind: str | None, origins: tuple[str, ...]) -> None:
+    """Run the terminal agent: owns the palm reader and the terminal key, on loopback only."""
+    from urllib.parse import urlparse
+
+    from waitress import serve as waitress_serve
+
+    from adapters.vein import open_reader
+    from authsvc.agent import create_agent, load_or_create_key, public_key_b64
+    from authsvc.settings import load_settings
+
+    settings = load_settings()
+    key = load_or_create_key(Path(key_file) if key_file else settings.instance_path / "terminal.key")
+    port = port or urlparse(settings.vein.agent_url).port or 7070
+    reader = open_reader(reader_kind or settings.vein.reader, key=key, reader_id=device_id)
+    allowed = origins or settings.webauthn.origins
+    info = {"device_id": device_id, "public_key": public_key_b64(key), "url": f"http://127.0.0.1:{port}/",
+            "origins": list(allowed)}
+    _emit(as_json, info, "\n".join([
+        f"authsvc agent {device_id} on http://127.0.0.1:{port}/ for {', '.join(allowed)}",
+        f"register this terminal once: authsvc device register {device_id} --public-key {info['public_key']}",
+    ]))
+    sys.stdout.flush()
+    waitress_serve(create_agent(reader, device_id, tuple(allowed)), host="127.0.0.1", port=port,
+                   ident="authsvc-agent")
 
 
 @main.group(name="maintenance")

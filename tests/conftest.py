@@ -29,7 +29,9 @@ START = datetime(2026, 4, 1, 0, 0, tzinfo=UTC)
 
 def make_settings(instance_dir: str, url: str = "", **sections: dict) -> Settings:
     overrides: dict = {"paths": {"instance_dir": instance_dir}, "database": {"url": url},
-                       "argon2": dict(FAST_ARGON2)}
+                       "argon2": dict(FAST_ARGON2),
+                       # palm vein (the default) plus the possession factors a group may allow
+                       "mfa": {"second_factors": ["vein", "totp", "webauthn"]}}
     for name, values in sections.items():
         overrides.setdefault(name, {}).update(values)
     return load_settings(overrides, environ={})

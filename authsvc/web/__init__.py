@@ -55,9 +55,13 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         asked = request.args.get("lang") or request.cookies.get("lang")
         g.lang = asked if asked in LANGS else "ja"
 
+    # the logon page may talk to the terminal agent on the user's own machine (palm vein)
+    csp = SECURITY_HEADERS["Content-Security-Policy"] + f"; connect-src 'self' {settings.vein.agent_url}"
+
     @app.after_request
     def _headers(resp: Response) -> Response:
         resp.headers.update(SECURITY_HEADERS)
+        resp.headers["Content-Security-Policy"] = csp
         if request.args.get("lang") in LANGS:
             resp.set_cookie("lang", request.args["lang"], samesite="Strict", secure=True,
                             httponly=True, max_age=365 * 86400)

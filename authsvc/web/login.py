@@ -156,6 +156,36 @@ def factor_webauthn() -> Page:
     return render_template("webauthn.html", register=state.step is Step.ENROL)
 
 
+@bp.get("/factor/vein")
+def factor_vein() -> Page:
+    state = _pending()
+    if state.failed or "vein" not in state.options:
+        return redirect(url_for("login.index"))
+    codes = ["vein_no_hand", "vein_timeout", "vein_disconnected", "vein_not_read", "vein_cancelled",
+             "vein_reposition", "vein_busy", "vein_reader_error", "vein_agent_unreachable", "logon_failed"]
+    return render_template("vein.html", messages={c: text(c, g.lang) for c in codes})
+
+
+@bp.post("/vein/challenge")
+def vein_challenge() -> Response | tuple[Response, int]:
+    made = logon.vein_challenge(deps(), cookie_token())
+    if made is None:
+        return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
+    return jsonify(challenge_id=made.id, challenge=made.challenge,
+                   agent_url=deps().settings.vein.agent_url)
+
+
+@bp.post("/vein/verify")
+def vein_verify() -> Response | tuple[Response, int]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("capture"), dict):
+        return jsonify(error="request_invalid", message=text("request_invalid", g.lang)), 400
+    before = _pending()
+    state = logon.vein_step(deps(), cookie_token(), str(body.get("challenge_id", ""))[:100],
+                            body["capture"], client())
+    return _json_step(before, state)
+
+
 @bp.post("/webauthn/options")
 def webauthn_options() -> Response | tuple[Response, int]:
     made = logon.webauthn_options(deps(), cookie_token())
@@ -173,6 +203,11 @@ def webauthn_verify() -> Response | tuple[Response, int]:
     before = _pending()
     state = logon.webauthn_step(deps(), cookie_token(), str(body.get("challenge_id", ""))[:100],
                                 body["credential"], client())
+    return _json_step(before, state)
+
+
+def _json_step(before: logon.State, state: logon.State) -> Response | tuple[Response, int]:
+    """The answer to a script-driven factor step: where to go next, or the one refusal."""
     if state.failed or (state.step is before.step and state.step is not Step.DONE):
         return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
     resp = jsonify(next=url_for(STEP_PAGES.get(state.step, "login.index")))
@@ -242,7 +277,7 @@ def logoff() -> Page:
 
 def register_errors(app: Flask) -> None:
     def wants_json() -> bool:
-        return request.path.startswith("/api/") or request.path.startswith("/webauthn/")
+        return request.path.startswith(("/api/", "/webauthn/", "/vein/"))
 
     def answer(code: str, status: int) -> Any:
         if wants_json():

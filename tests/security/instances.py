@@ -76,6 +76,8 @@ def service_env(instance_dir: Path | str, database_url: str = "", redis_url: str
         "AUTHSVC__PATHS__INSTANCE_DIR": str(instance_dir),
         "AUTHSVC__DATABASE__URL": database_url,
         "AUTHSVC__NETWORK__INTERNAL": "127.0.0.0/8",
+        # TOTP and WebAuthn beside palm vein, as a group policy would allow
+        "AUTHSVC__MFA__SECOND_FACTORS": "vein,totp,webauthn",
         # the keys every instance must share (the instance folder would do as well; the
         # environment also lets a test compute the audit pseudonym of an unknown identifier)
         "AUTHSVC_AUDIT_KEY": os.urandom(32).hex(),
