@@ -123,6 +123,8 @@ def _attempt(deps: Deps, actor: Actor, user: str, cap: Capture | None, reason: s
             reason = reason or ("" if matched else "no_match")
         if matched:
             row.consecutive_failures, row.delay_until = 0, None
+            if deps.sealer.needs_reseal(row.template):  # key rotation: re-seal under the new key
+                row.template = deps.sealer.seal(template, _aad(row.person_id))
             uow.audit(now, actor, "vein.capture", user, "ok", device=device)
         else:
             row.consecutive_failures += 1

@@ -216,3 +216,53 @@ def test_enrolment_is_per_person_and_duplicates_are_caught(deps, user, station, 
         deps, staff, "yamada", reader, palm(PALM), replace=True)["person_id"]
     with pytest.raises(Forbidden):
         vein.enrol(deps, Actor("user1", frozenset({Role.USER})), "yamada", reader, palm(PALM), replace=True)
+
+
+def test_a_signed_capture_that_failed_liveness_is_refused_and_counted(deps, user, station):
+    """A terminal's reader flagged a presentation attack; the server refuses it as well."""
+    import dataclasses
+
+    token = logon_to_vein(deps)
+    made, cap = capture_for(deps, token, station["terminal"])
+    spoof = dataclasses.replace(cap, liveness_passed=False, liveness_score=0.01, signature=b"")
+    spoof = spoof.signed(station["terminal"]._key)
+    assert logon.vein_step(deps, token, made.id, spoof.to_dict(), CLIENT).step.value == "second_factor"
+    assert reasons(deps)[-1] == "presentation_attack"
+    from authsvc.services import accounts
+    assert accounts.show(deps, "yamada").failures >= 1  # counted toward the lockout (R15)
+
+
+def test_templates_are_sealed_and_resealed_after_key_rotation(make_deps, operator, account_admin,
+                                                              monkeypatch, tmp_path):
+    import os
+
+    from sqlalchemy import select
+
+    from authsvc.store.models import VeinEnrolment
+
+    k1 = os.urandom(32).hex()
+    monkeypatch.setenv("AUTHSVC_DATA_KEYS", f"k1:{k1}")
+    deps = make_deps("sqlite", mfa=VEIN_POLICY)
+    add_contract(deps, operator)
+    ready(deps, account_admin, operator, "yamada", CHOSEN[0])
+    key = Ed25519PrivateKey.generate()
+    terminal = open_reader("emulated", seed=0, key=key, reader_id="T-1", clock=deps.clock)
+    import base64
+    devices.register(deps, operator, "T-1", base64.urlsafe_b64encode(terminal.public_key_bytes()).decode())
+
+    def enrol_capture(ch):
+        terminal.control.present(PALM)
+        return terminal.capture("enrol", ch)
+
+    vein.enrol(deps, Actor("staff1", frozenset({Role.STAFF})), "yamada", terminal, enrol_capture)
+    with deps.uow() as uow:
+        sealed = uow.session.scalars(select(VeinEnrolment.template)).one()
+    assert sealed.startswith("v1.k1.")
+    monkeypatch.setenv("AUTHSVC_DATA_KEYS", f"k2:{os.urandom(32).hex()},k1:{k1}")
+    rotated = make_deps("sqlite", mfa=VEIN_POLICY)  # same database, new primary key
+    token = logon_to_vein(rotated)
+    made, cap = capture_for(rotated, token, terminal)
+    assert logon.vein_step(rotated, token, made.id, cap.to_dict(), CLIENT).step.value == "done"
+    with rotated.uow() as uow:
+        assert uow.session.scalars(select(VeinEnrolment.template)).one().startswith("v1.k2.")
+    terminal.close()
