@@ -90,6 +90,15 @@ def create_agent(reader: VeinReader, device_id: str, origins: tuple[str, ...]) -
     lock = threading.Lock()  # one capture at a time: the reader is one device
     emulator = hasattr(reader, "control")
 
+    @app.before_request
+    def _loopback_host() -> Response | None:
+        # DNS rebinding: a foreign page re-pointing its own name at 127.0.0.1 still sends its
+        # own Host header; answer only requests addressed to the loopback names.
+        host = (request.host or "").rsplit(":", 1)[0].strip("[]")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            return Response(status=421)
+        return None
+
     @app.after_request
     def _cors(resp: Response) -> Response:
         origin = request.headers.get("Origin", "")
@@ -140,9 +149,11 @@ def create_agent(reader: VeinReader, device_id: str, origins: tuple[str, ...]) -
     def control() -> Any:
         """Emulator only: script what the next capture sees (present N, spoof N, no_hand, ...)."""
         own = request.host_url.rstrip("/")
-        if not emulator or request.headers.get("Origin") not in (None, own, *origins):
+        # only the agent's own page (or a local tool sending no Origin) scripts the emulator
+        if not emulator or request.headers.get("Origin") not in (None, own):
             return jsonify(error="not_found"), 404
-        data = request.get_json(silent=True) or request.form
+        body = request.get_json(silent=True)
+        data = body if isinstance(body, dict) else request.form
         line = str(data.get("command", ""))[:100]
         if line in ("present", "spoof"):  # the control channel checks the palm number
             line = f"{line} {str(data.get('palm', '0'))[:9].strip() or 0}"

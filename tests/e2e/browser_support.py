@@ -209,3 +209,35 @@ def japanese_glyphs_render(page: Page, selector: str) -> bool:
         const a = draw("ロ"), b = draw("グ");
         return a !== blank && b !== blank && a !== b;
     }""", selector))
+
+
+# ---- the terminal agent (palm vein) ----------------------------------------------------------
+
+
+def loopback_socket() -> socket.socket:
+    """A listening-ready socket on a free 127.0.0.1 port (bound now, so the port is known
+    before the service that must be told about it starts)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def live_agent(reader: Any, device_id: str, origins: tuple[str, ...], sock: socket.socket) -> Iterator[str]:
+    """The terminal agent (authsvc.agent) on `sock` (waitress in a thread) until the block ends;
+    yields its URL, http://127.0.0.1:<port>. A capture still waiting for a hand at the end is
+    ended by unplugging the emulated reader, so the worker threads stop."""
+    from authsvc.agent import create_agent
+
+    port = sock.getsockname()[1]
+    server = create_server(create_agent(reader, device_id, origins), sockets=[sock], threads=4,
+                           clear_untrusted_proxy_headers=True)
+    thread = threading.Thread(target=server.run, name=f"agent-{port}", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if hasattr(reader, "control"):
+            reader.control.unplug()
+        _stop(server, thread)
