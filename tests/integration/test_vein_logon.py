@@ -266,3 +266,27 @@ def test_templates_are_sealed_and_resealed_after_key_rotation(make_deps, operato
     with rotated.uow() as uow:
         assert uow.session.scalars(select(VeinEnrolment.template)).one().startswith("v1.k2.")
     terminal.close()
+
+
+def test_no_biometric_sample_or_clear_template_is_stored_or_logged(deps, user, station, caplog):
+    """R15: only the sealed template is kept; samples never reach the database or the logs."""
+    import logging
+
+    from adapters.vein.records import b64url
+    from tests.integration.support import dump_all
+
+    caplog.set_level(logging.DEBUG)
+    token = logon_to_vein(deps)
+    made, cap = capture_for(deps, token, station["terminal"])
+    assert logon.vein_step(deps, token, made.id, cap.to_dict(), CLIENT).step.value == "done"
+    dump = dump_all(deps).encode()
+    logs = caplog.text.encode()
+    for needle in (cap.sample, cap.sample.hex().encode(), b64url(cap.sample).encode(),
+                   cap.sample[8:40]):
+        assert needle not in dump and needle not in logs
+    from sqlalchemy import select
+
+    from authsvc.store.models import VeinEnrolment
+    with deps.uow() as uow:
+        sealed = uow.session.scalars(select(VeinEnrolment.template)).one()
+    assert sealed.startswith("v1.")  # AES-256-GCM sealed, never the clear template
