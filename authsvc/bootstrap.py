@@ -56,9 +56,9 @@ def build(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
     if "redis" in (settings.counters.backend, settings.sessions.backend):
         redis_client = redis.Redis.from_url(settings.redis.url, socket_timeout=5,
                                             socket_connect_timeout=5)  # connects on first use
-    counters: Counters = (RedisCounters(redis_client) if redis_client and
+    counters: Counters = (RedisCounters(redis_client, f"{settings.redis.prefix}c:") if redis_client and
                           settings.counters.backend == "redis" else SqlCounters(sessions))
-    session_store: SessionStore = (RedisSessions(redis_client) if redis_client and
+    session_store: SessionStore = (RedisSessions(redis_client, settings.redis.prefix) if redis_client and
                                    settings.sessions.backend == "redis"
                                    else SqlSessions(sessions, clock.now))
     return Deps(

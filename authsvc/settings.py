@@ -79,6 +79,7 @@ class Counters:
 @dataclass(frozen=True)
 class Redis:
     url: str
+    prefix: str  # keys of this deployment: two deployments may share one Redis database
 
 
 @dataclass(frozen=True)

@@ -401,3 +401,17 @@ def test_a_dead_redis_stops_the_service_instead_of_allowing(make_deps, operator,
     with pytest.raises(redis.exceptions.ConnectionError):
         accounts.unlock(deps, operator, "alice")
     assert events(deps, "account.unlock") == []
+
+
+def test_deployments_with_their_own_prefix_do_not_share_counters(make_deps, redis_url, clock):
+    """Two deployments on one Redis database keep apart by `redis.prefix`."""
+    clear_redis(redis_url, "deploy-a:*")
+    clear_redis(redis_url, "deploy-b:*")
+    a = make_deps("sqlite", counters={"backend": "redis"}, redis={"url": redis_url, "prefix": "deploy-a:"})
+    b = make_deps("sqlite", counters={"backend": "redis"}, redis={"url": redis_url, "prefix": "deploy-b:"})
+    for _ in range(3):
+        a.counters.consume("tanaka", clock.now(), 5, 30)
+    assert a.counters.peek("tanaka", clock.now())[0] == 3
+    assert b.counters.peek("tanaka", clock.now())[0] == 0
+    clear_redis(redis_url, "deploy-a:*")
+    clear_redis(redis_url, "deploy-b:*")
