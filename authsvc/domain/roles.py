@@ -26,13 +26,14 @@ class Perm(StrEnum):
     RUN_MAINTENANCE = "run_maintenance"
     MANAGE_DEVICES = "manage_devices"            # register, suspend, revoke terminals/readers (R12)
     ENROL_BIOMETRICS = "enrol_biometrics"        # enrol a palm with the person present (R14)
+    READ_EVIDENCE = "read_evidence"              # registration evidence (ID images): agency only (R14)
 
 
 GRANTS: dict[Role, frozenset[Perm]] = {
     Role.AGENCY_OPERATOR: frozenset(Perm),
     Role.SYSTEM_ADMIN: frozenset(Perm),
     Role.ACCOUNT_ADMIN: frozenset({Perm.MANAGE_ACCOUNTS, Perm.UNLOCK}),
-    Role.STAFF: frozenset({Perm.READ_AUDIT, Perm.UNLOCK, Perm.ENROL_BIOMETRICS}),
+    Role.STAFF: frozenset({Perm.READ_AUDIT, Perm.UNLOCK, Perm.ENROL_BIOMETRICS, Perm.READ_EVIDENCE}),
     Role.DATA_MANAGER: frozenset(),
     Role.USER: frozenset(),
 }

@@ -246,3 +246,53 @@ class VeinEnrolment(Base):
     total_failures: Mapped[int] = mapped_column(Integer, default=0)
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     delay_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Consent(Base):
+    """Consent to remote biometric registration, including capture of the ID image (R14),
+    recorded per account when the application is submitted (by an operator until the
+    application import sets it). Without `given` no remote registration session opens."""
+
+    __tablename__ = "registration_consents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
+    given: Mapped[bool] = mapped_column(Boolean, default=False)
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RegistrationSession(Base):
+    """A remote biometric registration attended by the registrant's company's system
+    administrator (R14). `id` is unguessable; the state machine is domain/registration.py."""
+
+    __tablename__ = "registration_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    registrant: Mapped[str] = mapped_column(String(64))  # the registrant's user ID as assigned
+    admin: Mapped[str | None] = mapped_column(String(64))  # the attending administrator's user ID
+    admin_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    company: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    terminal: Mapped[str] = mapped_column(String(100))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_activity_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Evidence(Base):
+    """A captured ID image, sealed with AES-256-GCM and bound to its session (R14, R15); its
+    SHA-256 is in the audit log. Destroyed (sealed value emptied) after `retain_until`."""
+
+    __tablename__ = "registration_evidence"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("registration_sessions.id"), index=True)
+    sealed: Mapped[str] = mapped_column(Text)  # "" once destroyed
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    captured_by: Mapped[str] = mapped_column(String(100))
+    captured_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    retain_until: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    destroyed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

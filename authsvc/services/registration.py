@@ -1,0 +1,439 @@
+"""Biometric registration (R14, R15, R22), without pages: in person (a staff member witnesses
+`vein.enrol`) or remotely, the registrant's company's system administrator attending a
+registration session: opened by the registrant → joined by the administrator → photo ID image
+captured (sealed evidence, hash audited) → identity confirmed or rejected → palm enrolled
+(`vein.enrol`, the administrator the witness) → closed. An idle session expires, checked on
+every call and by `expire_idle` (maintenance). Every step is audited naming both people."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from adapters.vein import Capture, VeinError, VeinReader
+from authsvc.domain import identifiers
+from authsvc.domain import registration as rules
+from authsvc.domain.errors import DomainError, Forbidden, NotFound
+from authsvc.domain.registration import Party, State
+from authsvc.domain.roles import Actor, Perm, Role
+from authsvc.services import Deps, vein
+from authsvc.services.accounts import OPERATIONS_CONTRACT
+from authsvc.store.models import Account, Consent, Evidence, RegistrationSession, VeinEnrolment
+from authsvc.store.uow import UnitOfWork
+
+# TODO(config): move to config/ as registration.idle_minutes / registration.evidence_retention_days
+# (R23); read from `deps.settings.registration` when that section exists.
+IDLE_MINUTES = 15
+EVIDENCE_RETENTION_DAYS = 365
+MAX_IMAGE_BYTES = 2 * 1024 * 1024
+SYSTEM = Actor("system:registration", frozenset({Role.SYSTEM_ADMIN}))
+
+
+def _policy(deps: Deps, name: str, default: int) -> int:
+    section = getattr(deps.settings, "registration", None)
+    return int(getattr(section, name, default))
+
+
+def _aad(session_id: str) -> bytes:
+    return f"registration-evidence:{session_id}".encode()
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: str
+    state: str
+    registrant: str
+    admin: str | None
+    company: str
+    opened_at: datetime
+    last_activity_at: datetime
+    ended_at: datetime | None
+    reason: str
+    evidence: int  # evidence images held (not destroyed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+
+
+def _view(uow: UnitOfWork, row: RegistrationSession) -> SessionView:
+    held = sum(1 for e in uow.session.scalars(select(Evidence).where(Evidence.session_id == row.id))
+               if e.destroyed_at is None)
+    return SessionView(row.id, row.state, row.registrant, row.admin, row.company, row.opened_at,
+                       row.last_activity_at, row.ended_at, row.reason, held)
+
+
+def _person(acc: Account) -> rules.Person:
+    return rules.Person(acc.id, acc.person_id, acc.contract.company, acc.role, acc.status)
+
+
+def _enrolled(uow: UnitOfWork, person_id: int) -> bool:
+    return uow.session.scalars(select(VeinEnrolment.id).where(
+        VeinEnrolment.person_id == person_id)).first() is not None
+
+
+def _is(actor: Actor, user_id: str | None) -> bool:
+    return user_id is not None and identifiers.canonical(actor.id) == identifiers.canonical(user_id)
+
+
+def _audit(uow: UnitOfWork, now: datetime, actor: Actor, action: str, row: RegistrationSession,
+           result: str = "ok", **detail: Any) -> None:
+    uow.audit(now, actor, action, row.registrant, result, session=row.id, registrant=row.registrant,
+              admin=row.admin, **detail)
+
+
+def _load(deps: Deps, uow: UnitOfWork, session_id: str) -> RegistrationSession:
+    """The session, locked; an idle one is expired here (and committed) before refusing."""
+    q = select(RegistrationSession).where(RegistrationSession.id == str(session_id)[:64])
+    row = uow.session.scalars(q.with_for_update()).first()
+    if row is None:
+        raise NotFound("registration_not_found")
+    now = deps.clock.now()
+    if rules.is_idle(row.state, row.last_activity_at, now, _policy(deps, "idle_minutes", IDLE_MINUTES)):
+        _expire(uow, row, now, SYSTEM)
+        uow.commit()
+        raise DomainError("registration_expired")
+    if row.state in rules.FINAL:
+        raise DomainError("registration_ended", state=row.state)
+    return row
+
+
+def _advance(uow: UnitOfWork, row: RegistrationSession, event: str, by: Party, now: datetime) -> None:
+    row.state = rules.step(row.state, event, by).value
+    row.last_activity_at = now
+    if row.state in rules.FINAL:
+        row.ended_at = now
+
+
+def _expire(uow: UnitOfWork, row: RegistrationSession, now: datetime, actor: Actor) -> None:
+    idle_since = row.last_activity_at
+    _advance(uow, row, "expire", Party.SYSTEM, now)
+    _audit(uow, now, actor, "registration.expired", row, idle_since=idle_since.isoformat())
+
+
+# ---- consent --------------------------------------------------------------------------------
+
+
+def record_consent(deps: Deps, actor: Actor, user_id: str, given: bool) -> None:
+    """Record (or withdraw) the account's consent to remote registration incl. ID image capture."""
+    actor.require(Perm.MANAGE_ACCOUNTS)
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        acc = uow.account(identifiers.canonical(user_id), lock=True)
+        if acc is None:
+            raise NotFound("account_not_found", user_id=user_id)
+        row = uow.session.scalars(select(Consent).where(Consent.account_id == acc.id)).first()
+        if row is None:
+            row = Consent(account_id=acc.id)
+            uow.session.add(row)
+        row.given, row.recorded_by, row.recorded_at = bool(given), actor.id, now
+        uow.audit(now, actor, "registration.consent", acc.user_id, given=bool(given))
+        uow.commit()
+
+
+def has_consent(deps: Deps, user_id: str) -> bool:
+    with deps.uow(read_only=True) as uow:
+        acc = uow.account(identifiers.canonical(user_id))
+        return acc is not None and bool(uow.session.scalar(
+            select(Consent.given).where(Consent.account_id == acc.id)))
+
+
+# ---- the remote session ---------------------------------------------------------------------
+
+
+def open_session(deps: Deps, actor: Actor, user_id: str) -> SessionView:
+    """The registrant opens a session for themselves from their terminal. A live session
+    already open for the account is returned as it is."""
+    if not _is(actor, user_id):
+        raise Forbidden("registration_own_only")
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        acc = uow.account(identifiers.canonical(user_id), lock=True)
+        if acc is None:
+            raise NotFound("account_not_found", user_id=user_id)
+        consent = bool(uow.session.scalar(select(Consent.given).where(Consent.account_id == acc.id)))
+        try:
+            rules.check_can_open(acc.status, acc.must_change_password, consent,
+                                 _enrolled(uow, acc.person_id))
+        except DomainError as exc:
+            uow.audit(now, actor, "registration.open", acc.user_id, "refused", reason=exc.code)
+            uow.commit()
+            raise
+        idle = _policy(deps, "idle_minutes", IDLE_MINUTES)
+        for live in uow.session.scalars(select(RegistrationSession).where(
+                RegistrationSession.account_id == acc.id,
+                RegistrationSession.state.not_in([s.value for s in rules.FINAL])).with_for_update()):
+            if rules.is_idle(live.state, live.last_activity_at, now, idle):
+                _expire(uow, live, now, SYSTEM)
+            else:
+                result = _view(uow, live)
+                uow.commit()
+                return result
+        row = RegistrationSession(
+            id=secrets.token_urlsafe(32), account_id=acc.id, person_id=acc.person_id,
+            registrant=acc.user_id, company=acc.contract.company, state=State.WAITING.value,
+            terminal=actor.terminal[:100], opened_at=now, last_activity_at=now, reason="")
+        uow.add(row)
+        _audit(uow, now, actor, "registration.opened", row, company=row.company)
+        result = _view(uow, row)
+        uow.commit()
+    return result
+
+
+def waiting_for(deps: Deps, admin: Actor) -> list[SessionView]:
+    """Sessions of the administrator's company waiting for an administrator to join."""
+    now, idle = deps.clock.now(), _policy(deps, "idle_minutes", IDLE_MINUTES)
+    with deps.uow(read_only=True) as uow:
+        acc = uow.account(identifiers.canonical(admin.id))
+        if acc is None or acc.role != Role.SYSTEM_ADMIN.value or Role.SYSTEM_ADMIN not in admin.roles:
+            raise Forbidden("registration_not_admin")
+        rows = uow.session.scalars(select(RegistrationSession).where(
+            RegistrationSession.company == acc.contract.company,
+            RegistrationSession.state == State.WAITING.value).order_by(RegistrationSession.opened_at))
+        return [_view(uow, r) for r in rows
+                if not rules.is_idle(r.state, r.last_activity_at, now, idle)
+                and r.person_id != acc.person_id]
+
+
+def get(deps: Deps, actor: Actor, session_id: str) -> SessionView:
+    """The session as its registrant, its attending administrator or the agency sees it."""
+    with deps.uow() as uow:
+        q = select(RegistrationSession).where(RegistrationSession.id == str(session_id)[:64])
+        row = uow.session.scalars(q).first()
+        if row is None:
+            raise NotFound("registration_not_found")
+        if not (_is(actor, row.registrant) or _is(actor, row.admin) or _agency(uow, actor)):
+            raise Forbidden()
+        if rules.is_idle(row.state, row.last_activity_at, deps.clock.now(),
+                         _policy(deps, "idle_minutes", IDLE_MINUTES)):
+            with contextlib.suppress(DomainError):
+                _load(deps, uow, row.id)  # expires it (and commits)
+        return _view(uow, row)
+
+
+def join(deps: Deps, admin: Actor, session_id: str) -> SessionView:
+    """The registrant's company's system administrator — another human — attends."""
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        row = _load(deps, uow, session_id)
+        registrant = uow.session.get(Account, row.account_id)
+        acc = uow.account(identifiers.canonical(admin.id))
+        try:
+            if acc is None or Role.SYSTEM_ADMIN not in admin.roles:
+                raise Forbidden("registration_not_admin")
+            assert registrant is not None
+            rules.check_attendant(_person(registrant), _person(acc))
+            nxt = rules.step(row.state, "join", Party.ADMIN)
+        except DomainError as exc:
+            _audit(uow, now, admin, "registration.join", row, "refused", reason=exc.code,
+                   attempted_by=admin.id)
+            uow.commit()
+            raise
+        row.state, row.last_activity_at = nxt.value, now
+        row.admin, row.admin_account_id = acc.user_id, acc.id
+        _audit(uow, now, admin, "registration.joined", row)
+        result = _view(uow, row)
+        uow.commit()
+    return result
+
+
+def _act(deps: Deps, actor: Actor, session_id: str, event: str, action: str,
+         reason: str = "", **detail: Any) -> SessionView:
+    """A step by the attending administrator (confirm, reject, close)."""
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        row = _load(deps, uow, session_id)
+        try:
+            if not _is(actor, row.admin) or Role.SYSTEM_ADMIN not in actor.roles:
+                raise Forbidden("registration_not_attendant")
+            _advance(uow, row, event, Party.ADMIN, now)
+        except DomainError as exc:
+            _audit(uow, now, actor, f"registration.{event}", row, "refused", reason=exc.code,
+                   attempted_by=actor.id)
+            uow.commit()
+            raise
+        if reason:
+            row.reason = reason[:200]
+        _audit(uow, now, actor, action, row, **({"reason": reason[:200]} if reason else {}), **detail)
+        result = _view(uow, row)
+        uow.commit()
+    return result
+
+
+def capture_id(deps: Deps, actor: Actor, session_id: str, image: bytes) -> SessionView:
+    """The registrant's photo ID, held up to the camera: sealed at rest, bound to the session,
+    kept until the retention deadline; its SHA-256 goes to the audit log."""
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        row = _load(deps, uow, session_id)
+        try:
+            if not _is(actor, row.registrant):
+                raise Forbidden("registration_not_registrant")
+            kind = rules.check_image(image, MAX_IMAGE_BYTES)
+            _advance(uow, row, "capture_id", Party.REGISTRANT, now)
+        except DomainError as exc:
+            _audit(uow, now, actor, "registration.capture_id", row, "refused", reason=exc.code,
+                   attempted_by=actor.id)
+            uow.commit()
+            raise
+        data = bytes(image)
+        digest = hashlib.sha256(data).hexdigest()
+        keep = now + timedelta(days=_policy(deps, "evidence_retention_days", EVIDENCE_RETENTION_DAYS))
+        ev = Evidence(session_id=row.id, sealed=deps.sealer.seal(data, _aad(row.id)), sha256=digest,
+                      content_type=kind, size=len(data), captured_by=actor.id, captured_at=now,
+                      retain_until=keep)
+        uow.add(ev)
+        _audit(uow, now, actor, "registration.id_captured", row, sha256=digest, size=len(data),
+               content_type=kind, evidence=ev.id, retain_until=keep.isoformat())
+        result = _view(uow, row)
+        uow.commit()
+    return result
+
+
+def confirm(deps: Deps, admin: Actor, session_id: str) -> SessionView:
+    return _act(deps, admin, session_id, "confirm", "registration.confirmed")
+
+
+def reject(deps: Deps, admin: Actor, session_id: str, reason: str = "") -> SessionView:
+    return _act(deps, admin, session_id, "reject", "registration.rejected", reason)
+
+
+def close(deps: Deps, admin: Actor, session_id: str) -> SessionView:
+    return _act(deps, admin, session_id, "close", "registration.closed")
+
+
+def enrol(deps: Deps, actor: Actor, session_id: str, reader: VeinReader,
+          capture_fn: Callable[[bytes], Capture] | None = None) -> dict[str, Any]:
+    """The registrant enrols their palm on their terminal's reader, after the identity was
+    confirmed; the attending administrator is the witness. A palm matching another person
+    stops the registration (vein.enrol raises the alert)."""
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        row = _load(deps, uow, session_id)
+        try:
+            if not _is(actor, row.registrant):
+                raise Forbidden("registration_not_registrant")
+            rules.step(row.state, "enrol", Party.REGISTRANT)  # checked now, applied after
+        except DomainError as exc:
+            _audit(uow, now, actor, "registration.enrol", row, "refused", reason=exc.code,
+                   attempted_by=actor.id)
+            uow.commit()
+            raise
+        row.last_activity_at = now
+        registrant, admin = row.registrant, row.admin or ""
+        uow.commit()
+    witness = Actor(admin, frozenset({Role.SYSTEM_ADMIN}), terminal=actor.terminal, source=actor.source)
+    try:
+        result = vein.enrol(deps, witness, registrant, reader, capture_fn)
+    except (DomainError, VeinError) as exc:
+        code = getattr(exc, "code", None) or getattr(exc, "reason", type(exc).__name__)
+        with deps.uow() as uow:
+            row = _load(deps, uow, session_id)
+            now = deps.clock.now()
+            if code == "vein_duplicate_person":
+                _advance(uow, row, "stop", Party.SYSTEM, now)
+                row.reason = code
+                _audit(uow, now, actor, "registration.stopped", row, "alert", reason=code)
+            else:  # a poor capture, a reader error: the registrant may try again
+                row.last_activity_at = now
+                _audit(uow, now, actor, "registration.enrol", row, "failed", reason=str(code)[:64])
+            uow.commit()
+        raise
+    with deps.uow() as uow:
+        row = _load(deps, uow, session_id)
+        now = deps.clock.now()
+        _advance(uow, row, "enrol", Party.REGISTRANT, now)
+        _audit(uow, now, actor, "registration.enrolled", row, person=result["person_id"],
+               reader=result["reader_id"])
+        uow.commit()
+    return result
+
+
+def expire_idle(deps: Deps, actor: Actor = SYSTEM) -> list[str]:
+    """For the maintenance job: expire every session left idle; returns their ids."""
+    now, idle = deps.clock.now(), _policy(deps, "idle_minutes", IDLE_MINUTES)
+    done: list[str] = []
+    with deps.uow() as uow:
+        rows = uow.session.scalars(select(RegistrationSession).where(
+            RegistrationSession.state.not_in([s.value for s in rules.FINAL]),
+            RegistrationSession.last_activity_at < now - timedelta(minutes=idle)).with_for_update())
+        for row in rows:
+            if rules.is_idle(row.state, row.last_activity_at, now, idle):
+                _expire(uow, row, now, actor)
+                done.append(row.id)
+        uow.commit()
+    return done
+
+
+# ---- evidence -------------------------------------------------------------------------------
+
+
+def _agency(uow: UnitOfWork, actor: Actor) -> bool:
+    """A system administrator or staff member of the agency (the operations contract), or an
+    agency operator: the only people who may see registration evidence."""
+    if not actor.can(Perm.READ_EVIDENCE):
+        return False
+    acc = uow.account(identifiers.canonical(actor.id))
+    if acc is None or acc.status != "active" or acc.role not in actor.roles:
+        return False
+    return acc.role == Role.AGENCY_OPERATOR.value or (
+        acc.role in (Role.SYSTEM_ADMIN.value, Role.STAFF.value)
+        and acc.contract.number == OPERATIONS_CONTRACT)
+
+
+def read_evidence(deps: Deps, actor: Actor, session_id: str) -> bytes:
+    """The session's latest ID image, opened, for the agency's system administrators and staff;
+    every reading (and every refusal) is audited."""
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        row = uow.session.get(RegistrationSession, str(session_id)[:64])
+        if row is None:
+            raise NotFound("registration_not_found")
+        if not _agency(uow, actor):
+            _audit(uow, now, actor, "registration.evidence_read", row, "refused", reason="forbidden",
+                   attempted_by=actor.id)
+            uow.commit()
+            raise Forbidden()
+        ev = uow.session.scalars(select(Evidence).where(
+            Evidence.session_id == row.id, Evidence.destroyed_at.is_(None))
+            .order_by(Evidence.id.desc())).first()
+        if ev is None:
+            raise NotFound("registration_no_evidence")
+        data = deps.sealer.open(ev.sealed, _aad(row.id))
+        _audit(uow, now, actor, "registration.evidence_read", row, evidence=ev.id, sha256=ev.sha256)
+        uow.commit()
+    return data
+
+
+def purge_evidence(deps: Deps, actor: Actor = SYSTEM) -> int:
+    """For the maintenance job: destroy evidence past its retention deadline (the sealed image
+    is erased; the row keeps its hash and dates as the record). Returns how many."""
+    now = deps.clock.now()
+    count = 0
+    with deps.uow() as uow:
+        for ev in uow.session.scalars(select(Evidence).where(
+                Evidence.destroyed_at.is_(None), Evidence.retain_until <= now).with_for_update()):
+            ev.sealed, ev.destroyed_at = "", now
+            row = uow.session.get(RegistrationSession, ev.session_id)
+            assert row is not None
+            _audit(uow, now, actor, "registration.evidence_destroyed", row, evidence=ev.id,
+                   sha256=ev.sha256, retain_until=ev.retain_until.isoformat())
+            count += 1
+        uow.commit()
+    return count
+
+
+# ---- in person ------------------------------------------------------------------------------
+
+
+def enrol_in_person(deps: Deps, staff_actor: Actor, user_id: str, reader: VeinReader,
+                    capture_fn: Callable[[bytes], Capture] | None = None) -> dict[str, Any]:
+    """At the registration station: the staff member, signed in, checked the photo ID and is
+    the witness of `vein.enrol` (its duplicate-person check and alert apply)."""
+    return vein.enrol(deps, staff_actor, user_id, reader, capture_fn)
