@@ -474,5 +474,26 @@ def maintenance_group() -> None:
 def maintenance_run(ctx: Ctx, as_json: bool) -> None:
     """Disable identifiers unused too long; end access after the cleanup period."""
     r = maintenance.run(ctx.deps, ctx.actor)
-    _emit(as_json, {"expired": r.expired, "disabled": r.disabled},
-          f"expired: {', '.join(r.expired) or '-'}\ndisabled: {', '.join(r.disabled) or '-'}")
+    _emit(as_json, {"expired": r.expired, "disabled": r.disabled,
+                    "registrations_expired": r.registrations_expired, "evidence_purged": r.evidence_purged},
+          f"expired: {', '.join(r.expired) or '-'}\ndisabled: {', '.join(r.disabled) or '-'}\n"
+          f"registration sessions expired: {len(r.registrations_expired)}\n"
+          f"evidence images destroyed: {r.evidence_purged}")
+
+
+@main.group(name="registration")
+def registration_group() -> None:
+    """Palm registration (R14)."""
+
+
+@command(registration_group, "consent")
+@click.argument("user_id")
+@click.option("--withdraw", is_flag=True, help="Record that consent was withdrawn.")
+def registration_consent(ctx: Ctx, as_json: bool, user_id: str, withdraw: bool) -> None:
+    """Record the consent to remote registration (with ID image capture) given at application."""
+    from authsvc.services import registration
+
+    registration.record_consent(ctx.deps, ctx.actor, user_id, not withdraw)
+    given = registration.has_consent(ctx.deps, user_id)
+    _emit(as_json, {"user_id": user_id, "consent": given},
+          f"{user_id}: consent {'given' if given else 'not given'}")

@@ -117,6 +117,12 @@ class Vein:
 
 
 @dataclass(frozen=True)
+class Registration:
+    idle_minutes: int = _num(1, 240)               # an idle registration session expires
+    evidence_retention_days: int = _num(1, 3650)   # the ID image is destroyed after this
+
+
+@dataclass(frozen=True)
 class Network:
     internal: tuple[str, ...]
     trusted_proxies: tuple[str, ...]
@@ -153,6 +159,7 @@ class Settings:
     totp: Totp
     webauthn: Webauthn
     vein: Vein
+    registration: Registration
     network: Network
     database: Database
     paths: Paths

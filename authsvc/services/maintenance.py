@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from authsvc.domain import identifiers, lifecycle
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor, Perm
-from authsvc.services import Deps
+from authsvc.services import Deps, registration
 from authsvc.services.accounts import access_end, last_use
 
 
@@ -16,6 +16,8 @@ from authsvc.services.accounts import access_end, last_use
 class Report:
     expired: list[str] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
+    registrations_expired: list[str] = field(default_factory=list)
+    evidence_purged: int = 0
 
 
 def run(deps: Deps, actor: Actor) -> Report:
@@ -46,4 +48,6 @@ def run(deps: Deps, actor: Actor) -> Report:
         uow.commit()
     for user_id in report.expired + report.disabled:  # after the commit: their sessions end
         deps.sessions.delete_user(identifiers.canonical(user_id))
+    report.registrations_expired = registration.expire_idle(deps, actor)
+    report.evidence_purged = registration.purge_evidence(deps, actor)
     return report

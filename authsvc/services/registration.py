@@ -28,17 +28,8 @@ from authsvc.services.accounts import OPERATIONS_CONTRACT
 from authsvc.store.models import Account, Consent, Evidence, RegistrationSession, VeinEnrolment
 from authsvc.store.uow import UnitOfWork
 
-# TODO(config): move to config/ as registration.idle_minutes / registration.evidence_retention_days
-# (R23); read from `deps.settings.registration` when that section exists.
-IDLE_MINUTES = 15
-EVIDENCE_RETENTION_DAYS = 365
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 SYSTEM = Actor("system:registration", frozenset({Role.SYSTEM_ADMIN}))
-
-
-def _policy(deps: Deps, name: str, default: int) -> int:
-    section = getattr(deps.settings, "registration", None)
-    return int(getattr(section, name, default))
 
 
 def _aad(session_id: str) -> bytes:
@@ -95,7 +86,7 @@ def _load(deps: Deps, uow: UnitOfWork, session_id: str) -> RegistrationSession:
     if row is None:
         raise NotFound("registration_not_found")
     now = deps.clock.now()
-    if rules.is_idle(row.state, row.last_activity_at, now, _policy(deps, "idle_minutes", IDLE_MINUTES)):
+    if rules.is_idle(row.state, row.last_activity_at, now, deps.settings.registration.idle_minutes):
         _expire(uow, row, now, SYSTEM)
         uow.commit()
         raise DomainError("registration_expired")
@@ -165,7 +156,7 @@ def open_session(deps: Deps, actor: Actor, user_id: str) -> SessionView:
             uow.audit(now, actor, "registration.open", acc.user_id, "refused", reason=exc.code)
             uow.commit()
             raise
-        idle = _policy(deps, "idle_minutes", IDLE_MINUTES)
+        idle = deps.settings.registration.idle_minutes
         for live in uow.session.scalars(select(RegistrationSession).where(
                 RegistrationSession.account_id == acc.id,
                 RegistrationSession.state.not_in([s.value for s in rules.FINAL])).with_for_update()):
@@ -188,7 +179,7 @@ def open_session(deps: Deps, actor: Actor, user_id: str) -> SessionView:
 
 def waiting_for(deps: Deps, admin: Actor) -> list[SessionView]:
     """Sessions of the administrator's company waiting for an administrator to join."""
-    now, idle = deps.clock.now(), _policy(deps, "idle_minutes", IDLE_MINUTES)
+    now, idle = deps.clock.now(), deps.settings.registration.idle_minutes
     with deps.uow(read_only=True) as uow:
         acc = uow.account(identifiers.canonical(admin.id))
         if acc is None or acc.role != Role.SYSTEM_ADMIN.value or Role.SYSTEM_ADMIN not in admin.roles:
@@ -211,7 +202,7 @@ def get(deps: Deps, actor: Actor, session_id: str) -> SessionView:
         if not (_is(actor, row.registrant) or _is(actor, row.admin) or _agency(uow, actor)):
             raise Forbidden()
         if rules.is_idle(row.state, row.last_activity_at, deps.clock.now(),
-                         _policy(deps, "idle_minutes", IDLE_MINUTES)):
+                         deps.settings.registration.idle_minutes):
             with contextlib.suppress(DomainError):
                 _load(deps, uow, row.id)  # expires it (and commits)
         return _view(uow, row)
@@ -284,7 +275,7 @@ def capture_id(deps: Deps, actor: Actor, session_id: str, image: bytes) -> Sessi
             raise
         data = bytes(image)
         digest = hashlib.sha256(data).hexdigest()
-        keep = now + timedelta(days=_policy(deps, "evidence_retention_days", EVIDENCE_RETENTION_DAYS))
+        keep = now + timedelta(days=deps.settings.registration.evidence_retention_days)
         ev = Evidence(session_id=row.id, sealed=deps.sealer.seal(data, _aad(row.id)), sha256=digest,
                       content_type=kind, size=len(data), captured_by=actor.id, captured_at=now,
                       retain_until=keep)
@@ -357,7 +348,7 @@ def enrol(deps: Deps, actor: Actor, session_id: str, reader: VeinReader,
 
 def expire_idle(deps: Deps, actor: Actor = SYSTEM) -> list[str]:
     """For the maintenance job: expire every session left idle; returns their ids."""
-    now, idle = deps.clock.now(), _policy(deps, "idle_minutes", IDLE_MINUTES)
+    now, idle = deps.clock.now(), deps.settings.registration.idle_minutes
     done: list[str] = []
     with deps.uow() as uow:
         rows = uow.session.scalars(select(RegistrationSession).where(

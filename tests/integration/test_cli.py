@@ -63,7 +63,8 @@ def test_account_lifecycle_from_the_command_line(cli):
     refused = cli("user", "create", "yamada", "--name", "別人", "--contract", "C-9",
                   "--role", "user", "--json", code=1)
     assert as_json(refused)["error"] == "identifier_reserved"
-    assert as_json(cli("maintenance", "run", "--json")) == {"expired": [], "disabled": []}
+    assert as_json(cli("maintenance", "run", "--json")) == {
+        "expired": [], "disabled": [], "registrations_expired": [], "evidence_purged": 0}
     verified = as_json(cli("audit", "verify", "--json"))
     assert verified["ok"] and verified["checked"] >= 10
     # (finding these by `--subject Yamada` is test_audit_show_finds_an_account_in_any_letter_case)
@@ -201,3 +202,12 @@ def test_vein_enrolment_from_the_command_line(cli):
     cli("user", "create", "kato2", "--name", "別人", "--contract", "C-1", "--role", "user")
     dup = as_json(cli("vein", "enroll", "kato2", "--palm", "42", "--json", code=1))
     assert dup["error"] == "vein_duplicate_person"
+
+
+def test_registration_consent_from_the_command_line(cli):
+    cli("contract", "create", "C-1", "--company", "X", "--start", "2026-04-01")
+    cli("user", "create", "ito", "--name", "伊藤 一", "--contract", "C-1", "--role", "user")
+    assert as_json(cli("registration", "consent", "ito", "--json")) == {"user_id": "ito", "consent": True}
+    assert as_json(cli("registration", "consent", "ito", "--withdraw", "--json"))["consent"] is False
+    actions = [e["action"] for e in as_json(cli("audit", "show", "--subject", "ito", "--json"))]
+    assert actions.count("registration.consent") == 2
