@@ -79,12 +79,17 @@ def _audit(uow: UnitOfWork, now: datetime, actor: Actor, action: str, row: Regis
               admin=row.admin, **detail)
 
 
-def _load(deps: Deps, uow: UnitOfWork, session_id: str) -> RegistrationSession:
-    """The session, locked; an idle one is expired here (and committed) before refusing."""
+def _row(uow: UnitOfWork, session_id: str) -> RegistrationSession:
     q = select(RegistrationSession).where(RegistrationSession.id == str(session_id)[:64])
     row = uow.session.scalars(q.with_for_update()).first()
     if row is None:
         raise NotFound("registration_not_found")
+    return row
+
+
+def _load(deps: Deps, uow: UnitOfWork, session_id: str) -> RegistrationSession:
+    """The session, locked; an idle one is expired here (and committed) before refusing."""
+    row = _row(uow, session_id)
     now = deps.clock.now()
     if rules.is_idle(row.state, row.last_activity_at, now, deps.settings.registration.idle_minutes):
         _expire(uow, row, now, SYSTEM)
@@ -337,11 +342,17 @@ def enrol(deps: Deps, actor: Actor, session_id: str, reader: VeinReader,
             uow.commit()
         raise
     with deps.uow() as uow:
-        row = _load(deps, uow, session_id)
+        row = _row(uow, session_id)  # no idle or final-state refusal: the palm is enrolled
         now = deps.clock.now()
-        _advance(uow, row, "enrol", Party.REGISTRANT, now)
+        late = {}
+        try:
+            _advance(uow, row, "enrol", Party.REGISTRANT, now)
+        except DomainError:
+            # The administrator closed (or the session expired) while the palm was being read:
+            # the enrolment was witnessed and is kept; the record says so instead of failing.
+            late = {"session_ended_during_enrolment": row.state}
         _audit(uow, now, actor, "registration.enrolled", row, person=result["person_id"],
-               reader=result["reader_id"])
+               reader=result["reader_id"], **late)
         uow.commit()
     return result
 

@@ -352,3 +352,27 @@ def test_bad_images_are_refused(world, operator):
         assert err.value.code == code
     assert registration.get(deps, REGISTRANT, sid).state == "joined"
     assert registration.get(deps, REGISTRANT, sid).evidence == 0
+
+
+def test_a_session_closed_while_the_palm_is_read_keeps_the_witnessed_enrolment(world, operator, terminal):
+    """The administrator closes the session during the captures: the enrolment (witnessed when
+    it started) stands, and the record says the session had ended meanwhile."""
+    deps = world
+    registration.record_consent(deps, operator, "yamada", True)
+    sid = registration.open_session(deps, REGISTRANT, "yamada").id
+    registration.join(deps, ADMIN, sid)
+    registration.capture_id(deps, REGISTRANT, sid, IMAGE)
+    registration.confirm(deps, ADMIN, sid)
+    capture = palm(terminal)
+    calls = []
+
+    def capture_and_close(challenge):
+        if not calls:
+            registration.close(deps, ADMIN, sid)
+        calls.append(challenge)
+        return capture(challenge)
+
+    result = registration.enrol(deps, REGISTRANT, sid, terminal, capture_and_close)
+    assert vein.is_enrolled(deps, "yamada") and result["person_id"]
+    [done] = [e for e in reg_events(deps) if e.action == "registration.enrolled"]
+    assert done.data["session_ended_during_enrolment"] == "closed"
