@@ -17,6 +17,15 @@ def canonical(user_id: str) -> str:
     return user_id.lower()
 
 
+def canonical_or_none(value: object) -> str | None:
+    """The canonical form, or None for anything that cannot be an identifier (for checks that
+    answer "no" rather than raise, such as a factor verification)."""
+    try:
+        return canonical(value)  # type: ignore[arg-type]
+    except DomainError:
+        return None
+
+
 def reusable_from(released_at: datetime, reuse_after_days: int) -> datetime:
     return released_at + timedelta(days=reuse_after_days)
 

@@ -138,9 +138,8 @@ def list_devices(deps: Deps) -> list[DeviceView]:
 
 def active_key(deps: Deps, device_id: str) -> bytes | None:
     """The public key of an active registered device, or None (unknown, suspended, revoked)."""
-    try:
-        key = identifiers.canonical(device_id)
-    except DomainError:
+    key = identifiers.canonical_or_none(device_id)
+    if key is None:
         return None
     with deps.uow(read_only=True) as uow:
         ident = uow.identifier(key)

@@ -55,16 +55,23 @@ class Client:
 @dataclass(frozen=True)
 class State:
     """Where a logon stands. `token` is the session token to present next (a new one at every
-    logon and every unlock: no fixation); `step` None means refused."""
+    logon and every unlock: no fixation); `step` None means refused; `retry` means this factor
+    was refused but the logon stays at its step for another try."""
 
     token: str | None = None
     step: lf.Step | None = None
     options: tuple[str, ...] = ()
     user_id: str | None = None
+    retry: bool = False
 
     @property
     def failed(self) -> bool:
         return self.step is None
+
+    @property
+    def refused(self) -> bool:
+        """What the caller answers with the one generic refusal."""
+        return self.failed or self.retry
 
 
 FAILED = State()
@@ -279,7 +286,7 @@ def second_factor(deps: Deps, token: str, factor: str, verify: Callable[[str, bo
     if decision.locks_now and not ok:
         deps.sessions.delete_user(flow.user_id)  # R16: locking an account ends all its sessions
     if not ok:
-        return State(token, flow.step, flow.options, flow.user_id) if decision.allowed else FAILED
+        return State(token, flow.step, flow.options, flow.user_id, retry=True) if decision.allowed else FAILED
     deps.counters.refund(flow.user_id, pol.max_failures)
     return _advance(deps, token, data, lf.factor_passed(flow, factor), client)
 
@@ -450,11 +457,6 @@ def history(deps: Deps, user_id: str, limit: int = 50, with_reason: bool = False
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
-
-
-def end_all(deps: Deps, user_id: str) -> int:
-    """Revoking, suspending or locking an account ends all its sessions (R16)."""
-    return deps.sessions.delete_user(identifiers.canonical(user_id))
 
 
 # ---- second factors, as the web pages and the API call them --------------------------------

@@ -220,9 +220,8 @@ def confirm_enrolment(deps: Deps, actor: Actor, user_id: str, code: str) -> None
 
 def is_enrolled(deps: Deps, user_id: str) -> bool:
     """Whether the account has a confirmed TOTP credential."""
-    try:
-        key = identifiers.canonical(user_id)
-    except DomainError:
+    key = identifiers.canonical_or_none(user_id)
+    if key is None:
         return False
     with deps.uow(read_only=True) as uow:
         acc = uow.account(key)
@@ -239,9 +238,8 @@ def verify(deps: Deps, user_id: str, code: str) -> bool:
     normalised = _normalise(code, deps.settings.totp.digits)
     if normalised is None:
         return False
-    try:
-        key = identifiers.canonical(user_id)
-    except DomainError:
+    key = identifiers.canonical_or_none(user_id)
+    if key is None:
         return False
     with deps.uow(read_only=True) as uow:
         acc = uow.account(key)

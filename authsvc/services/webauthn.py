@@ -176,13 +176,6 @@ def _active(acc: Account | None) -> bool:
     return acc is not None and acc.status == Status.ACTIVE
 
 
-def _canonical_or_none(user_id: object) -> str | None:
-    try:
-        return identifiers.canonical(user_id)  # type: ignore[arg-type]
-    except DomainError:
-        return None
-
-
 def _clean_name(name: object, existing: int) -> str:
     if name is None or name == "":
         return f"WebAuthn {existing + 1}"
@@ -387,7 +380,7 @@ def authentication_options(deps: Deps, user_id: str) -> tuple[str, dict[str, Any
     now = deps.clock.now()
     server = _server(deps)
     with deps.uow() as uow:
-        key = _canonical_or_none(user_id)
+        key = identifiers.canonical_or_none(user_id)
         acc = uow.account(key) if key else None
         creds = _credentials(uow, acc.id) if acc is not None and _active(acc) else []
         if acc is None:
@@ -417,7 +410,7 @@ def authenticate(
     """True iff `credential` is a valid assertion, by one of the account's credentials, for the
     challenge `challenge_id` (consumed whatever the outcome). Never raises for bad input.
     `actor` (terminal, source) is only used to audit a regressed sign counter."""
-    key = _canonical_or_none(user_id)
+    key = identifiers.canonical_or_none(user_id)
     if key is None:
         return False
     state = _take(deps, challenge_id, PURPOSE_AUTH, key)
@@ -469,7 +462,7 @@ def authenticate(
 
 
 def has_credentials(deps: Deps, user_id: str) -> bool:
-    key = _canonical_or_none(user_id)
+    key = identifiers.canonical_or_none(user_id)
     if key is None:
         return False
     with deps.uow(read_only=True) as uow:

@@ -79,14 +79,8 @@ def totp_enrol() -> Reply:
 @bp.post("/logon/totp")
 def totp() -> Reply:
     token = bearer_token()
-    before = logon.pending(deps(), token)
     state = logon.totp_step(deps(), token, _str(_body(), "code"), client())
-    return _refused() if _unchanged(before, state) else _state(state)
-
-
-def _unchanged(before: logon.State, after: logon.State) -> bool:
-    """A wrong code leaves the flow where it was: to the caller that is a refusal."""
-    return after.failed or (after.step is before.step and after.step is not Step.DONE)
+    return _refused() if state.refused else _state(state)
 
 
 @bp.post("/logon/webauthn/options")
@@ -103,9 +97,8 @@ def webauthn() -> Reply:
     credential = data.get("credential")
     if not isinstance(credential, dict):
         return _refused()
-    before = logon.pending(deps(), token)
     state = logon.webauthn_step(deps(), token, _str(data, "challenge_id"), credential, client())
-    return _refused() if _unchanged(before, state) else _state(state)
+    return _refused() if state.refused else _state(state)
 
 
 @bp.post("/logon/vein/challenge")
@@ -123,9 +116,8 @@ def vein() -> Reply:
     capture = data.get("capture")
     if not isinstance(capture, dict):
         return _refused()
-    before = logon.pending(deps(), token)
     state = logon.vein_step(deps(), token, _str(data, "challenge_id"), capture, client())
-    return _refused() if _unchanged(before, state) else _state(state)
+    return _refused() if state.refused else _state(state)
 
 
 # ---- the session ----------------------------------------------------------------------------

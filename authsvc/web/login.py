@@ -137,9 +137,8 @@ def factor() -> Page:
 
 @bp.post("/factor/totp")
 def factor_totp() -> Page:
-    before = _pending()
     state = logon.totp_step(deps(), cookie_token(), field("code"), client())
-    if not state.failed and state.step is before.step and state.step is not Step.DONE:
+    if state.retry:
         # a wrong code: the same page again, with the one generic message
         if state.step is Step.ENROL:
             enrolment = logon.totp_enrolment(deps(), cookie_token(), client())
@@ -180,10 +179,9 @@ def vein_verify() -> Response | tuple[Response, int]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("capture"), dict):
         return jsonify(error="request_invalid", message=text("request_invalid", g.lang)), 400
-    before = _pending()
     state = logon.vein_step(deps(), cookie_token(), str(body.get("challenge_id", ""))[:100],
                             body["capture"], client())
-    return _json_step(before, state)
+    return _json_step(state)
 
 
 @bp.post("/webauthn/options")
@@ -200,15 +198,14 @@ def webauthn_verify() -> Response | tuple[Response, int]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
         return jsonify(error="request_invalid", message=text("request_invalid", g.lang)), 400
-    before = _pending()
     state = logon.webauthn_step(deps(), cookie_token(), str(body.get("challenge_id", ""))[:100],
                                 body["credential"], client())
-    return _json_step(before, state)
+    return _json_step(state)
 
 
-def _json_step(before: logon.State, state: logon.State) -> Response | tuple[Response, int]:
+def _json_step(state: logon.State) -> Response | tuple[Response, int]:
     """The answer to a script-driven factor step: where to go next, or the one refusal."""
-    if state.failed or (state.step is before.step and state.step is not Step.DONE):
+    if state.refused:
         return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
     resp = jsonify(next=url_for(STEP_PAGES.get(state.step, "login.index")))
     if state.token:
