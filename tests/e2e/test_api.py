@@ -202,3 +202,12 @@ def test_the_admin_gate_refuses_remote_and_locked_sessions(make_client, operator
     assert view.may_administer(("sato",))
     call(client, "/api/v1/session/lock", {}, token)
     assert not logon.current(deps, token).may_administer(("sato",))  # locked: never
+
+
+def test_a_dead_redis_fails_closed_with_a_clear_answer(make_deps, make_client, operator):
+    """Counters unreachable: no password is evaluated, the client gets 503, not a logon."""
+    initial = add_user(make_deps("sqlite"), operator)  # the same database, counters in SQL
+    _, client = make_client(counters={"backend": "redis"}, redis={"url": "redis://127.0.0.1:1/0"})
+    r = call(client, "/api/v1/logon", {"user_id": "sato", "password": initial})
+    assert r.status_code == 503 and r.json["error"] == "service_unavailable"
+    assert "token" not in r.json
