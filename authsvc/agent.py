@@ -126,12 +126,13 @@ def create_agent(reader: VeinReader, device_id: str, origins: tuple[str, ...]) -
             challenge = b64url_decode(text, "challenge", 64)
         except InvalidRecord:
             challenge = b""
-        if not 16 <= len(challenge) <= 64:
+        purpose = body.get("purpose", "verify") if isinstance(body, dict) else None
+        if not 16 <= len(challenge) <= 64 or purpose not in ("verify", "enrol"):
             return jsonify(error="request_invalid"), 400
         if not lock.acquire(timeout=1):
             return jsonify(error="vein_busy"), 409
         try:
-            record = reader.capture("verify", challenge, timeout_s=CAPTURE_TIMEOUT_S)
+            record = reader.capture(purpose, challenge, timeout_s=CAPTURE_TIMEOUT_S)
         except VeinError as exc:
             return jsonify(error=error_code(exc), hint=getattr(exc, "hint", "")), 422
         finally:

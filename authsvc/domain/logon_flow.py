@@ -34,6 +34,7 @@ class Step(StrEnum):
     CHANGE_PASSWORD = "change_password"  # noqa: S105 (nothing else is reachable until done, R2)
     ENROL = "enrol"                      # no usable second factor yet: enrol one to finish
     SECOND_FACTOR = "second_factor"
+    REGISTER = "register"                # palm vein required but not enrolled: register it (R14)
     NO_FACTOR = "no_factor"              # none enrolled and no right to enrol: ask an operator
     DONE = "done"
 
@@ -45,7 +46,7 @@ class FlowError(Exception):
 @dataclass(frozen=True)
 class Flow:
     user_id: str
-    purpose: str                          # "logon" | "unlock"
+    purpose: str                          # "logon" | "console" | "unlock"
     started_at: float                     # epoch seconds
     step: Step = Step.PASSWORD
     passed: tuple[str, ...] = ()
@@ -95,8 +96,10 @@ def _next(flow: Flow, must_change: bool) -> Flow:
         return replace(flow, step=Step.CHANGE_PASSWORD)
     if any(FACTORS[f] not in kinds(flow.passed) for f in flow.enrolled):
         return replace(flow, step=Step.SECOND_FACTOR)
-    can_enrol = flow.may_enrol and any(f in SELF_ENROL for f in flow.allowed)
-    return replace(flow, step=Step.ENROL if can_enrol else Step.NO_FACTOR)
+    if flow.may_enrol and any(f in SELF_ENROL for f in flow.allowed):
+        return replace(flow, step=Step.ENROL)
+    # palm vein is registered with a witness (R14): only the registration pages are reachable
+    return replace(flow, step=Step.REGISTER if "vein" in flow.allowed else Step.NO_FACTOR)
 
 
 def begin(user_id: str, purpose: str, now: float, allowed: tuple[str, ...],
@@ -125,6 +128,15 @@ def factor_passed(flow: Flow, factor: str) -> Flow:
         raise FlowError(f"{flow.step}:{factor}")
     enrolled = flow.enrolled if factor in flow.enrolled else (*flow.enrolled, factor)
     return _next(replace(flow, passed=(*flow.passed, factor), enrolled=enrolled), must_change=False)
+
+
+def registered(flow: Flow, enrolled: tuple[str, ...], now: float) -> Flow:
+    """Back from the registration pages: the factors the user now has decide the next step
+    (the palm just registered makes it the second factor); the logon's clock starts again."""
+    if flow.step is not Step.REGISTER:
+        raise FlowError(flow.step)
+    return _next(replace(flow, enrolled=tuple(f for f in flow.allowed if f in enrolled),
+                         started_at=now), must_change=False)
 
 
 def expired(flow: Flow, now: float, minutes: int) -> bool:

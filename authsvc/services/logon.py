@@ -7,7 +7,7 @@ the lockout before it is evaluated."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -18,7 +18,7 @@ from authsvc.domain import logon_flow as lf
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.errors import DomainError
 from authsvc.domain.lifecycle import Status
-from authsvc.domain.roles import Actor
+from authsvc.domain.roles import Actor, Role
 from authsvc.services import Deps, totp, vein, webauthn
 from authsvc.services import passwords as password_service
 from authsvc.services.accounts import access_end, last_use
@@ -76,6 +76,10 @@ class State:
 
 FAILED = State()
 
+# The surfaces a session belongs to (R8): the user's pages, and the administrators' console,
+# reached only by a logon of its own with fresh MFA; a session of one is no use on the other.
+USER, CONSOLE = "user", "console"
+
 
 @dataclass(frozen=True)
 class SessionView:
@@ -89,6 +93,7 @@ class SessionView:
     terminal: str
     source: str
     unlocking: lf.Flow | None = field(default=None)
+    surface: str = USER
 
     def may_administer(self, approved_remote: tuple[str, ...]) -> bool:
         """The gate of the admin surface (R8, R17): an unlocked MFA session, and from outside
@@ -197,13 +202,15 @@ def _state(token: str, flow: lf.Flow) -> State:
     return State(token, flow.step, flow.options, flow.user_id)
 
 
-def begin(deps: Deps, user_id: str, password: str, client: Client) -> State:
-    """The first step of a logon: ID and password. Returns a fresh logon token on success."""
-    step = start(deps, user_id, password, client.terminal, client.source, client.remote)
+def begin(deps: Deps, user_id: str, password: str, client: Client, surface: str = USER) -> State:
+    """The first step of a logon (to the user's pages, or to the console): ID and password.
+    Returns a fresh logon token on success."""
+    step = start(deps, user_id, password, client.terminal, client.source, client.remote,
+                 step="password" if surface == USER else "console.password")
     if step.outcome is Outcome.FAILED or step.user_id is None:
         return FAILED
     canonical = identifiers.canonical(step.user_id)
-    flow = lf.begin(canonical, "logon", deps.clock.now().timestamp(),
+    flow = lf.begin(canonical, "logon" if surface == USER else CONSOLE, deps.clock.now().timestamp(),
                     deps.settings.mfa.second_factors, step.enrolled)
     flow = lf.password_passed(flow, step.outcome is Outcome.PASSWORD_CHANGE_REQUIRED)
     return _advance(deps, new_token(), {"kind": "logon", "client": _client_dict(client)}, flow, client)
@@ -215,6 +222,8 @@ def _client_dict(client: Client) -> dict[str, Any]:
 
 def _advance(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client: Client) -> State:
     """Store the flow under `token`, or finish it: open the session, or unlock it."""
+    if flow.step is lf.Step.REGISTER and flow.purpose != "logon":
+        flow = replace(flow, step=lf.Step.NO_FACTOR)  # a palm is registered on the user pages
     if flow.step is lf.Step.NO_FACTOR:
         now = deps.clock.now()
         with deps.uow() as uow:
@@ -272,7 +281,7 @@ def second_factor(deps: Deps, token: str, factor: str, verify: Callable[[str, bo
     decision = deps.counters.consume(flow.user_id, now, pol.max_failures, pol.lock_minutes)
     ok = (decision.allowed and _account_may_logon(deps, flow.user_id, now)
           and verify(flow.user_id, flow.step is lf.Step.ENROL))
-    step = f"{flow.purpose}.{factor}" if flow.purpose == "unlock" else factor
+    step = factor if flow.purpose == "logon" else f"{flow.purpose}.{factor}"
     with deps.uow() as uow:
         if decision.auto_unlocked:
             uow.audit(now, actor, "account.auto_unlock", flow.user_id)
@@ -322,22 +331,32 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
             _note(uow, now, actor, client, "unlock", user, "ok", "", factors)
             uow.commit()
         return State(fresh, lf.Step.DONE, (), user)
-    others = deps.sessions.of_user(user)
+    surface = CONSOLE if flow.purpose == CONSOLE else USER
+    if surface == CONSOLE and not _may_administer(deps, user, client):
+        with deps.uow() as uow:
+            _note(uow, now, actor, client, "console", user, "refused", "not_administrator")
+            uow.commit()
+        return FAILED
+    others = {sid: d for sid, d in deps.sessions.of_user(user).items()
+              if d.get("surface", USER) == surface}
     if others and deps.settings.sessions.concurrent == "refuse":
         with deps.uow() as uow:
             _note(uow, now, actor, client, "session", user, "refused", "concurrent_session",
                   sessions=len(others))
             uow.commit()
         return FAILED
-    ended = deps.sessions.delete_user(user) if others else 0
-    session = {"kind": "session", "user_id": user, "factors": list(flow.passed),
+    for sid in others:
+        deps.sessions.delete_id(sid)
+    ended = len(others)
+    session = {"kind": "session", "surface": surface, "user_id": user, "factors": list(flow.passed),
                "created_at": now.timestamp(), "last_seen": now.timestamp(), "locked": False,
                **data.get("client", _client_dict(client))}
     deps.sessions.put(fresh, session, user, _ttl_session(deps, session))
     deps.counters.succeed(user)
     with deps.uow() as uow:
         # a second logon of the same account is flagged: sharing IDs is prohibited (003)
-        _note(uow, now, actor, client, "complete", user, "ok", "", factors,
+        _note(uow, now, actor, client, "complete" if surface == USER else "console", user, "ok", "",
+              factors,
               **({"ended_sessions": ended} if ended else {}))
         uow.commit()
     return State(fresh, lf.Step.DONE, (), user)
@@ -346,20 +365,22 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
 # ---- sessions ------------------------------------------------------------------------------
 
 
-def current(deps: Deps, token: str | None) -> SessionView | None:
-    """The session behind `token`, after applying its absolute lifetime and idle lock; None
-    when there is none (or its account may no longer log on)."""
+def current(deps: Deps, token: str | None, surface: str = USER) -> SessionView | None:
+    """The session behind `token` on `surface`, after applying its absolute lifetime and idle
+    lock; None when there is none (or its account may no longer log on). A console session
+    left idle ends instead of locking: administration needs a fresh logon (R8)."""
     if not token or not isinstance(token, str):
         return None
     data = deps.sessions.get(token)
-    if not data or data.get("kind") != "session":
+    if not data or data.get("kind") != "session" or data.get("surface", USER) != surface:
         return None
     now = time_now(deps)
     pol = deps.settings.sessions
-    if now - data["created_at"] > pol.absolute_hours * 3600:
+    idle = now - data["last_seen"] > pol.idle_minutes * 60
+    if now - data["created_at"] > pol.absolute_hours * 3600 or (surface == CONSOLE and idle):
         deps.sessions.delete(token)
         return None
-    if not data["locked"] and now - data["last_seen"] > pol.idle_minutes * 60:
+    if not data["locked"] and idle:
         data["locked"] = True  # R16: idle too long: locked until MFA again
         deps.sessions.put(token, data, data["user_id"], _ttl_session(deps, data))
     if not _account_may_logon(deps, data["user_id"], deps.clock.now()):
@@ -368,7 +389,7 @@ def current(deps: Deps, token: str | None) -> SessionView | None:
     flow = lf.Flow.from_dict(data["flow"]) if data.get("flow") else None
     return SessionView(session_id(token), data["user_id"], tuple(data["factors"]), data["created_at"],
                        data["last_seen"], data["locked"], data.get("remote", False),
-                       data.get("terminal", ""), data.get("source", ""), flow)
+                       data.get("terminal", ""), data.get("source", ""), flow, surface)
 
 
 def touch(deps: Deps, token: str) -> None:
@@ -382,7 +403,7 @@ def touch(deps: Deps, token: str) -> None:
 def lock(deps: Deps, token: str, client: Client) -> bool:
     """The user leaves the desk (R16): the session stays, but needs MFA to continue."""
     data = deps.sessions.get(token)
-    if not data or data.get("kind") != "session":
+    if not data or data.get("kind") != "session" or data.get("surface", USER) != USER:
         return False
     data["locked"] = True
     data.pop("flow", None)
@@ -439,7 +460,8 @@ def sessions_of(deps: Deps, user_id: str) -> list[dict[str, Any]]:
     for sid, d in deps.sessions.of_user(user_id).items():
         if d.get("kind") != "session":
             continue
-        out.append({"sid": sid, "created_at": jst_iso(_dt(d["created_at"])),
+        out.append({"sid": sid, "surface": d.get("surface", USER),
+                    "created_at": jst_iso(_dt(d["created_at"])),
                     "last_seen": jst_iso(_dt(d["last_seen"])), "locked": d["locked"],
                     "remote": d.get("remote", False), "terminal": d.get("terminal", ""),
                     "source": d.get("source", "")})
@@ -528,3 +550,55 @@ def vein_step(deps: Deps, token: str, challenge_id: str, capture: dict[str, Any]
         return not enrolling and vein.verify(deps, user, challenge_id, capture, client.actor(user))
 
     return second_factor(deps, token, "vein", verify, client)
+
+
+# ---- the console (R8) and the palm-vein registration step (R14) ----------------------------
+
+ADMIN_ROLES = frozenset(Role) - {Role.USER, Role.DATA_MANAGER}
+
+
+def _role(deps: Deps, user_id: str) -> Role | None:
+    with deps.uow(read_only=True) as uow:
+        acc = uow.account(identifiers.canonical(user_id))
+        return Role(acc.role) if acc is not None and acc.status == Status.ACTIVE.value else None
+
+
+def _may_administer(deps: Deps, user_id: str, client: Client) -> bool:
+    """A console session only for administrative roles, and from outside the internal
+    networks only for users approved in advance (R17)."""
+    return (_role(deps, user_id) in ADMIN_ROLES
+            and network.may_administer(client.remote, user_id, deps.settings.network.remote_admin))
+
+
+def console_actor(deps: Deps, view: SessionView) -> Actor | None:
+    """Who acts in a console session: the account, with its role as it is now (a role taken
+    away ends the console at the next request)."""
+    role = _role(deps, view.user_id)
+    if view.surface != CONSOLE or role not in ADMIN_ROLES:
+        return None
+    return Actor(view.user_id, frozenset({role}), terminal=view.terminal[:100], source=view.source[:100])
+
+
+def registrant(deps: Deps, token: str) -> str | None:
+    """The user of a logon waiting at the palm-vein registration step: the only thing its
+    password-checked token may do is take part in a registration (R14). Every use restarts
+    the logon's clock, so a registration attended at length does not lose the logon."""
+    loaded = _load_flow(deps, token)
+    if loaded is None or loaded[1].step is not lf.Step.REGISTER:
+        return None
+    data, flow = loaded
+    flow = replace(flow, started_at=time_now(deps))
+    deps.sessions.put(token, {**data, "flow": flow.to_dict()}, None, _ttl_logon(deps))
+    return flow.user_id
+
+
+def registered(deps: Deps, token: str, client: Client) -> State:
+    """Back from registration: with the palm now enrolled the logon goes on to its check."""
+    loaded = _load_flow(deps, token)
+    if loaded is None or loaded[1].step is not lf.Step.REGISTER:
+        return FAILED
+    data, flow = loaded
+    with deps.uow(read_only=True) as uow:
+        acc = uow.account(flow.user_id)
+        have = uow.enrolled_factors(acc.id, acc.person_id) if acc is not None else ()
+    return _advance(deps, token, data, lf.registered(flow, tuple(have), time_now(deps)), client)

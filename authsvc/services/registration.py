@@ -29,6 +29,7 @@ from authsvc.store.models import Account, Consent, Evidence, RegistrationSession
 from authsvc.store.uow import UnitOfWork
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
+ENROL_SAMPLES = 3  # palm captures asked of the terminal for one enrolment
 SYSTEM = Actor("system:registration", frozenset({Role.SYSTEM_ADMIN}))
 
 
@@ -304,6 +305,67 @@ def close(deps: Deps, admin: Actor, session_id: str) -> SessionView:
     return _act(deps, admin, session_id, "close", "registration.closed")
 
 
+def enrol_challenges(deps: Deps, actor: Actor, session_id: str) -> list[vein.Challenge]:
+    """Challenges for the registrant's terminal agent, one per palm sample, once the identity
+    is confirmed; bound to this session."""
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        row = _load(deps, uow, session_id)
+        if not _is(actor, row.registrant):
+            raise Forbidden("registration_not_registrant")
+        rules.step(row.state, "enrol", Party.REGISTRANT)
+        row.last_activity_at = now
+        uow.commit()
+    return vein.issue_enrol_challenges(deps, capture_subject(session_id), ENROL_SAMPLES)
+
+
+def capture_subject(session_id: str) -> str:
+    return f"registration:{str(session_id)[:64]}"
+
+
+def view_id(deps: Deps, admin: Actor, session_id: str) -> tuple[bytes, str]:
+    """The photo ID just captured, for the attending administrator to compare with the person
+    on camera, while the decision is open; every viewing is audited."""
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        row = _load(deps, uow, session_id)
+        if not _is(admin, row.admin) or Role.SYSTEM_ADMIN not in admin.roles:
+            raise Forbidden("registration_not_attendant")
+        if row.state != State.ID_CAPTURED.value:
+            raise DomainError("registration_wrong_step", state=row.state, event="view_id")
+        ev = uow.session.scalars(select(Evidence).where(
+            Evidence.session_id == row.id, Evidence.destroyed_at.is_(None))
+            .order_by(Evidence.id.desc())).first()
+        if ev is None:
+            raise NotFound("registration_no_evidence")
+        data = deps.sealer.open(ev.sealed, _aad(row.id))
+        _audit(uow, now, admin, "registration.id_viewed", row, evidence=ev.id, sha256=ev.sha256)
+        uow.commit()
+    return data, ev.content_type
+
+
+def live_session(deps: Deps, actor: Actor) -> SessionView | None:
+    """The registrant's own session still in progress, if any (for the page to resume)."""
+    now, idle = deps.clock.now(), deps.settings.registration.idle_minutes
+    with deps.uow(read_only=True) as uow:
+        rows = uow.session.scalars(select(RegistrationSession).where(
+            RegistrationSession.registrant == identifiers.canonical(actor.id),
+            RegistrationSession.state.not_in([s.value for s in rules.FINAL]))
+            .order_by(RegistrationSession.opened_at.desc()))
+        return next((_view(uow, r) for r in rows
+                     if not rules.is_idle(r.state, r.last_activity_at, now, idle)), None)
+
+
+def recent(deps: Deps, actor: Actor, limit: int = 100) -> list[SessionView]:
+    """The latest registration sessions, for the agency (the evidence's only readers)."""
+    with deps.uow(read_only=True) as uow:
+        if not _agency(uow, actor):
+            raise Forbidden()
+        rows = uow.session.scalars(select(RegistrationSession)
+                                   .order_by(RegistrationSession.opened_at.desc()).limit(limit))
+        return [_view(uow, r) for r in rows]
+
+
 def enrol(deps: Deps, actor: Actor, session_id: str, reader: VeinReader,
           capture_fn: Callable[[bytes], Capture] | None = None) -> dict[str, Any]:
     """The registrant enrols their palm on their terminal's reader, after the identity was
@@ -435,7 +497,24 @@ def purge_evidence(deps: Deps, actor: Actor = SYSTEM) -> int:
 
 
 def enrol_in_person(deps: Deps, staff_actor: Actor, user_id: str, reader: VeinReader,
-                    capture_fn: Callable[[bytes], Capture] | None = None) -> dict[str, Any]:
+                    capture_fn: Callable[[bytes], Capture] | None = None,
+                    id_document: str = "") -> dict[str, Any]:
     """At the registration station: the staff member, signed in, checked the photo ID and is
-    the witness of `vein.enrol` (its duplicate-person check and alert apply)."""
+    the witness of `vein.enrol` (its duplicate-person check and alert apply). Nobody
+    witnesses their own enrolment."""
+    staff_actor.require(Perm.ENROL_BIOMETRICS)
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        acc = uow.account(identifiers.canonical(user_id))
+        staff = uow.account(identifiers.canonical(staff_actor.id))
+        if acc is None:
+            raise NotFound("account_not_found", user_id=user_id)
+        if (staff is not None and staff.person_id == acc.person_id) or _is(staff_actor, acc.user_id):
+            uow.audit(now, staff_actor, "registration.in_person", acc.user_id, "refused",
+                      reason="registration_self_attend")
+            uow.commit()
+            raise Forbidden("registration_self_attend")
+        uow.audit(now, staff_actor, "registration.in_person", acc.user_id, registrant=acc.user_id,
+                  witness=staff_actor.id, id_document=id_document[:50])
+        uow.commit()
     return vein.enrol(deps, staff_actor, user_id, reader, capture_fn)

@@ -23,6 +23,7 @@ from authsvc.services import Deps, devices
 from authsvc.store.models import VeinEnrolment
 
 PURPOSE = "vein_logon"
+ENROL_PURPOSE = "vein_enrol"  # challenges for the captures of an enrolment through a terminal agent
 CHALLENGE_BYTES = 32
 SKEW = timedelta(seconds=5)  # clock difference tolerated between terminal and server
 
@@ -44,14 +45,27 @@ class Challenge:
 
 def issue_challenge(deps: Deps, user_id: str) -> Challenge:
     """A fresh, single-use, short-lived challenge the capture must be bound to (R11)."""
+    return _issue(deps, PURPOSE, identifiers.canonical(user_id), 1)[0]
+
+
+def issue_enrol_challenges(deps: Deps, subject: str, count: int) -> list[Challenge]:
+    """Challenges for the captures of one enrolment (a registration session, a station), one
+    per sample; they live as long as a logon challenge, times the number of samples."""
+    return _issue(deps, ENROL_PURPOSE, subject, count)
+
+
+def _issue(deps: Deps, purpose: str, subject: str, count: int) -> list[Challenge]:
     now = deps.clock.now()
-    raw = secrets.token_bytes(CHALLENGE_BYTES)
-    expires = now + timedelta(seconds=deps.settings.vein.challenge_seconds)
+    expires = now + timedelta(seconds=deps.settings.vein.challenge_seconds * count)
+    made = []
     with deps.uow() as uow:
-        cid = uow.put_challenge(PURPOSE, identifiers.canonical(user_id),
-                                {"challenge": _b64(raw), "issued": now.isoformat()}, expires)
+        for _ in range(count):
+            raw = _b64(secrets.token_bytes(CHALLENGE_BYTES))
+            cid = uow.put_challenge(purpose, subject, {"challenge": raw, "issued": now.isoformat()},
+                                    expires)
+            made.append(Challenge(cid, raw, expires))
         uow.commit()
-    return Challenge(cid, _b64(raw), expires)
+    return made
 
 
 def _refuse(deps: Deps, actor: Actor, user: str, reason: str, **detail: Any) -> bool:
@@ -68,32 +82,74 @@ def verify(deps: Deps, user_id: str, challenge_id: str, capture: object, actor: 
     quality and liveness pass; and the palm matches the person's template. Every refusal is
     audited with its reason; the caller counts the attempt toward the lockout (R4, R15)."""
     user = identifiers.canonical(user_id)
-    now = deps.clock.now()
-    with deps.uow() as uow:  # take the challenge first: used even if the capture is refused
-        stored = uow.take_challenge(str(challenge_id)[:64], PURPOSE, user, now)
-        uow.commit()
-    if stored is None:
-        return _refuse(deps, actor, user, "challenge")  # replayed, expired, foreign or unknown
-    try:
-        cap = Capture.from_dict(capture)
-    except (InvalidRecord, ValueError, TypeError):
-        return _refuse(deps, actor, user, "malformed")
-    if _b64(cap.challenge) != stored["challenge"]:
-        return _refuse(deps, actor, user, "other_challenge", device=cap.reader_id[:64])
-    key = devices.active_key(deps, cap.reader_id)
-    if key is None:
-        return _refuse(deps, actor, user, "device_not_active", device=cap.reader_id[:64])
-    if not cap.verify_signature(key):
-        return _refuse(deps, actor, user, "signature", device=cap.reader_id)
-    issued = datetime.fromisoformat(stored["issued"])
-    if not issued - SKEW <= cap.created_at <= now + SKEW:
-        return _refuse(deps, actor, user, "stale", device=cap.reader_id)
+    cap, reason, detail = _signed_capture(deps, PURPOSE, user, challenge_id, capture, "verify")
+    if cap is None:
+        return _refuse(deps, actor, user, reason, **detail)
     pol = deps.settings.vein
     if not cap.liveness_passed:
         return _attempt(deps, actor, user, None, "presentation_attack", cap.reader_id)
     if cap.quality < pol.min_quality:
         return _refuse(deps, actor, user, "quality", quality=cap.quality, device=cap.reader_id)
     return _attempt(deps, actor, user, cap, "", cap.reader_id)
+
+
+def _signed_capture(deps: Deps, purpose: str, subject: str, challenge_id: object, capture: object,
+                    kind: str) -> tuple[Capture | None, str, dict[str, Any]]:
+    """The capture, if it is bound to a challenge issued for `subject` (taken now, so used
+    even if the capture is refused), fresh, of the expected kind and signed by an active
+    registered device (R11, R12); else None with the reason and detail for the audit log."""
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        stored = uow.take_challenge(str(challenge_id)[:64], purpose, subject, now)
+        uow.commit()
+    if stored is None:
+        return None, "challenge", {}  # replayed, expired, foreign or unknown
+    try:
+        cap = Capture.from_dict(capture)
+    except (InvalidRecord, ValueError, TypeError):
+        return None, "malformed", {}
+    device = {"device": cap.reader_id[:64]}
+    if _b64(cap.challenge) != stored["challenge"]:
+        return None, "other_challenge", device
+    key = devices.active_key(deps, cap.reader_id)
+    if key is None:
+        return None, "device_not_active", device
+    if not cap.verify_signature(key):
+        return None, "signature", device
+    issued = datetime.fromisoformat(stored["issued"])
+    if not issued - SKEW <= cap.created_at <= now + SKEW:
+        return None, "stale", device
+    if str(cap.purpose) != kind:
+        return None, "purpose", device
+    return cap, "", device
+
+
+def enrol_captures(deps: Deps, actor: Actor, user_id: str, subject: str,
+                   items: object) -> Callable[[bytes], Capture]:
+    """The captures of an enrolment sent from a terminal agent (a list of {challenge_id,
+    capture}), each checked like a logon capture; returned as the `capture` source for
+    `enrol`. One bad capture refuses them all (audited); too few asks for more samples."""
+    user = identifiers.canonical(user_id)
+    if not isinstance(items, list) or not 1 <= len(items) <= 8 or not all(
+            isinstance(i, dict) for i in items):
+        raise DomainError("request_invalid")
+    taken: list[Capture] = []
+    for item in items:
+        cap, reason, detail = _signed_capture(deps, ENROL_PURPOSE, subject, item.get("challenge_id"),
+                                              item.get("capture"), "enrol")
+        if cap is None:
+            _refuse(deps, actor, user, reason, purpose="enrol", **detail)
+            raise DomainError("vein_capture_refused")
+        taken.append(cap)
+    left = iter(taken)
+
+    def take(_challenge: bytes) -> Capture:
+        try:
+            return next(left)
+        except StopIteration:
+            raise DomainError("vein_more_samples", needed=1) from None
+
+    return take
 
 
 def _attempt(deps: Deps, actor: Actor, user: str, cap: Capture | None, reason: str,

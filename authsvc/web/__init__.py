@@ -42,9 +42,12 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     app.extensions["authsvc"] = deps
     csrf.init_app(app)
 
-    from authsvc.web import api, login
+    from authsvc.web import api, console, login, register
 
     app.register_blueprint(login.bp)
+    app.register_blueprint(login.bp, url_prefix="/console/logon", name="console_logon")
+    app.register_blueprint(register.bp)
+    app.register_blueprint(console.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # bearer tokens, no cookies: nothing for a cross-site request to ride on
 

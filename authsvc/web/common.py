@@ -4,12 +4,15 @@ terminal, and the session token (a cookie for pages, a bearer token for the API)
 from __future__ import annotations
 
 from flask import current_app, g, request
+from werkzeug.wrappers import Response
 
 from authsvc.domain import network
 from authsvc.services import Deps
-from authsvc.services.logon import Client
+from authsvc.services.logon import CONSOLE, USER, Client
 
 TOKEN_COOKIE = "authsvc_session"  # noqa: S105 (a cookie name)
+CONSOLE_COOKIE = "authsvc_console"  # the console's own session (R8), sent only under /console
+CONSOLE_PATH = "/console"
 FIELD_MAX = 4096
 
 
@@ -34,8 +37,22 @@ def field(name: str) -> str:
     return value[:FIELD_MAX] if isinstance(value, str) else ""
 
 
+def surface() -> str:
+    """Which surface this request is on: the console (its own session) or the user's pages."""
+    return CONSOLE if request.path.startswith(CONSOLE_PATH + "/") else USER
+
+
 def cookie_token() -> str:
-    return request.cookies.get(TOKEN_COOKIE, "")[:100]
+    return request.cookies.get(CONSOLE_COOKIE if surface() == CONSOLE else TOKEN_COOKIE, "")[:100]
+
+
+def set_token(resp: Response, token: str | None) -> None:
+    """Hand the browser the surface's session token, or take it away (None)."""
+    name, path = (CONSOLE_COOKIE, CONSOLE_PATH) if surface() == CONSOLE else (TOKEN_COOKIE, "/")
+    if token:
+        resp.set_cookie(name, token, secure=True, httponly=True, samesite="Strict", path=path)
+    else:
+        resp.delete_cookie(name, path=path)
 
 
 def bearer_token() -> str:

@@ -28,17 +28,26 @@ from authsvc.domain.errors import PasswordRejected
 from authsvc.domain.logon_flow import Step
 from authsvc.messages import text
 from authsvc.services import logon
-from authsvc.web.common import TOKEN_COOKIE, client, cookie_token, deps, field
+from authsvc.web.common import CONSOLE, client, cookie_token, deps, field, set_token, surface
 
 bp = Blueprint("login", __name__)
 
+# This blueprint serves the user's logon at / and, registered a second time, the console's
+# own logon at /console/logon (R8): the same steps, its own cookie, its own kind of session.
 STEP_PAGES = {
-    Step.CHANGE_PASSWORD: "login.password_form",
-    Step.ENROL: "login.enrol",
-    Step.SECOND_FACTOR: "login.factor",
-    Step.DONE: "login.home",
+    Step.CHANGE_PASSWORD: ".password_form",
+    Step.ENROL: ".enrol",
+    Step.SECOND_FACTOR: ".factor",
+    Step.REGISTER: "register.index",
+    Step.DONE: ".home",
 }
 Page = Response | str | tuple[str, int]
+
+
+def _next_page(step: Step | None) -> str:
+    if step is Step.DONE and surface() == CONSOLE:
+        return url_for("console.index")
+    return url_for(STEP_PAGES.get(step, ".index"))  # type: ignore[arg-type]
 
 
 def _go(state: logon.State, failed_status: int = 401) -> Page:
@@ -48,12 +57,10 @@ def _go(state: logon.State, failed_status: int = 401) -> Page:
     elif state.failed or state.step not in STEP_PAGES:
         resp = (render_template("login.html", error="logon_failed"), failed_status)
     else:
-        resp = redirect(url_for(STEP_PAGES[state.step]))
+        resp = redirect(_next_page(state.step))
     out = current_app.make_response(resp)
-    if state.token:
-        out.set_cookie(TOKEN_COOKIE, state.token, secure=True, httponly=True, samesite="Strict")
-    elif state.failed or state.step is Step.NO_FACTOR:
-        out.delete_cookie(TOKEN_COOKIE)
+    if state.token or state.failed or state.step is Step.NO_FACTOR:
+        set_token(out, state.token)
     return out
 
 
@@ -61,20 +68,24 @@ def _pending() -> logon.State:
     return logon.pending(deps(), cookie_token())
 
 
+def _current() -> logon.SessionView | None:
+    return logon.current(deps(), cookie_token(), surface())
+
+
 @bp.get("/")
 def index() -> Page:
-    view = logon.current(deps(), cookie_token())
+    view = _current()
     if view is not None:
-        return redirect(url_for("login.lock_screen" if view.locked else "login.home"))
+        return redirect(url_for(".lock_screen") if view.locked else _next_page(Step.DONE))
     state = _pending()
     if not state.failed and state.step in STEP_PAGES:
-        return redirect(url_for(STEP_PAGES[state.step]))
+        return redirect(_next_page(state.step))
     return render_template("login.html")
 
 
 @bp.post("/login")
 def do_login() -> Page:
-    return _go(logon.begin(deps(), field("user_id"), field("password"), client()))
+    return _go(logon.begin(deps(), field("user_id"), field("password"), client(), surface()))
 
 
 # ---- forced change --------------------------------------------------------------------------
@@ -83,7 +94,7 @@ def do_login() -> Page:
 @bp.get("/password")
 def password_form() -> Page:
     if _pending().step is not Step.CHANGE_PASSWORD:
-        return redirect(url_for("login.index"))
+        return redirect(url_for(".index"))
     return render_template("password.html")
 
 
@@ -115,7 +126,7 @@ def _rule_params() -> dict[str, int]:
 def enrol() -> Page:
     state = _pending()
     if state.step is not Step.ENROL:
-        return redirect(url_for("login.index"))
+        return redirect(url_for(".index"))
     return render_template("enrol.html", options=state.options)
 
 
@@ -123,7 +134,7 @@ def enrol() -> Page:
 def enrol_totp() -> Page:
     enrolment = logon.totp_enrolment(deps(), cookie_token(), client())
     if enrolment is None:
-        return redirect(url_for("login.index"))
+        return redirect(url_for(".index"))
     return render_template("totp_enrol.html", enrolment=enrolment)
 
 
@@ -131,7 +142,7 @@ def enrol_totp() -> Page:
 def factor() -> Page:
     state = _pending()
     if state.step is not Step.SECOND_FACTOR:
-        return redirect(url_for("login.index"))
+        return redirect(url_for(".index"))
     return render_template("factor.html", options=state.options)
 
 
@@ -151,7 +162,7 @@ def factor_totp() -> Page:
 def factor_webauthn() -> Page:
     state = _pending()
     if state.failed or "webauthn" not in state.options:
-        return redirect(url_for("login.index"))
+        return redirect(url_for(".index"))
     return render_template("webauthn.html", register=state.step is Step.ENROL)
 
 
@@ -159,7 +170,7 @@ def factor_webauthn() -> Page:
 def factor_vein() -> Page:
     state = _pending()
     if state.failed or "vein" not in state.options:
-        return redirect(url_for("login.index"))
+        return redirect(url_for(".index"))
     codes = ["vein_no_hand", "vein_timeout", "vein_disconnected", "vein_not_read", "vein_cancelled",
              "vein_reposition", "vein_busy", "vein_reader_error", "vein_agent_unreachable", "logon_failed"]
     return render_template("vein.html", messages={c: text(c, g.lang) for c in codes})
@@ -207,9 +218,9 @@ def _json_step(state: logon.State) -> Response | tuple[Response, int]:
     """The answer to a script-driven factor step: where to go next, or the one refusal."""
     if state.refused:
         return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
-    resp = jsonify(next=url_for(STEP_PAGES.get(state.step, "login.index")))
+    resp = jsonify(next=_next_page(state.step))
     if state.token:
-        resp.set_cookie(TOKEN_COOKIE, state.token, secure=True, httponly=True, samesite="Strict")
+        set_token(resp, state.token)
     return resp
 
 
@@ -218,11 +229,11 @@ def _json_step(state: logon.State) -> Response | tuple[Response, int]:
 
 @bp.get("/home")
 def home() -> Page:
-    view = logon.current(deps(), cookie_token())
-    if view is None:
-        return redirect(url_for("login.index"))
+    view = _current()
+    if view is None or view.surface == CONSOLE:
+        return redirect(url_for(".index"))
     if view.locked:
-        return redirect(url_for("login.lock_screen"))
+        return redirect(url_for(".lock_screen"))
     logon.touch(deps(), cookie_token())
     return render_template("home.html", view=view, history=logon.history(deps(), view.user_id),
                            sessions=logon.sessions_of(deps(), view.user_id))
@@ -231,22 +242,22 @@ def home() -> Page:
 @bp.post("/sessions/end")
 def end_session() -> Page:
     logon.end_session(deps(), cookie_token(), field("sid"), client())
-    return redirect(url_for("login.home"))
+    return redirect(url_for(".home"))
 
 
 @bp.post("/lock")
 def lock() -> Page:
     logon.lock(deps(), cookie_token(), client())
-    return redirect(url_for("login.lock_screen"))
+    return redirect(url_for(".lock_screen"))
 
 
 @bp.get("/lock")
 def lock_screen() -> Page:
-    view = logon.current(deps(), cookie_token())
+    view = _current()
     if view is None:
-        return redirect(url_for("login.index"))
+        return redirect(url_for(".index"))
     if not view.locked:
-        return redirect(url_for("login.home"))
+        return redirect(url_for(".index"))
     return render_template("locked.html", user_id=view.user_id)
 
 
@@ -254,7 +265,7 @@ def lock_screen() -> Page:
 def unlock() -> Page:
     state = logon.begin_unlock(deps(), cookie_token(), field("password"), client())
     if state.step is Step.PASSWORD or state.failed:
-        if logon.current(deps(), cookie_token()) is None:
+        if _current() is None:
             return _go(logon.FAILED)
         view_user = state.user_id or ""
         return render_template("locked.html", user_id=view_user, error="logon_failed"), 401
@@ -265,7 +276,7 @@ def unlock() -> Page:
 def logoff() -> Page:
     logon.logoff(deps(), cookie_token(), client())
     resp = current_app.make_response(render_template("message.html", code="logged_off", back=True))
-    resp.delete_cookie(TOKEN_COOKIE)
+    set_token(resp, None)
     return resp
 
 
@@ -274,7 +285,9 @@ def logoff() -> Page:
 
 def register_errors(app: Flask) -> None:
     def wants_json() -> bool:
-        return request.path.startswith(("/api/", "/webauthn/", "/vein/"))
+        path = request.path
+        return (path.startswith("/api/") or "/webauthn/" in path or "/vein/" in path
+                or path.endswith(".json") or request.is_json)
 
     def answer(code: str, status: int) -> Any:
         if wants_json():

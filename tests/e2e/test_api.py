@@ -143,7 +143,9 @@ def test_no_factor_and_no_initial_password_means_no_enrolment(api, operator):
     call(client, "/api/v1/logon/password", {"new_password": NEW}, r.json["token"])
     # the user walks away before enrolling; later the password alone is not enough
     r = call(client, "/api/v1/logon", {"user_id": "sato", "password": NEW})
-    assert r.status_code == 403 and r.json["error"] == "second_factor_unavailable"
+    # palm vein is allowed: the way on is a witnessed registration in the browser (R14), no token
+    assert r.status_code == 403 and r.json["error"] == "vein_registration_required"
+    assert "token" not in r.json
 
 
 def test_second_logon_replaces_the_first_session_and_is_flagged(api, operator, clock):

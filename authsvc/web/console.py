@@ -1,0 +1,241 @@
+"""The administrators' console (R8): its own surface under /console, reached only through its
+own logon with fresh MFA (the logon blueprint at /console/logon), a session a user session
+cannot stand in for. Here: attending a remote palm registration (R14), enrolling a palm in
+person at the registration station, recording consent to remote registration, and the
+agency's registration records with their evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from adapters.vein import VeinError
+from authsvc.domain import identifiers
+from authsvc.domain.errors import DomainError, Forbidden
+from authsvc.domain.roles import Actor, Perm, Role
+from authsvc.messages import text
+from authsvc.services import logon, registration, vein
+from authsvc.web.common import CONSOLE, client, cookie_token, deps, field, set_token
+from authsvc.web.register import json_error, script_messages
+
+bp = Blueprint("console", __name__, url_prefix="/console")
+ID_DOCUMENTS = ("driving_licence", "my_number_card", "passport", "residence_card", "other")
+
+
+def _actor() -> Actor | None:
+    view = logon.current(deps(), cookie_token(), CONSOLE)
+    actor = logon.console_actor(deps(), view) if view is not None else None
+    if actor is not None:
+        logon.touch(deps(), cookie_token())
+    return actor
+
+
+def page(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A console page: a console session, or the console's logon; the actor in g.actor."""
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        g.actor = _actor()
+        if g.actor is None:
+            if request.method == "GET" and not request.path.endswith(".json"):
+                return redirect(url_for("console_logon.index"))
+            return jsonify(error="unauthorised", message=text("logon_failed", g.lang)), 401
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def _refused(exc: DomainError, back: str) -> tuple[str, int]:
+    status = {"Forbidden": 403, "NotFound": 404}.get(type(exc).__name__, 409)
+    return render_template("message.html", code=exc.code, params=exc.params, back=True,
+                           back_url=back), status
+
+
+@bp.get("/")
+@page
+def index() -> Any:
+    return render_template("console/index.html", actor=g.actor, Perm=Perm, Role=Role)
+
+
+@bp.post("/logoff")
+def logoff() -> Any:
+    logon.logoff(deps(), cookie_token(), client())
+    resp = redirect(url_for("console_logon.index"))
+    set_token(resp, None)
+    return resp
+
+
+# ---- remote registration: the attending administrator ---------------------------------------
+
+
+@bp.get("/registrations")
+@page
+def registrations() -> Any:
+    try:
+        waiting = registration.waiting_for(deps(), g.actor)
+    except DomainError as exc:
+        return _refused(exc, url_for(".index"))
+    return render_template("console/registrations.html", waiting=waiting)
+
+
+@bp.get("/registrations/<sid>")
+@page
+def registration_page(sid: str) -> Any:
+    try:
+        view = registration.get(deps(), g.actor, sid)
+    except DomainError as exc:
+        return _refused(exc, url_for(".registrations"))
+    attending = identifiers.canonical(view.admin or "-") == identifiers.canonical(g.actor.id)
+    return render_template("console/registration.html", view=view, attending=attending,
+                           messages=script_messages())
+
+
+@bp.get("/registrations/<sid>/state.json")
+@page
+def registration_state(sid: str) -> Any:
+    try:
+        return jsonify(state=registration.get(deps(), g.actor, sid).state)
+    except DomainError as exc:
+        return json_error(exc)
+
+
+@bp.get("/registrations/<sid>/id")
+@page
+def registration_id(sid: str) -> Any:
+    """The photo ID just captured, for the attending administrator (never cached)."""
+    try:
+        data, kind = registration.view_id(deps(), g.actor, sid)
+    except DomainError as exc:
+        return json_error(exc)
+    return Response(data, mimetype=kind, headers={"Content-Disposition": "inline"})
+
+
+ACTIONS: dict[str, Callable[..., registration.SessionView]] = {
+    "join": registration.join, "confirm": registration.confirm, "close": registration.close,
+}
+
+
+@bp.post("/registrations/<sid>/<action>")
+@page
+def registration_act(sid: str, action: str) -> Any:
+    try:
+        if action == "reject":
+            registration.reject(deps(), g.actor, sid, field("reason")[:200])
+        elif action in ACTIONS:
+            ACTIONS[action](deps(), g.actor, sid)
+        else:
+            return _refused(DomainError("registration_wrong_step"), url_for(".registrations"))
+    except DomainError as exc:
+        return _refused(exc, url_for(".registrations"))
+    if action == "close":
+        return redirect(url_for(".registrations"))
+    return redirect(url_for(".registration_page", sid=sid))
+
+
+# ---- the agency's records --------------------------------------------------------------------
+
+
+@bp.get("/records")
+@page
+def records() -> Any:
+    try:
+        rows = registration.recent(deps(), g.actor)
+    except DomainError as exc:
+        return _refused(exc, url_for(".index"))
+    return render_template("console/records.html", rows=rows)
+
+
+@bp.get("/records/<sid>/evidence")
+@page
+def evidence(sid: str) -> Any:
+    try:
+        data = registration.read_evidence(deps(), g.actor, sid)
+    except DomainError as exc:
+        return _refused(exc, url_for(".records"))
+    kind = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+    return Response(data, mimetype=kind, headers={"Content-Disposition": "inline"})
+
+
+# ---- in person, at the registration station -------------------------------------------------
+
+
+def _station_subject(user_id: str) -> str:
+    return f"station:{identifiers.canonical(g.actor.id)}:{identifiers.canonical(user_id)[:64]}"
+
+
+def _station_form() -> dict[str, str]:
+    body = request.get_json(silent=True)
+    data = body if isinstance(body, dict) else {}
+    return {k: str(data.get(k, ""))[:100] for k in ("user_id", "id_document", "id_checked")}
+
+
+def _checked_station(form: dict[str, str]) -> None:
+    """The staff member may enrol palms, ticked that they checked the photo ID, and named it."""
+    if not g.actor.can(Perm.ENROL_BIOMETRICS):
+        raise Forbidden()
+    if not form["user_id"] or form["id_checked"] != "yes" or form["id_document"] not in ID_DOCUMENTS:
+        raise DomainError("station_id_check_required")
+
+
+@bp.get("/enrol")
+@page
+def enrol() -> Any:
+    if not g.actor.can(Perm.ENROL_BIOMETRICS):
+        return _refused(Forbidden(), url_for(".index"))
+    return render_template("console/enrol.html", documents=ID_DOCUMENTS, messages=script_messages(),
+                           done=request.args.get("done", "")[:64])
+
+
+@bp.post("/enrol/challenges")
+@page
+def enrol_challenges() -> Any:
+    form = _station_form()
+    try:
+        _checked_station(form)
+    except DomainError as exc:
+        return json_error(exc)
+    made = vein.issue_enrol_challenges(deps(), _station_subject(form["user_id"]),
+                                       registration.ENROL_SAMPLES)
+    return jsonify(challenges=[{"id": c.id, "challenge": c.challenge} for c in made],
+                   agent_url=deps().settings.vein.agent_url)
+
+
+@bp.post("/enrol/vein")
+@page
+def enrol_vein() -> Any:
+    form = _station_form()
+    body = request.get_json(silent=True)
+    try:
+        _checked_station(form)
+        take = vein.enrol_captures(deps(), g.actor, form["user_id"], _station_subject(form["user_id"]),
+                                   body.get("captures") if isinstance(body, dict) else None)
+        done = registration.enrol_in_person(deps(), g.actor, form["user_id"], deps().vein, take,
+                                            form["id_document"])
+    except DomainError as exc:
+        return json_error(exc)
+    except VeinError:
+        return jsonify(error="vein_not_read", message=text("vein_not_read", g.lang)), 422
+    return jsonify(next=url_for(".enrol", done=done["user_id"]))
+
+
+# ---- consent to remote registration ----------------------------------------------------------
+
+
+@bp.get("/consent")
+@page
+def consent() -> Any:
+    return render_template("console/consent.html", done=request.args.get("done", "")[:64],
+                           given=request.args.get("given", ""))
+
+
+@bp.post("/consent")
+@page
+def consent_record() -> Any:
+    user, given = field("user_id")[:64], field("given") == "yes"
+    try:
+        registration.record_consent(deps(), g.actor, user, given)
+    except DomainError as exc:
+        return _refused(exc, url_for(".consent"))
+    return redirect(url_for(".consent", done=user, given="yes" if given else "no"))
