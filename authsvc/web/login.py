@@ -47,7 +47,9 @@ Page = Response | str | tuple[str, int]
 def _next_page(step: Step | None) -> str:
     if step is Step.DONE and surface() == CONSOLE:
         return url_for("console.index")
-    return url_for(STEP_PAGES.get(step, ".index"))  # type: ignore[arg-type]
+    endpoint = STEP_PAGES.get(step, ".index")  # type: ignore[arg-type]
+    own = "console_logon" if surface() == CONSOLE else "login"  # also when called from elsewhere
+    return url_for(own + endpoint if endpoint.startswith(".") else endpoint)
 
 
 def _go(state: logon.State, failed_status: int = 401) -> Page:

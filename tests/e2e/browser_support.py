@@ -43,13 +43,14 @@ OPERATOR = Actor("ops1", frozenset({Role.SYSTEM_ADMIN}), terminal="console-1", s
 # ---- the browser ----------------------------------------------------------------------------
 
 
-def launch_chromium(playwright: Playwright) -> Browser:
+def launch_chromium(playwright: Playwright, extra_args: tuple[str, ...] = ()) -> Browser:
     """The system Chromium, headless. Missing is a failure, never a skip: the tests exist to
     prove the pages work in a real browser."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(f"Chromium is required at {CHROMIUM} for the browser tests "
                     "(install the distribution's chromium package); it is missing", pytrace=False)
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=[*LAUNCH_ARGS, *extra_args])
 
 
 @dataclass
