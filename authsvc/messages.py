@@ -250,6 +250,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                    "ブラウザから登録してください。",
                                    "Your palm vein must be registered before you can log on. "
                                    "Please register it in the browser."),
+    "vein_enrol_again": ("登録に十分な読み取りが得られませんでした。"
+                         "もう一度ボタンを押し、手のひらを3回かざしてください。",
+                         "The readings were not enough to register. Please press the button again "
+                         "and place your palm three more times."),
     "vein_capture_refused": ("読み取り結果を受け付けられませんでした。もう一度お試しください。",
                              "The reading could not be accepted. Please try again."),
     "camera_unavailable": ("カメラを利用できません。接続とブラウザの許可を確認してください。",

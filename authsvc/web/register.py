@@ -25,7 +25,7 @@ Reply = Response | tuple[Response, int]
 # what the page's script may show: the agent's and the reader's answers, and the service's
 VEIN_MESSAGES = ("vein_no_hand", "vein_timeout", "vein_disconnected", "vein_not_read", "vein_cancelled",
                  "vein_reposition", "vein_busy", "vein_reader_error", "vein_agent_unreachable",
-                 "vein_more_samples", "vein_capture_refused", "vein_duplicate_person",
+                 "vein_enrol_again", "vein_capture_refused", "vein_duplicate_person",
                  "request_invalid", "camera_unavailable", "registration_image_invalid",
                  "registration_image_too_large")
 
@@ -48,6 +48,8 @@ def json_error(exc: DomainError) -> tuple[Response, int]:
     status = 400 if exc.code in ("request_invalid", "registration_image_invalid") else _status(exc)
     if exc.code == "registration_image_too_large":
         status = 413
+    if exc.code == "vein_more_samples":  # the captures sent are spent: a new round of readings
+        exc = DomainError("vein_enrol_again")
     return jsonify(error=exc.code, message=exc.message(g.lang)), status
 
 

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pyotp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -92,8 +91,10 @@ class Rig:
         return user_id
 
     def present(self, palm: int, times: int = 1) -> None:
+        """Queue `times` presentations of `palm`, held well (quality 90: each counts toward an
+        enrolment; a poorer one may not, and the page then asks for the palm again)."""
         for _ in range(times):
-            self.reader.control.present(palm)
+            self.reader.control.present(palm, quality=90)
 
 
 @pytest.fixture
@@ -119,10 +120,11 @@ def rig(tmp_path, browser) -> Iterator[Rig]:
 
 
 def watch(page: Page) -> list[str]:
-    """Script errors and CSP refusals on the page, collected for the test to assert none."""
+    """Script errors and CSP refusals on the page, collected for the test to assert none (an
+    answer with an error status, which the page shows as a message, is not one)."""
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"{m.text} {m.location['url']}")
-            if m.type == "error" and not m.location["url"].endswith("/favicon.ico") else None)
+            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     return problems
 
@@ -234,3 +236,221 @@ def _evidence(rig: Rig) -> list[Evidence]:
         rows = list(uow.session.query(Evidence))
         uow.session.expunge_all()
         return rows
+
+
+def test_rejection_by_the_administrator(rig):
+    rig.person("yamada", consent=True)
+    rig.person("sato", role="system_admin", name="佐藤 一郎", otp=True)
+    user = registrant_opens(rig, "yamada")
+    admin = console_logon(rig, "sato")
+    join(admin, "yamada")
+    capture_id(user)
+    state_is(admin, "id_captured")
+    admin.fill("#reject-reason", "写真と本人が一致しない")
+    admin.click("#reject-identity")
+    state_is(admin, "rejected")
+    state_is(user, "rejected")
+    expect(user.locator("#registration-state")).to_have_text(text("reg_registrant_rejected", "ja"))
+    expect(user.locator("#vein-enrol")).to_have_count(0)  # no palm reading after a rejection
+    with pytest.raises(Exception) as refused:  # nor through the service, in this session
+        registration.enrol_challenges(rig.deps, Actor("yamada"), _live_id(rig, "yamada"))
+    assert getattr(refused.value, "code", "") == "registration_wrong_step"
+    admin.click("#close-registration")
+    assert not vein.is_enrolled(rig.deps, "yamada")
+    [rejected] = events(rig.deps, "registration.rejected", "yamada")
+    assert rejected.actor == "sato" and rejected.data["reason"] == "写真と本人が一致しない"
+    assert rejected.data["registrant"] == "yamada"
+
+
+def _live_id(rig: Rig, user_id: str) -> str:
+    [opened] = events(rig.deps, "registration.opened", user_id)[-1:]
+    return opened.data["session"]
+
+
+def test_no_consent_means_no_remote_option(rig):
+    rig.person("tanaka")
+    page = rig.context().new_page()
+    logon(page, "tanaka", PASSWORD)
+    path_is(page, "/register/")
+    expect(page.locator("#register-in-person")).to_have_text(text("ui_register_in_person", "ja"))
+    expect(page.locator("#register-remote")).to_have_count(0)
+    # a hand-made request to open one anyway is refused, and says why
+    token = page.locator("meta[name=csrf-token]").get_attribute("content")
+    resp = page.request.post("/register/open", form={"csrf_token": token or ""})
+    assert resp.status == 409
+    assert text("registration_no_consent", "ja") in resp.text()
+    assert [e.data["reason"] for e in events(rig.deps, "registration.open", "tanaka")] == [
+        "registration_no_consent"]
+    # nothing else is reachable with the password alone: back to where the logon stands
+    for other in ("/home", "/factor", "/factor/vein", "/console/"):
+        page.goto(other)
+        path_is(page, "/console/logon/" if other == "/console/" else "/register/")
+
+
+def test_an_administrator_of_another_company_cannot_attend(rig):
+    rig.person("yamada", consent=True)
+    rig.person("suzuki", role="system_admin", name="鈴木 次郎", contract="C-2026-900", otp=True)
+    user = registrant_opens(rig, "yamada")
+    sid = _live_id(rig, "yamada")
+    other = console_logon(rig, "suzuki")
+    other.goto("/console/registrations")
+    expect(other.locator("#none-waiting")).to_be_visible()  # not even listed
+    token = other.locator("meta[name=csrf-token]").get_attribute("content")
+    resp = other.request.post(f"/console/registrations/{sid}/join", form={"csrf_token": token or ""})
+    assert resp.status == 403
+    assert text("registration_other_company", "ja") in resp.text()
+    other.goto(f"/console/registrations/{sid}")
+    expect(other.locator("p.message")).to_have_text(text("forbidden", "ja"))
+    state_is(user, "waiting")
+    [refusal] = events(rig.deps, "registration.join", "yamada")
+    assert refusal.result == "refused" and refusal.data["reason"] == "registration_other_company"
+    assert refusal.data["attempted_by"] == "suzuki"
+
+
+def test_the_registrant_cannot_attend_or_confirm_their_own_registration(rig):
+    # the registrant's own browser: the console is another surface, nothing there is theirs
+    rig.person("yamada", consent=True)
+    user = registrant_opens(rig, "yamada")
+    sid = _live_id(rig, "yamada")
+    user.goto("/console/")
+    path_is(user, "/console/logon/")
+    token = user.locator("meta[name=csrf-token]").get_attribute("content") or ""
+    for action in ("join", "confirm"):
+        resp = user.request.post(f"/console/registrations/{sid}/{action}", form={"csrf_token": token})
+        assert resp.status == 401
+    # a user who completes the console's MFA is still no administrator
+    rig.person("ueda", name="上田 四郎", otp=True)
+    user.fill("#user_id", "ueda")
+    user.fill("#password", PASSWORD)
+    user.click("#logon")
+    user.fill("#code", rig.server.totp(rig.secrets["ueda"]))
+    user.click("#confirm")
+    expect(user.locator("p.error")).to_have_text(text("logon_failed", "ja"))
+    assert [h.reason for h in _history(rig, "ueda") if h.step == "console"] == ["not_administrator"]
+    # a system administrator registering their own palm cannot attend or confirm it either
+    rig.person("kimura", role="system_admin", name="木村 三郎", consent=True, otp=True)
+    own_sid = registration.open_session(rig.deps, Actor("kimura"), "kimura").id
+    console = console_logon(rig, "kimura")
+    console.goto("/console/registrations")
+    expect(console.locator("tr[data-registrant='kimura']")).to_have_count(0)
+    expect(console.locator("tr[data-registrant='yamada']")).to_have_count(1)
+    token = console.locator("meta[name=csrf-token]").get_attribute("content") or ""
+    resp = console.request.post(f"/console/registrations/{own_sid}/join", form={"csrf_token": token})
+    assert resp.status == 403 and text("registration_self_attend", "ja") in resp.text()
+    resp = console.request.post(f"/console/registrations/{own_sid}/confirm", form={"csrf_token": token})
+    assert resp.status == 403
+    assert registration.get(rig.deps, Actor("kimura"), own_sid).state == "waiting"
+    assert {e.data["reason"] for e in events(rig.deps, subject="kimura")
+            if e.result == "refused" and e.action.startswith("registration.")} == {
+        "registration_self_attend", "registration_not_attendant"}
+    assert registration.get(rig.deps, Actor("yamada"), sid).state == "waiting"
+
+
+def _history(rig: Rig, user_id: str) -> list[Any]:
+    with rig.deps.uow() as uow:
+        rows = uow.logon_history(user_id, 100)
+        uow.session.expunge_all()
+        return rows
+
+
+def test_a_duplicate_palm_under_a_second_person_record_is_caught(rig):
+    rig.person("yamada", consent=True)
+    rig.person("sato", role="system_admin", name="佐藤 一郎", otp=True)
+    _enrol_at_station(rig, "yamada", PALM)
+    # the same human, a second person record (another name, another account)
+    rig.person("yamada2", name="山田 華子", consent=True)
+    user = registrant_opens(rig, "yamada2")
+    admin = console_logon(rig, "sato")
+    join(admin, "yamada2")
+    capture_id(user)
+    confirm(admin)
+    state_is(user, "confirmed")
+    rig.present(PALM, 3)
+    user.click("#vein-enrol")
+    expect(user.locator("#registration-error")).to_have_text(text("vein_duplicate_person", "ja"))
+    user.reload()
+    state_is(user, "stopped")
+    state_is(admin, "stopped")
+    assert not vein.is_enrolled(rig.deps, "yamada2")
+    [alert] = events(rig.deps, "vein.duplicate_person", "yamada2")
+    assert alert.result == "alert"
+    [stopped] = events(rig.deps, "registration.stopped", "yamada2")
+    assert stopped.result == "alert" and stopped.data["admin"] == "sato"
+
+
+def _enrol_at_station(rig: Rig, user_id: str, palm: int) -> None:
+    staff = Actor("kanri", frozenset({Role.STAFF}), terminal="STATION-1")
+
+    def take(challenge: bytes) -> Any:
+        rig.reader.control.present(palm, quality=90)
+        return rig.reader.capture("enrol", challenge)
+
+    registration.enrol_in_person(rig.deps, staff, user_id, rig.reader, take, "passport")
+
+
+def test_a_second_contract_logs_on_with_the_existing_enrolment(rig):
+    rig.person("yamada")
+    _enrol_at_station(rig, "yamada", PALM)
+    person = _person_id(rig, "yamada")
+    rig.person("yamada-b", contract="C-2026-002", person_id=person)
+    page = rig.context().new_page()
+    logon(page, "yamada-b", PASSWORD)
+    path_is(page, "/factor")  # no registration: the person's palm is already enrolled
+    page.click("#use-vein")
+    rig.present(PALM)
+    page.click("#vein-go")
+    path_is(page, "/home")
+    expect(page.locator("h2")).to_contain_text("yamada-b")
+    assert events(rig.deps, "registration.opened", "yamada-b") == []
+    # and a registration is refused as not needed
+    with pytest.raises(Exception) as refused:
+        registration.record_consent(rig.deps, ACCOUNT_ADMIN, "yamada-b", True)
+        registration.open_session(rig.deps, Actor("yamada-b"), "yamada-b")
+    assert getattr(refused.value, "code", "") == "registration_not_needed"
+
+
+def _person_id(rig: Rig, user_id: str) -> int:
+    with rig.deps.uow() as uow:
+        acc = uow.account(user_id)
+        assert acc is not None
+        return acc.person_id
+
+
+def test_the_in_person_path_from_the_console(rig):
+    rig.person("tanaka", name="田中 太郎")  # no consent: the station is the way
+    rig.person("kanri", role="staff", name="管理 三郎", contract=OPERATIONS_CONTRACT, otp=True)
+    staff = console_logon(rig, "kanri")
+    problems = watch(staff)
+    staff.click("#menu-enrol")
+    path_is(staff, "/console/enrol")
+    rig.present(PALM, 3)
+    staff.click("#vein-enrol")  # the form is not filled: nothing is read
+    expect(staff.locator("#registration-error")).to_be_visible()
+    assert len(rig.reader.control.pending) == 3
+    staff.fill("#station-user", "tanaka")
+    staff.select_option("#station-document", "driving_licence")
+    staff.check("#station-checked")
+    rig.reader.control.clear()
+    rig.reader.control.present(PALM, quality=45)  # readable, yet too poor for a template
+    rig.present(PALM, 2)
+    staff.click("#vein-enrol")
+    expect(staff.locator("#registration-error")).to_have_text(text("vein_enrol_again", "ja"))
+    assert not vein.is_enrolled(rig.deps, "tanaka")
+    rig.present(PALM, 3)  # the page asks again; a new round of readings completes it
+    staff.click("#vein-enrol")
+    expect(staff.locator("#enrol-done")).to_have_text(text("station_enrolled", "ja", user_id="tanaka"))
+    assert vein.is_enrolled(rig.deps, "tanaka")
+    attempts = events(rig.deps, "registration.in_person", "tanaka")  # each attempt, witnessed
+    assert len(attempts) == 2
+    assert all(e.actor == "kanri" and e.data["id_document"] == "driving_licence" for e in attempts)
+    [enrolled] = events(rig.deps, "vein.enrol", "tanaka")
+    assert enrolled.actor == "kanri" and enrolled.data["reader"] == TERMINAL
+    assert problems == []
+    # the person logs on with the palm just enrolled
+    page = rig.context().new_page()
+    logon(page, "tanaka", PASSWORD)
+    path_is(page, "/factor")
+    page.click("#use-vein")
+    rig.present(PALM)
+    page.click("#vein-go")
+    path_is(page, "/home")
