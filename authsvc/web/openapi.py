@@ -30,7 +30,10 @@ def _body(**props: dict[str, Any]) -> dict[str, Any]:
 _STR = {"type": "string", "maxLength": 4096}
 _REFUSED = {"description": "Refused. The same status and body for every reason (unknown user, "
             "wrong password or factor, locked, suspended, expired).", **_json(_ERROR)}
-_STEP = {"200": {"description": "The logon moved on.", **_json(_STATE)}, "401": _REFUSED}
+_STEP = {"200": {"description": "The logon moved on.", **_json(_STATE)}, "401": _REFUSED,
+         "403": {"description": "The password was right but no second factor can finish the logon: "
+                 "`second_factor_unavailable` (ask an operator) or `vein_registration_required` "
+                 "(register the palm in the browser, at /register/). No token.", **_json(_ERROR)}}
 _AUTH = [{"bearer": []}]
 
 
