@@ -91,3 +91,35 @@ def test_domain_error_messages_render_in_both_languages():
         rendered = err.message(lang)
         assert "tanaka" in rendered and "2027-04-01" in rendered and "{" not in rendered
     assert errors.Forbidden().message("en") == MESSAGES["forbidden"][1]
+
+
+TEMPLATES = Path(authsvc.domain.__file__).parent.parent / "web" / "templates"
+
+
+def template_codes() -> set[str]:
+    """Every literal code the pages translate with t("...")."""
+    found: set[str] = set()
+    for path in TEMPLATES.rglob("*.html"):
+        found |= set(re.findall(r"""\bt\(["']([a-z0-9_.]+)["']""", path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_every_code_the_pages_show_has_both_languages():
+    codes = template_codes()
+    assert {"ui_title", "ui_register_title", "ui_reg_confirm", "ui_station"} <= codes  # the scan works
+    missing = sorted(c for c in codes if c not in MESSAGES and not c.endswith("_"))  # prefixes: below
+    assert missing == []
+
+
+def test_every_registration_state_and_document_has_a_label():
+    from authsvc.domain.registration import State
+    from authsvc.domain.roles import Role
+    from authsvc.web.console import ID_DOCUMENTS
+
+    wanted = ([f"reg_{who}_{s.value}" for who in ("registrant", "admin") for s in State]
+              + [f"doc_{d}" for d in ID_DOCUMENTS] + [f"role_{r.value}" for r in Role]
+              + ["consent_recorded_yes", "consent_recorded_no"])
+    assert [c for c in wanted if c not in MESSAGES] == []
+    for code in wanted:
+        ja, en = MESSAGES[code]
+        assert en.isascii() and not ja.isascii()
