@@ -60,3 +60,27 @@ def test_round_trip_and_expiry():
     assert lf.Flow.from_dict(flow.to_dict()) == flow
     assert not lf.expired(flow, 1000.0 + 300, 5)
     assert lf.expired(flow, 1000.0 + 301, 5)
+
+
+def test_palm_required_but_not_enrolled_stops_at_registration():
+    """R14: palm vein is never self-enrolled; the logon waits at REGISTER with nothing usable."""
+    flow = lf.password_passed(begin(allowed=("vein",)), must_change=False)
+    assert flow.step is Step.REGISTER and flow.options == ()
+    for factor in ("vein", "totp"):
+        with pytest.raises(lf.FlowError):
+            lf.factor_passed(flow, factor)
+    # after the initial password, a possession factor the policy allows comes first
+    first = lf.password_changed(lf.password_passed(begin(allowed=("vein", "totp")), must_change=True))
+    assert first.step is Step.ENROL and first.options == ("totp",)
+
+
+def test_back_from_registration_the_new_palm_is_the_second_factor():
+    flow = lf.password_passed(begin(allowed=("vein",)), must_change=False)
+    back = lf.registered(flow, ("vein", "totp"), now=5000.0)
+    assert back.step is Step.SECOND_FACTOR and back.options == ("vein",)  # totp: not allowed
+    assert back.started_at == 5000.0  # the logon's clock starts again
+    assert lf.factor_passed(back, "vein").step is Step.DONE
+    still = lf.registered(flow, (), now=5000.0)
+    assert still.step is Step.REGISTER  # nothing enrolled yet: still registering
+    with pytest.raises(lf.FlowError):
+        lf.registered(back, ("vein",), now=6000.0)  # only from the REGISTER step
