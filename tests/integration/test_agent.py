@@ -281,3 +281,15 @@ def test_requests_not_addressed_to_loopback_are_refused(client, reader, host):
     resp = client.post("/capture", json={"challenge": b64(b"x" * 32)},
                        headers={"Host": host, "Origin": ORIGIN})
     assert resp.status_code == 421
+
+
+def test_the_page_asks_for_the_purpose_and_gets_it_signed(client, reader):
+    control(client, f"present {PALM}")
+    resp = capture(client, b64(secrets.token_bytes(32)), purpose="enrol")
+    assert resp.status_code == 200
+    record = Capture.from_dict(resp.get_json()["capture"])
+    assert str(record.purpose) == "enrol" and record.verify_signature(reader.public_key_bytes())
+    control(client, f"present {PALM}")
+    for purpose in ("identify", "", None, 7, "x" * 200):  # only the two a page may ask for
+        assert capture(client, b64(secrets.token_bytes(32)), purpose=purpose).status_code == 400
+    assert [o.kind for o in reader.control.pending] == ["present"]  # nothing was read for those

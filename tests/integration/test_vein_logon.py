@@ -290,3 +290,15 @@ def test_no_biometric_sample_or_clear_template_is_stored_or_logged(deps, user, s
     with deps.uow() as uow:
         sealed = uow.session.scalars(select(VeinEnrolment.template)).one()
     assert sealed.startswith("v1.")  # AES-256-GCM sealed, never the clear template
+
+
+def test_an_enrolment_reading_is_no_logon_reading(deps, user, station):
+    """A capture made for enrolment, though bound to the logon's challenge and signed by the
+    registered terminal, is refused: each reading serves the purpose it was made for."""
+    token = logon_to_vein(deps)
+    made = logon.vein_challenge(deps, token)
+    station["terminal"].control.present(PALM)
+    raw = __import__("base64").urlsafe_b64decode(made.challenge + "=" * (-len(made.challenge) % 4))
+    cap = station["terminal"].capture("enrol", raw)
+    assert logon.vein_step(deps, token, made.id, cap.to_dict(), CLIENT).step.value == "second_factor"
+    assert reasons(deps)[-1] == "purpose"
