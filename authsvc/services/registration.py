@@ -438,10 +438,17 @@ def expire_idle(deps: Deps, actor: Actor = SYSTEM) -> list[str]:
 # ---- evidence -------------------------------------------------------------------------------
 
 
-def _agency(uow: UnitOfWork, actor: Actor) -> bool:
+def is_agency(deps: Deps, actor: Actor, perm: Perm = Perm.READ_EVIDENCE) -> bool:
+    """Whether `actor` is of the agency and may `perm` (see evidence, run the station)."""
+    with deps.uow(read_only=True) as uow:
+        return _agency(uow, actor, perm)
+
+
+def _agency(uow: UnitOfWork, actor: Actor, perm: Perm = Perm.READ_EVIDENCE) -> bool:
     """A system administrator or staff member of the agency (the operations contract), or an
-    agency operator: the only people who may see registration evidence."""
-    if not actor.can(Perm.READ_EVIDENCE):
+    agency operator: the only people who may see registration evidence or run the
+    registration station."""
+    if not actor.can(perm):
         return False
     acc = uow.account(identifiers.canonical(actor.id))
     if acc is None or acc.status != "active" or acc.role not in actor.roles:

@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 from authsvc.bootstrap import build, instance_key
 from authsvc.messages import LANGS, label, text
 from authsvc.services import Deps
+from authsvc.services.registration import MAX_IMAGE_BYTES
 from authsvc.settings import Settings, load_settings
 
 csrf = CSRFProtect()
@@ -40,6 +41,13 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         WTF_CSRF_TIME_LIMIT=3600,
     )
     app.extensions["authsvc"] = deps
+
+    @app.before_request
+    def _image_upload_limit() -> None:
+        # before the CSRF check reads the body: the photo ID still may be larger than a form
+        if request.endpoint == "register.capture_id":
+            request.max_content_length = MAX_IMAGE_BYTES + 1
+
     csrf.init_app(app)
 
     from authsvc.web import api, console, login, register

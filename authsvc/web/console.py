@@ -14,7 +14,7 @@ from flask import Blueprint, g, jsonify, redirect, render_template, request, url
 from werkzeug.wrappers import Response
 
 from adapters.vein import VeinError
-from authsvc.domain import identifiers
+from authsvc.domain import identifiers, network
 from authsvc.domain.errors import DomainError, Forbidden
 from authsvc.domain.roles import Actor, Perm, Role
 from authsvc.messages import text
@@ -27,8 +27,14 @@ ID_DOCUMENTS = ("driving_licence", "my_number_card", "passport", "residence_card
 
 
 def _actor() -> Actor | None:
+    """The console session's actor, checked on every request: from outside the internal
+    networks only for users approved in advance (R17), wherever the session was opened."""
     view = logon.current(deps(), cookie_token(), CONSOLE)
-    actor = logon.console_actor(deps(), view) if view is not None else None
+    approved = deps().settings.network.remote_admin
+    if view is None or not view.may_administer(approved) or not network.may_administer(
+            client().remote, view.user_id, approved):
+        return None
+    actor = logon.console_actor(deps(), view)
     if actor is not None:
         logon.touch(deps(), cookie_token())
     return actor
@@ -56,7 +62,9 @@ def _refused(exc: DomainError, back: str) -> tuple[str, int]:
 @bp.get("/")
 @page
 def index() -> Any:
-    return render_template("console/index.html", actor=g.actor, Perm=Perm, Role=Role)
+    return render_template("console/index.html", actor=g.actor, Perm=Perm, Role=Role,
+                           agency=registration.is_agency(deps(), g.actor),
+                           station=registration.is_agency(deps(), g.actor, Perm.ENROL_BIOMETRICS))
 
 
 @bp.post("/logoff")
@@ -171,9 +179,14 @@ def _station_form() -> dict[str, str]:
     return {k: str(data.get(k, ""))[:100] for k in ("user_id", "id_document", "id_checked")}
 
 
+def _station() -> bool:
+    """The registration station is the agency's: its staff and administrators, its operators."""
+    return registration.is_agency(deps(), g.actor, Perm.ENROL_BIOMETRICS)
+
+
 def _checked_station(form: dict[str, str]) -> None:
     """The staff member may enrol palms, ticked that they checked the photo ID, and named it."""
-    if not g.actor.can(Perm.ENROL_BIOMETRICS):
+    if not _station():
         raise Forbidden()
     if not form["user_id"] or form["id_checked"] != "yes" or form["id_document"] not in ID_DOCUMENTS:
         raise DomainError("station_id_check_required")
@@ -182,7 +195,7 @@ def _checked_station(form: dict[str, str]) -> None:
 @bp.get("/enrol")
 @page
 def enrol() -> Any:
-    if not g.actor.can(Perm.ENROL_BIOMETRICS):
+    if not _station():
         return _refused(Forbidden(), url_for(".index"))
     return render_template("console/enrol.html", documents=ID_DOCUMENTS, messages=script_messages(),
                            done=request.args.get("done", "")[:64])

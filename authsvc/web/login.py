@@ -28,6 +28,7 @@ from authsvc.domain.errors import PasswordRejected
 from authsvc.domain.logon_flow import Step
 from authsvc.messages import text
 from authsvc.services import logon
+from authsvc.services.registration import MAX_IMAGE_BYTES
 from authsvc.web.common import CONSOLE, client, cookie_token, deps, field, set_token, surface
 
 bp = Blueprint("login", __name__)
@@ -309,4 +310,8 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
+        if exc.code == 413 and request.endpoint == "register.capture_id":
+            return jsonify(error="registration_image_too_large", message=text(
+                "registration_image_too_large", getattr(g, "lang", "ja"),
+                limit=MAX_IMAGE_BYTES // (1024 * 1024))), 413
         return answer("request_invalid", exc.code or 400)

@@ -16,7 +16,7 @@ from authsvc.domain.errors import DomainError
 from authsvc.messages import text
 from authsvc.services import logon, registration, vein
 from authsvc.services.logon import Client
-from authsvc.web.common import client, cookie_token, deps, set_token
+from authsvc.web.common import client, cookie_token, deps
 from authsvc.web.login import Page, _go
 
 bp = Blueprint("register", __name__, url_prefix="/register")
@@ -112,8 +112,7 @@ def state(sid: str) -> Reply:
 @bp.post("/<sid>/id")
 def capture_id(sid: str) -> Reply:
     """The still image of the photo ID, as the page's camera took it (JPEG or PNG body)."""
-    request.max_content_length = registration.MAX_IMAGE_BYTES + 1
-    who = _registrant()
+    who = _registrant()  # (the size limit is raised for this endpoint in create_app)
     if who is None:
         return _unauthorised()
     try:
@@ -158,8 +157,6 @@ def vein_enrol(sid: str) -> Reply:
 def resume_logon() -> Page:
     """Registered: the logon goes on to the palm-vein check."""
     state = logon.registered(deps(), cookie_token(), client())
-    if state.failed:
-        resp = redirect(url_for("login.index"))
-        set_token(resp, None)
-        return resp
+    if state.failed:  # clicked twice, or not registering: the logon page sends it on (cookie kept)
+        return redirect(url_for("login.index"))
     return _go(state)
