@@ -323,6 +323,16 @@ def capture_subject(session_id: str) -> str:
     return f"registration:{str(session_id)[:64]}"
 
 
+def _latest_image(deps: Deps, uow: UnitOfWork, row: RegistrationSession) -> tuple[bytes, Evidence]:
+    """The session's latest ID image still held, opened, with its evidence row."""
+    ev = uow.session.scalars(select(Evidence).where(
+        Evidence.session_id == row.id, Evidence.destroyed_at.is_(None))
+        .order_by(Evidence.id.desc())).first()
+    if ev is None:
+        raise NotFound("registration_no_evidence")
+    return deps.sealer.open(ev.sealed, _aad(row.id)), ev
+
+
 def view_id(deps: Deps, admin: Actor, session_id: str) -> tuple[bytes, str]:
     """The photo ID just captured, for the attending administrator to compare with the person
     on camera, while the decision is open; every viewing is audited."""
@@ -333,12 +343,7 @@ def view_id(deps: Deps, admin: Actor, session_id: str) -> tuple[bytes, str]:
             raise Forbidden("registration_not_attendant")
         if row.state != State.ID_CAPTURED.value:
             raise DomainError("registration_wrong_step", state=row.state, event="view_id")
-        ev = uow.session.scalars(select(Evidence).where(
-            Evidence.session_id == row.id, Evidence.destroyed_at.is_(None))
-            .order_by(Evidence.id.desc())).first()
-        if ev is None:
-            raise NotFound("registration_no_evidence")
-        data = deps.sealer.open(ev.sealed, _aad(row.id))
+        data, ev = _latest_image(deps, uow, row)
         _audit(uow, now, admin, "registration.id_viewed", row, evidence=ev.id, sha256=ev.sha256)
         uow.commit()
     return data, ev.content_type
@@ -471,12 +476,7 @@ def read_evidence(deps: Deps, actor: Actor, session_id: str) -> bytes:
                    attempted_by=actor.id)
             uow.commit()
             raise Forbidden()
-        ev = uow.session.scalars(select(Evidence).where(
-            Evidence.session_id == row.id, Evidence.destroyed_at.is_(None))
-            .order_by(Evidence.id.desc())).first()
-        if ev is None:
-            raise NotFound("registration_no_evidence")
-        data = deps.sealer.open(ev.sealed, _aad(row.id))
+        data, ev = _latest_image(deps, uow, row)
         _audit(uow, now, actor, "registration.evidence_read", row, evidence=ev.id, sha256=ev.sha256)
         uow.commit()
     return data
