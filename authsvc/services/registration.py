@@ -25,7 +25,14 @@ from authsvc.domain.registration import Party, State
 from authsvc.domain.roles import Actor, Perm, Role
 from authsvc.services import Deps, vein
 from authsvc.services.accounts import OPERATIONS_CONTRACT
-from authsvc.store.models import Account, Consent, Evidence, RegistrationSession, VeinEnrolment
+from authsvc.store.models import (
+    Account,
+    Consent,
+    Evidence,
+    Person,
+    RegistrationSession,
+    VeinEnrolment,
+)
 from authsvc.store.uow import UnitOfWork
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
@@ -49,6 +56,7 @@ class SessionView:
     ended_at: datetime | None
     reason: str
     evidence: int  # evidence images held (not destroyed)
+    name: str = ""  # the registrant's name, for the administrator to compare with the photo ID
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
@@ -57,8 +65,10 @@ class SessionView:
 def _view(uow: UnitOfWork, row: RegistrationSession) -> SessionView:
     held = sum(1 for e in uow.session.scalars(select(Evidence).where(Evidence.session_id == row.id))
                if e.destroyed_at is None)
+    person = uow.session.get(Person, row.person_id)
     return SessionView(row.id, row.state, row.registrant, row.admin, row.company, row.opened_at,
-                       row.last_activity_at, row.ended_at, row.reason, held)
+                       row.last_activity_at, row.ended_at, row.reason, held,
+                       person.name if person else "")
 
 
 def _person(acc: Account) -> rules.Person:

@@ -198,6 +198,7 @@ def test_the_full_remote_path(rig):
     path_is(admin, "/console/")
     admin_problems = watch(admin)
     join(admin, "yamada")
+    expect(admin.locator("#registrant-name")).to_have_text("山田 花子")  # to compare with the ID
     expect(user.locator("#attendant")).to_have_text("sato")
     capture_id(user)
     [ev] = _evidence(rig)
