@@ -83,8 +83,8 @@ class Web:
         return self._at(self.secrets[user_id])
 
 
-def make_web(make_deps: Any, **sections: dict[str, Any]) -> Web:
-    deps = make_deps("sqlite", **sections)
+def make_web(make_deps: Any, backend: str = "sqlite", **sections: dict[str, Any]) -> Web:
+    deps = make_deps(backend, **sections)
     app = create_app(deps=deps)
     app.config["TESTING"] = True
     reader = open_reader("emulated", seed=0, key=Ed25519PrivateKey.generate(), reader_id=TERMINAL,

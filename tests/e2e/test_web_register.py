@@ -34,6 +34,7 @@ from tests.e2e.test_web_console import (
     evidence_rows,
     get,
     log_on,
+    make_web,
     post,
     state_of,
     where,
@@ -45,14 +46,31 @@ SATO = Actor("sato", frozenset({Role.SYSTEM_ADMIN}))
 MIB = 1024 * 1024
 
 
-@pytest.fixture
-def world(web):
+def populate(web: Web) -> Web:
     web.person("yamada")  # a user: password changed, no second factor, palm vein the policy's
     web.person("ito", name="伊藤 五郎", consent=True)
     web.person("sato", role="system_admin", name="佐藤 一郎", otp=True)
     web.person("kato", role="account_admin", name="加藤 六郎", otp=True)
     web.person("kanri", role="staff", name="管理 三郎", contract=OPERATIONS_CONTRACT, otp=True)
     return web
+
+
+@pytest.fixture
+def world(web):
+    return populate(web)
+
+
+@pytest.fixture(params=["sqlite", "production"])
+def any_world(request, make_deps):
+    """The embedded default, and the production shape: PostgreSQL with Redis counters and
+    sessions (the registration token and the console session live in Redis there)."""
+    if request.param == "production":
+        made = make_web(make_deps, "postgres", counters={"backend": "redis"},
+                        sessions={"backend": "redis"})
+    else:
+        made = make_web(make_deps)
+    yield populate(made)
+    made.reader.close()
 
 
 def at_register(web: Web, user_id: str = "yamada") -> Any:
@@ -371,8 +389,8 @@ def _vein_logon(web: Web, client: Any) -> Any:
                                               "capture": cap.to_dict()})
 
 
-def test_the_full_remote_path_goes_on_to_a_palm_vein_logon(world):
-    web = world
+def test_the_full_remote_path_goes_on_to_a_palm_vein_logon(any_world):
+    web = any_world
     registration.record_consent(web.deps, Actor("acct1", frozenset({Role.ACCOUNT_ADMIN})), "yamada", True)
     client = at_register(web)
     registering = cookie(client)
