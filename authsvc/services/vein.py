@@ -6,6 +6,7 @@ to their person; raw samples are never stored."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -222,8 +223,8 @@ def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
             VeinEnrolment.person_id == person_id)).first()
         if existing is not None and not replace:
             raise DomainError("vein_already_enrolled", person=person_id)
-        others = {r.person_id: deps.sealer.open(r.template, _aad(r.person_id))
-                  for r in uow.session.scalars(select(VeinEnrolment)) if r.person_id != person_id}
+        seen = {r.person_id: r.template for r in uow.session.scalars(select(VeinEnrolment))
+                if r.person_id != person_id}
     take = capture or (lambda ch: reader.capture("enrol", ch))
     captures: list[Capture] = [take(secrets.token_bytes(CHALLENGE_BYTES)) for _ in range(samples)]
     result = reader.enrol(captures)
@@ -233,16 +234,14 @@ def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
     if not result.complete or result.template is None:
         raise DomainError("vein_more_samples", needed=result.samples_needed)
     now = deps.clock.now()
-    if others:
-        dup_fmr = 10.0 ** -deps.settings.vein.duplicate_fmr_exponent
-        hits = list(reader.identify(captures[0], others, dup_fmr, 1))
-        if hits:
-            with deps.uow() as uow:
-                uow.audit(now, witness, "vein.duplicate_person", shown_id, "alert",
-                          other_person=hits[0].id, person=person_id)
-                uow.commit()
-            raise DomainError("vein_duplicate_person")
+    _refuse_duplicate(deps, witness, shown_id, person_id, reader, captures[0], seen)
     with deps.uow() as uow:
+        # The search above ran outside any lock; enrolments that landed since are searched
+        # again under the chain's lock, so two enrolments of one palm never both pass (R14).
+        uow.serialize()
+        late = {r.person_id: r.template for r in uow.session.scalars(select(VeinEnrolment))
+                if r.person_id != person_id and seen.get(r.person_id) != r.template}
+        _refuse_duplicate(deps, witness, shown_id, person_id, reader, captures[0], late, uow)
         row = uow.session.scalars(select(VeinEnrolment).where(
             VeinEnrolment.person_id == person_id).with_for_update()).first()
         if row is None:
@@ -256,3 +255,20 @@ def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
         uow.commit()
     return {"user_id": shown_id, "person_id": person_id, "reader_id": captures[0].reader_id,
             "replaced": existing is not None}
+
+
+def _refuse_duplicate(deps: Deps, witness: Actor, shown_id: str, person_id: int, reader: VeinReader,
+                      probe: Capture, sealed: dict[int, str], uow: Any = None) -> None:
+    """Search the new palm 1:N among `sealed` (other persons' templates); a match raises the
+    alert (audited, in `uow` if given) and DomainError("vein_duplicate_person")."""
+    if not sealed:
+        return
+    others = {pid: deps.sealer.open(t, _aad(pid)) for pid, t in sealed.items()}
+    hits = list(reader.identify(probe, others, 10.0 ** -deps.settings.vein.duplicate_fmr_exponent, 1))
+    if not hits:
+        return
+    with contextlib.nullcontext(uow) if uow is not None else deps.uow() as alert:
+        alert.audit(deps.clock.now(), witness, "vein.duplicate_person", shown_id, "alert",
+                    other_person=hits[0].id, person=person_id)
+        alert.commit()
+    raise DomainError("vein_duplicate_person")

@@ -243,6 +243,13 @@ class UnitOfWork:
         self.session.flush()
         return event
 
+    def serialize(self) -> None:
+        """Take the audit chain's head row now. Every action appends to the chain, so each
+        waits behind this transaction: a check-then-write that must not interleave with
+        another (the 1:N search before an enrolment) takes this first. (SQLite's writers are
+        serialized already.)"""
+        self.session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+
     def audit_head(self) -> AuditHead | None:
         return self.session.get(AuditHead, 1)
 
