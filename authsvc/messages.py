@@ -250,6 +250,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                    "ブラウザから登録してください。",
                                    "Your palm vein must be registered before you can log on. "
                                    "Please register it in the browser."),
+    "registration_vein_disabled": ("手のひら静脈の認証は、失敗が続いたため停止されています。"
+                                   "運用担当者にご連絡ください。",
+                                   "Palm vein authentication is suspended after repeated failures. "
+                                   "Please contact the operators."),
     "vein_enrol_again": ("登録に十分な読み取りが得られませんでした。"
                          "もう一度ボタンを押し、手のひらを3回かざしてください。",
                          "The readings were not enough to register. Please press the button again "

@@ -66,6 +66,8 @@ def index() -> Page:
     live = registration.live_session(deps(), actor)
     if live is not None:
         return redirect(url_for(".session", sid=live.id))
+    if vein.is_enrolled(deps(), who[1]):  # enrolled, yet not usable: disabled after failures
+        return render_template("register.html", user_id=who[1], disabled=True)
     return render_template("register.html", user_id=who[1],
                            consent=registration.has_consent(deps(), who[1]))
 

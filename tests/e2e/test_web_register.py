@@ -432,10 +432,26 @@ def test_registered_at_the_station_the_logon_goes_on(world):
     assert _vein_logon(web, client).json == {"next": "/home"}
 
 
-# POST /register/continue answers every token that is not at the REGISTER step by deleting the
-# browser's cookie (authsvc/web/register.py, resume_logon: `set_token(resp, None)`), without
-# ending anything on the server: a second click on "continue" loses the logon that had just
-# moved on to the palm check, and a signed-in user loses the cookie of a session that lives on.
+def test_a_palm_disabled_after_failures_is_not_registered_again(world):
+    """Enrolled but disabled (too many failures): back at the registration step, the page says
+    to contact the operators and offers no remote registration; re-enrolment is theirs."""
+    from sqlalchemy import update
+
+    from authsvc.store.models import VeinEnrolment
+
+    web = world
+    assert at_the_station(web, "ito").status_code == 200  # ito has consent, too
+    with web.deps.uow() as uow:
+        uow.session.execute(update(VeinEnrolment).values(disabled_at=web.deps.clock.now()))
+        uow.commit()
+    client = at_register(web, "ito")
+    page = get(client, "/register/").get_data(as_text=True)
+    assert 'id="register-disabled"' in page and text("registration_vein_disabled", "ja") in page
+    assert 'id="register-remote"' not in page and 'id="register-in-person"' not in page
+
+
+# A second click on "continue" keeps the logon that had just moved on to the palm check, and a
+# signed-in user keeps the cookie of their session.
 
 
 def test_continuing_again_keeps_the_logon_and_a_session(world):
