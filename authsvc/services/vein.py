@@ -223,8 +223,7 @@ def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
             VeinEnrolment.person_id == person_id)).first()
         if existing is not None and not replace:
             raise DomainError("vein_already_enrolled", person=person_id)
-        seen = {r.person_id: r.template for r in uow.session.scalars(select(VeinEnrolment))
-                if r.person_id != person_id}
+        seen = _sealed_templates(uow, person_id)
     take = capture or (lambda ch: reader.capture("enrol", ch))
     captures: list[Capture] = [take(secrets.token_bytes(CHALLENGE_BYTES)) for _ in range(samples)]
     result = reader.enrol(captures)
@@ -239,8 +238,7 @@ def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
         # The search above ran outside any lock; enrolments that landed since are searched
         # again under the chain's lock, so two enrolments of one palm never both pass (R14).
         uow.serialize()
-        late = {r.person_id: r.template for r in uow.session.scalars(select(VeinEnrolment))
-                if r.person_id != person_id and seen.get(r.person_id) != r.template}
+        late = {pid: t for pid, t in _sealed_templates(uow, person_id).items() if seen.get(pid) != t}
         _refuse_duplicate(deps, witness, shown_id, person_id, reader, captures[0], late, uow)
         row = uow.session.scalars(select(VeinEnrolment).where(
             VeinEnrolment.person_id == person_id).with_for_update()).first()
@@ -255,6 +253,12 @@ def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
         uow.commit()
     return {"user_id": shown_id, "person_id": person_id, "reader_id": captures[0].reader_id,
             "replaced": existing is not None}
+
+
+def _sealed_templates(uow: Any, but: int) -> dict[int, str]:
+    """Every other person's sealed template, as plain rows (no ORM objects: N can be large)."""
+    q = select(VeinEnrolment.person_id, VeinEnrolment.template).where(VeinEnrolment.person_id != but)
+    return {pid: t for pid, t in uow.session.execute(q)}
 
 
 def _refuse_duplicate(deps: Deps, witness: Actor, shown_id: str, person_id: int, reader: VeinReader,
