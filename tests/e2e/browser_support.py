@@ -8,6 +8,7 @@ configured exactly as `webauthn.origins`."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import socket
@@ -20,13 +21,15 @@ from typing import Any
 
 import pyotp
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 from waitress.server import create_server
 
 from adapters.clock import FixedClock
+from adapters.vein import open_reader
 from authsvc.bootstrap import build
 from authsvc.domain.roles import Actor, Role
-from authsvc.services import Deps, accounts
+from authsvc.services import Deps, accounts, devices
 from authsvc.web import create_app
 from tests.conftest import START, make_settings
 
@@ -242,3 +245,34 @@ def live_agent(reader: Any, device_id: str, origins: tuple[str, ...], sock: sock
         if hasattr(reader, "control"):
             reader.control.unplug()
         _stop(server, thread)
+
+
+@dataclass
+class Terminal:
+    """The service and a registered terminal: its agent (an emulated reader keyed by the
+    terminal's Ed25519 key) on a loopback port the service's pages are told about."""
+
+    server: LiveServer
+    agent_url: str
+    reader: Any
+
+
+@contextmanager
+def service_with_terminal(instance_dir: Path, terminal: str) -> Iterator[Terminal]:
+
+
+    sock = loopback_socket()
+    agent_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        with live_server(instance_dir, vein={"agent_url": agent_url}) as live:
+            reader = open_reader("emulated", seed=0, key=Ed25519PrivateKey.generate(),
+                                 reader_id=terminal, clock=live.clock)
+            raw = base64.urlsafe_b64encode(reader.public_key_bytes()).decode().rstrip("=")
+            devices.register(live.deps, OPERATOR, terminal, raw)
+            try:
+                with live_agent(reader, terminal, (live.url,), sock) as url:
+                    yield Terminal(live, url, reader)
+            finally:
+                reader.close()
+    finally:
+        sock.close()

@@ -8,19 +8,16 @@ record, a second contract of an enrolled person, and the in-person path at the s
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from adapters.vein import open_reader
 from authsvc.domain.roles import Actor, Role
 from authsvc.messages import text
-from authsvc.services import devices, registration, totp, vein
+from authsvc.services import registration, totp, vein
 from authsvc.services.accounts import OPERATIONS_CONTRACT
 from authsvc.services.passwords import change_password
 from authsvc.store.models import Evidence
@@ -29,11 +26,9 @@ from tests.e2e.browser_support import (
     TIMEOUT_MS,
     LiveServer,
     launch_chromium,
-    live_agent,
-    live_server,
     logon,
-    loopback_socket,
     path_is,
+    service_with_terminal,
 )
 from tests.integration.support import CHOSEN, active_account, add_contract, events
 
@@ -99,24 +94,11 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path, browser) -> Iterator[Rig]:
-    sock = loopback_socket()
-    agent_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        with live_server(tmp_path / "instance", vein={"agent_url": agent_url}) as live:
-            reader = open_reader("emulated", seed=0, key=Ed25519PrivateKey.generate(),
-                                 reader_id=TERMINAL, clock=live.clock)
-            raw = base64.urlsafe_b64encode(reader.public_key_bytes()).decode().rstrip("=")
-            devices.register(live.deps, OPERATOR, TERMINAL, raw)
-            for number, company in (("C-2026-001", COMPANY), ("C-2026-002", COMPANY),
-                                    ("C-2026-900", "別会社株式会社"), (OPERATIONS_CONTRACT, "DSG運用")):
-                add_contract(live.deps, OPERATOR, number, company)
-            try:
-                with live_agent(reader, TERMINAL, (live.url,), sock):
-                    yield Rig(live, agent_url, reader, browser, {})
-            finally:
-                reader.close()
-    finally:
-        sock.close()
+    with service_with_terminal(tmp_path / "instance", TERMINAL) as t:
+        for number, company in (("C-2026-001", COMPANY), ("C-2026-002", COMPANY),
+                                ("C-2026-900", "別会社株式会社"), (OPERATIONS_CONTRACT, "DSG運用")):
+            add_contract(t.server.deps, OPERATOR, number, company)
+        yield Rig(t.server, t.agent_url, t.reader, browser, {})
 
 
 def watch(page: Page) -> list[str]:

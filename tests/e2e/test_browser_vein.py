@@ -7,7 +7,6 @@ message, no session and nothing half-finished."""
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.sync_api import Page, Route, expect
 
 from adapters.vein import Capture, open_reader
@@ -29,12 +27,10 @@ from tests.e2e.browser_support import (
     USER_ID,
     LiveServer,
     create_user,
-    live_agent,
-    live_server,
     logoff,
     logon,
-    loopback_socket,
     path_is,
+    service_with_terminal,
 )
 from tests.integration.support import events
 
@@ -62,22 +58,8 @@ class Rig:
 def rig(tmp_path) -> Iterator[Rig]:
     """The service, told where the agent listens, and the agent, allowed only the service's
     page; the terminal's key registered as TERMINAL-1."""
-    sock = loopback_socket()
-    agent_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        with live_server(tmp_path / "instance", vein={"agent_url": agent_url}) as live:
-            reader = open_reader("emulated", seed=0, key=Ed25519PrivateKey.generate(),
-                                 reader_id=TERMINAL, clock=live.clock)
-            raw = base64.urlsafe_b64encode(reader.public_key_bytes()).decode().rstrip("=")
-            devices.register(live.deps, OPERATOR, TERMINAL, raw)
-            try:
-                with live_agent(reader, TERMINAL, (live.url,), sock) as url:
-                    assert url == agent_url
-                    yield Rig(live, url, reader)
-            finally:
-                reader.close()
-    finally:
-        sock.close()
+    with service_with_terminal(tmp_path / "instance", TERMINAL) as t:
+        yield Rig(t.server, t.agent_url, t.reader)
 
 
 @pytest.fixture
