@@ -113,7 +113,8 @@ def main() -> None:
             reader = open_reader("emulated", seed=args.seed, reader_id="STATION-1")
             matcher = open_reader("emulated", seed=args.seed, unit_id=None)
             palm, have = 0, 0
-            print(f"{'N':>8}  {'enrol median':>13}  {'p90':>8}  {'gallery 1:N':>11}  {'ratio':>6}  per template")
+            print(f"{'N':>8}  {'enrol median':>13}  {'p90':>8}  {'gallery 1:N':>11}  {'ratio':>6}  "
+                  "per template")
             for n in sizes:
                 palm = seed_population(deps, pop, n - have, palm)
                 have = n

@@ -85,7 +85,21 @@ def registrations() -> Any:
         waiting = registration.waiting_for(deps(), g.actor)
     except DomainError as exc:
         return _refused(exc, url_for(".index"))
-    return render_template("console/registrations.html", waiting=waiting)
+    return render_template("console/registrations.html", waiting=waiting, state=_list_state(waiting))
+
+
+def _list_state(waiting: list[registration.SessionView]) -> str:
+    return " ".join(s.id for s in waiting)
+
+
+@bp.get("/registrations.json")
+@page
+def registrations_state() -> Any:
+    """What the waiting list's page polls: it reloads when someone opens or is taken."""
+    try:
+        return jsonify(state=_list_state(registration.waiting_for(deps(), g.actor)))
+    except DomainError as exc:
+        return json_error(exc)
 
 
 @bp.get("/registrations/<sid>")

@@ -437,3 +437,16 @@ def test_the_in_person_path_from_the_console(rig):
     rig.present(PALM)
     page.click("#vein-go")
     path_is(page, "/home")
+
+
+def test_the_waiting_list_follows_by_itself(rig):
+    rig.person("yamada", consent=True)
+    rig.person("sato", role="system_admin", name="佐藤 一郎", otp=True)
+    admin = console_logon(rig, "sato")
+    admin.click("#menu-registrations")
+    expect(admin.locator("#none-waiting")).to_be_visible()
+    registrant_opens(rig, "yamada")
+    row = admin.locator("tr[data-registrant='yamada']")
+    expect(row).to_contain_text("山田 花子")  # no reload by hand: the page follows the list
+    row.locator("button.join").click()
+    state_is(admin, "joined")
