@@ -254,6 +254,9 @@ def test_the_console_logon_keeps_the_users_own_session(people):
     assert page.status_code == 200 and "sato" in page.get_data(as_text=True)
     # the user session is still there, under the same token (not replaced by the console's)
     assert cookie(client) == user_token and get(client, "/home").status_code == 200
+    home = get(client, "/home").get_data(as_text=True)
+    listed = home[home.index('<table id="sessions">'):].split("</table>")[0]
+    assert listed.count("<tr>") == 3 and listed.count('class="surface"') == 1  # both; the console's marked
     surfaces = sorted(d["surface"] for d in web.deps.sessions.of_user("sato").values())
     assert surfaces == ["console", "user"]
     assert ("console", "ok", "") in history(web.deps, "sato")
