@@ -7,6 +7,7 @@ from flask import current_app, g, request
 from werkzeug.wrappers import Response
 
 from authsvc.domain import network
+from authsvc.domain.errors import DomainError, Forbidden, NotFound
 from authsvc.services import Deps
 from authsvc.services.logon import CONSOLE, USER, Client
 
@@ -58,3 +59,12 @@ def set_token(resp: Response, token: str | None) -> None:
 def bearer_token() -> str:
     auth = request.headers.get("Authorization", "")
     return auth[7:107].strip() if auth.startswith("Bearer ") else ""
+
+
+def status_of(exc: DomainError) -> int:
+    """The HTTP status of a refusal by the rules."""
+    if exc.code in ("request_invalid", "registration_image_invalid"):
+        return 400
+    if exc.code == "registration_image_too_large":
+        return 413
+    return 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, NotFound) else 409

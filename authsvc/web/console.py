@@ -19,8 +19,8 @@ from authsvc.domain.errors import DomainError, Forbidden
 from authsvc.domain.roles import Actor, Perm, Role
 from authsvc.messages import text
 from authsvc.services import logon, registration, vein
-from authsvc.web.common import CONSOLE, client, cookie_token, deps, field, set_token
-from authsvc.web.register import json_error, script_messages
+from authsvc.web.common import CONSOLE, client, cookie_token, deps, field, set_token, status_of
+from authsvc.web.register import challenges, json_error, script_messages, sent_captures
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 ID_DOCUMENTS = ("driving_licence", "my_number_card", "passport", "residence_card", "other")
@@ -53,10 +53,19 @@ def page(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def _refused(exc: DomainError, back: str) -> tuple[str, int]:
-    status = {"Forbidden": 403, "NotFound": 404}.get(type(exc).__name__, 409)
+BACK = {"registration": ".registrations", "records": ".records", "evidence": ".records",
+        "consent": ".consent", "enrol": ".enrol"}
+
+
+@bp.errorhandler(DomainError)
+def _refused(exc: DomainError) -> Any:
+    """A refusal: JSON for the pages' scripts, else the message with the way back."""
+    if request.is_json or request.path.endswith((".json", "/id")):
+        return json_error(exc)
+    view = (request.endpoint or "").removeprefix("console.")
+    back = next((to for name, to in BACK.items() if view.startswith(name)), ".index")
     return render_template("message.html", code=exc.code, params=exc.params, back=True,
-                           back_url=back), status
+                           back_url=url_for(back)), status_of(exc)
 
 
 @bp.get("/")
@@ -81,10 +90,7 @@ def logoff() -> Any:
 @bp.get("/registrations")
 @page
 def registrations() -> Any:
-    try:
-        waiting = registration.waiting_for(deps(), g.actor)
-    except DomainError as exc:
-        return _refused(exc, url_for(".index"))
+    waiting = registration.waiting_for(deps(), g.actor)
     return render_template("console/registrations.html", waiting=waiting, state=_list_state(waiting))
 
 
@@ -96,19 +102,13 @@ def _list_state(waiting: list[registration.SessionView]) -> str:
 @page
 def registrations_state() -> Any:
     """What the waiting list's page polls: it reloads when someone opens or is taken."""
-    try:
-        return jsonify(state=_list_state(registration.waiting_for(deps(), g.actor)))
-    except DomainError as exc:
-        return json_error(exc)
+    return jsonify(state=_list_state(registration.waiting_for(deps(), g.actor)))
 
 
 @bp.get("/registrations/<sid>")
 @page
 def registration_page(sid: str) -> Any:
-    try:
-        view = registration.get(deps(), g.actor, sid)
-    except DomainError as exc:
-        return _refused(exc, url_for(".registrations"))
+    view = registration.get(deps(), g.actor, sid)
     attending = identifiers.canonical(view.admin or "-") == identifiers.canonical(g.actor.id)
     return render_template("console/registration.html", view=view, attending=attending,
                            messages=script_messages())
@@ -117,20 +117,14 @@ def registration_page(sid: str) -> Any:
 @bp.get("/registrations/<sid>/state.json")
 @page
 def registration_state(sid: str) -> Any:
-    try:
-        return jsonify(state=registration.get(deps(), g.actor, sid).state)
-    except DomainError as exc:
-        return json_error(exc)
+    return jsonify(state=registration.get(deps(), g.actor, sid).state)
 
 
 @bp.get("/registrations/<sid>/id")
 @page
 def registration_id(sid: str) -> Any:
     """The photo ID just captured, for the attending administrator (never cached)."""
-    try:
-        data, kind = registration.view_id(deps(), g.actor, sid)
-    except DomainError as exc:
-        return json_error(exc)
+    data, kind = registration.view_id(deps(), g.actor, sid)
     return Response(data, mimetype=kind, headers={"Content-Disposition": "inline"})
 
 
@@ -142,15 +136,12 @@ ACTIONS: dict[str, Callable[..., registration.SessionView]] = {
 @bp.post("/registrations/<sid>/<action>")
 @page
 def registration_act(sid: str, action: str) -> Any:
-    try:
-        if action == "reject":
-            registration.reject(deps(), g.actor, sid, field("reason")[:200])
-        elif action in ACTIONS:
-            ACTIONS[action](deps(), g.actor, sid)
-        else:
-            return _refused(DomainError("registration_wrong_step"), url_for(".registrations"))
-    except DomainError as exc:
-        return _refused(exc, url_for(".registrations"))
+    if action == "reject":
+        registration.reject(deps(), g.actor, sid, field("reason")[:200])
+    elif action in ACTIONS:
+        ACTIONS[action](deps(), g.actor, sid)
+    else:
+        raise DomainError("registration_wrong_step")
     if action == "close":
         return redirect(url_for(".registrations"))
     return redirect(url_for(".registration_page", sid=sid))
@@ -162,20 +153,13 @@ def registration_act(sid: str, action: str) -> Any:
 @bp.get("/records")
 @page
 def records() -> Any:
-    try:
-        rows = registration.recent(deps(), g.actor)
-    except DomainError as exc:
-        return _refused(exc, url_for(".index"))
-    return render_template("console/records.html", rows=rows)
+    return render_template("console/records.html", rows=registration.recent(deps(), g.actor))
 
 
 @bp.get("/records/<sid>/evidence")
 @page
 def evidence(sid: str) -> Any:
-    try:
-        data = registration.read_evidence(deps(), g.actor, sid)
-    except DomainError as exc:
-        return _refused(exc, url_for(".records"))
+    data = registration.read_evidence(deps(), g.actor, sid)
     kind = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
     return Response(data, mimetype=kind, headers={"Content-Disposition": "inline"})
 
@@ -210,7 +194,7 @@ def _checked_station(form: dict[str, str]) -> None:
 @page
 def enrol() -> Any:
     if not _station():
-        return _refused(Forbidden(), url_for(".index"))
+        raise Forbidden()
     return render_template("console/enrol.html", documents=ID_DOCUMENTS, messages=script_messages(),
                            done=request.args.get("done", "")[:64])
 
@@ -219,29 +203,21 @@ def enrol() -> Any:
 @page
 def enrol_challenges() -> Any:
     form = _station_form()
-    try:
-        _checked_station(form)
-    except DomainError as exc:
-        return json_error(exc)
-    made = vein.issue_enrol_challenges(deps(), _station_subject(form["user_id"]),
-                                       registration.ENROL_SAMPLES)
-    return jsonify(challenges=[{"id": c.id, "challenge": c.challenge} for c in made],
-                   agent_url=deps().settings.vein.agent_url)
+    _checked_station(form)
+    return challenges(vein.issue_enrol_challenges(deps(), _station_subject(form["user_id"]),
+                                                  registration.ENROL_SAMPLES))
 
 
 @bp.post("/enrol/vein")
 @page
 def enrol_vein() -> Any:
     form = _station_form()
-    body = request.get_json(silent=True)
+    _checked_station(form)
+    take = vein.enrol_captures(deps(), g.actor, form["user_id"], _station_subject(form["user_id"]),
+                               sent_captures())
     try:
-        _checked_station(form)
-        take = vein.enrol_captures(deps(), g.actor, form["user_id"], _station_subject(form["user_id"]),
-                                   body.get("captures") if isinstance(body, dict) else None)
         done = registration.enrol_in_person(deps(), g.actor, form["user_id"], deps().vein, take,
                                             form["id_document"])
-    except DomainError as exc:
-        return json_error(exc)
     except VeinError:
         return jsonify(error="vein_not_read", message=text("vein_not_read", g.lang)), 422
     return jsonify(next=url_for(".enrol", done=done["user_id"]))
@@ -261,8 +237,5 @@ def consent() -> Any:
 @page
 def consent_record() -> Any:
     user, given = field("user_id")[:64], field("given") == "yes"
-    try:
-        registration.record_consent(deps(), g.actor, user, given)
-    except DomainError as exc:
-        return _refused(exc, url_for(".consent"))
+    registration.record_consent(deps(), g.actor, user, given)
     return redirect(url_for(".consent", done=user, given="yes" if given else "no"))

@@ -6,6 +6,8 @@ station, and no remote option."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
@@ -15,8 +17,7 @@ from adapters.vein import VeinError
 from authsvc.domain.errors import DomainError
 from authsvc.messages import text
 from authsvc.services import logon, registration, vein
-from authsvc.services.logon import Client
-from authsvc.web.common import client, cookie_token, deps
+from authsvc.web.common import client, cookie_token, deps, status_of
 from authsvc.web.login import Page, _go
 
 bp = Blueprint("register", __name__, url_prefix="/register")
@@ -35,121 +36,106 @@ def script_messages() -> dict[str, str]:
             for c in VEIN_MESSAGES}
 
 
-def _registrant() -> tuple[Client, str] | None:
-    user = logon.registrant(deps(), cookie_token())
-    return None if user is None else (client(), user)
+PAGES = ("register.index", "register.open_session", "register.session")  # the rest: the script's
 
 
-def _status(exc: DomainError) -> int:
-    return {"Forbidden": 403, "NotFound": 404}.get(type(exc).__name__, 409)
+def registrant(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A registration page or call: only for a logon waiting at the registration step (its
+    user, as an actor, in g.actor); else the logon page, or 401 for the page's script."""
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        user = logon.registrant(deps(), cookie_token())
+        if user is None:
+            if request.endpoint in PAGES:
+                return redirect(url_for("login.index"))
+            return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
+        g.actor = client().actor(user)
+        return view(*args, **kwargs)
+    return wrapped
 
 
 def json_error(exc: DomainError) -> tuple[Response, int]:
-    status = 400 if exc.code in ("request_invalid", "registration_image_invalid") else _status(exc)
-    if exc.code == "registration_image_too_large":
-        status = 413
     if exc.code == "vein_more_samples":  # the captures sent are spent: a new round of readings
         exc = DomainError("vein_enrol_again")
-    return jsonify(error=exc.code, message=exc.message(g.lang)), status
+    return jsonify(error=exc.code, message=exc.message(g.lang)), status_of(exc)
 
 
-def _unauthorised() -> tuple[Response, int]:
-    return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
+@bp.errorhandler(DomainError)
+def _refused(exc: DomainError) -> Any:
+    """A refusal: the page's script reads JSON; a page shows the message."""
+    if request.endpoint in PAGES:
+        return render_template("message.html", code=exc.code, params=exc.params, back=True,
+                               back_url=url_for(".index")), status_of(exc)
+    return json_error(exc)
 
 
 @bp.get("/")
+@registrant
 def index() -> Page:
-    who = _registrant()
-    if who is None:
-        return redirect(url_for("login.index"))
-    actor = who[0].actor(who[1])
-    live = registration.live_session(deps(), actor)
+    live = registration.live_session(deps(), g.actor)
     if live is not None:
         return redirect(url_for(".session", sid=live.id))
-    if vein.is_enrolled(deps(), who[1]):  # enrolled, yet not usable: disabled after failures
-        return render_template("register.html", user_id=who[1], disabled=True)
-    return render_template("register.html", user_id=who[1],
-                           consent=registration.has_consent(deps(), who[1]))
+    if vein.is_enrolled(deps(), g.actor.id):  # enrolled, yet not usable: disabled after failures
+        return render_template("register.html", disabled=True)
+    return render_template("register.html", consent=registration.has_consent(deps(), g.actor.id))
 
 
 @bp.post("/open")
+@registrant
 def open_session() -> Page:
-    who = _registrant()
-    if who is None:
-        return redirect(url_for("login.index"))
     try:
-        made = registration.open_session(deps(), who[0].actor(who[1]), who[1])
+        made = registration.open_session(deps(), g.actor, g.actor.id)
     except DomainError as exc:
-        return render_template("register.html", user_id=who[1], error=exc.message(g.lang),
-                               consent=registration.has_consent(deps(), who[1])), _status(exc)
+        return render_template("register.html", error=exc.message(g.lang),
+                               consent=registration.has_consent(deps(), g.actor.id)), status_of(exc)
     return redirect(url_for(".session", sid=made.id))
 
 
 @bp.get("/<sid>")
+@registrant
 def session(sid: str) -> Page:
-    who = _registrant()
-    if who is None:
-        return redirect(url_for("login.index"))
-    try:
-        view = registration.get(deps(), who[0].actor(who[1]), sid)
-    except DomainError as exc:
-        return render_template("message.html", code=exc.code, back=True,
-                               back_url=url_for(".index")), _status(exc)
-    return render_template("register_session.html", view=view, messages=script_messages(),
-                           agent_url=deps().settings.vein.agent_url)
+    return render_template("register_session.html", view=registration.get(deps(), g.actor, sid),
+                           messages=script_messages())
 
 
 @bp.get("/<sid>/state.json")
+@registrant
 def state(sid: str) -> Reply:
-    who = _registrant()
-    if who is None:
-        return _unauthorised()
-    try:
-        view = registration.get(deps(), who[0].actor(who[1]), sid)
-    except DomainError as exc:
-        return json_error(exc)
-    return jsonify(state=view.state)
+    return jsonify(state=registration.get(deps(), g.actor, sid).state)
 
 
 @bp.post("/<sid>/id")
+@registrant
 def capture_id(sid: str) -> Reply:
-    """The still image of the photo ID, as the page's camera took it (JPEG or PNG body)."""
-    who = _registrant()  # (the size limit is raised for this endpoint in create_app)
-    if who is None:
-        return _unauthorised()
-    try:
-        view = registration.capture_id(deps(), who[0].actor(who[1]), sid, request.get_data())
-    except DomainError as exc:
-        return json_error(exc)
-    return jsonify(state=view.state)
+    """The still image of the photo ID, as the page's camera took it (JPEG or PNG body; the
+    size limit is raised for this endpoint in create_app)."""
+    return jsonify(state=registration.capture_id(deps(), g.actor, sid, request.get_data()).state)
 
 
 @bp.post("/<sid>/vein/challenges")
+@registrant
 def vein_challenges(sid: str) -> Reply:
-    who = _registrant()
-    if who is None:
-        return _unauthorised()
-    try:
-        made = registration.enrol_challenges(deps(), who[0].actor(who[1]), sid)
-    except DomainError as exc:
-        return json_error(exc)
+    return challenges(registration.enrol_challenges(deps(), g.actor, sid))
+
+
+def challenges(made: list[vein.Challenge]) -> Response:
+    """Challenges for the terminal agent, one per palm reading of an enrolment."""
     return jsonify(challenges=[{"id": c.id, "challenge": c.challenge} for c in made],
                    agent_url=deps().settings.vein.agent_url)
 
 
+def sent_captures() -> object:
+    body = request.get_json(silent=True)
+    return body.get("captures") if isinstance(body, dict) else None
+
+
 @bp.post("/<sid>/vein/enrol")
+@registrant
 def vein_enrol(sid: str) -> Reply:
-    who = _registrant()
-    if who is None:
-        return _unauthorised()
-    body: Any = request.get_json(silent=True)
-    actor = who[0].actor(who[1])
+    take = vein.enrol_captures(deps(), g.actor, g.actor.id, registration.capture_subject(sid),
+                               sent_captures())
     try:
-        take = vein.enrol_captures(deps(), actor, who[1], registration.capture_subject(sid),
-                                   body.get("captures") if isinstance(body, dict) else None)
-        registration.enrol(deps(), actor, sid, deps().vein, take)
-    except DomainError as exc:
-        return json_error(exc)
+        registration.enrol(deps(), g.actor, sid, deps().vein, take)
     except VeinError:  # the samples would not make a template: read again
         return jsonify(error="vein_not_read", message=text("vein_not_read", g.lang)), 422
     return jsonify(next=url_for(".session", sid=sid))
