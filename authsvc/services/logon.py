@@ -555,6 +555,7 @@ def vein_step(deps: Deps, token: str, challenge_id: str, capture: dict[str, Any]
 # ---- the console (R8) and the palm-vein registration step (R14) ----------------------------
 
 ADMIN_ROLES = frozenset(Role) - {Role.USER, Role.DATA_MANAGER}
+REFRESH_S = 60  # how often the registration pages' use restarts the waiting logon's clock
 
 
 def _role(deps: Deps, user_id: str) -> Role | None:
@@ -587,8 +588,9 @@ def registrant(deps: Deps, token: str) -> str | None:
     if loaded is None or loaded[1].step is not lf.Step.REGISTER:
         return None
     data, flow = loaded
-    flow = replace(flow, started_at=time_now(deps))
-    deps.sessions.put(token, {**data, "flow": flow.to_dict()}, None, _ttl_logon(deps))
+    if time_now(deps) - flow.started_at >= REFRESH_S:  # not a write on every poll of the pages
+        flow = replace(flow, started_at=time_now(deps))
+        deps.sessions.put(token, {**data, "flow": flow.to_dict()}, None, _ttl_logon(deps))
     return flow.user_id
 
 

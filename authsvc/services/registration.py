@@ -209,19 +209,22 @@ def waiting_for(deps: Deps, admin: Actor) -> list[SessionView]:
 
 
 def get(deps: Deps, actor: Actor, session_id: str) -> SessionView:
-    """The session as its registrant, its attending administrator or the agency sees it."""
-    with deps.uow() as uow:
+    """The session as its registrant, its attending administrator or the agency sees it. A
+    read, as both pages poll it; only a session found idle is expired (a write) first."""
+    with deps.uow(read_only=True) as uow:
         q = select(RegistrationSession).where(RegistrationSession.id == str(session_id)[:64])
         row = uow.session.scalars(q).first()
         if row is None:
             raise NotFound("registration_not_found")
         if not (_is(actor, row.registrant) or _is(actor, row.admin) or _agency(uow, actor)):
             raise Forbidden()
-        if rules.is_idle(row.state, row.last_activity_at, deps.clock.now(),
-                         deps.settings.registration.idle_minutes):
-            with contextlib.suppress(DomainError):
-                _load(deps, uow, row.id)  # expires it (and commits)
-        return _view(uow, row)
+        if not rules.is_idle(row.state, row.last_activity_at, deps.clock.now(),
+                             deps.settings.registration.idle_minutes):
+            return _view(uow, row)
+    with deps.uow() as uow:
+        with contextlib.suppress(DomainError):
+            _load(deps, uow, session_id)  # expires it (and commits)
+        return _view(uow, _row(uow, session_id))
 
 
 def join(deps: Deps, admin: Actor, session_id: str) -> SessionView:

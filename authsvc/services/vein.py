@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from adapters.vein import Capture, InvalidRecord, VeinError, VeinReader
 from authsvc.domain import identifiers
-from authsvc.domain.errors import DomainError, NotFound
+from authsvc.domain.errors import DomainError, InvalidInput, NotFound
 from authsvc.domain.roles import Actor, Perm
 from authsvc.domain.sealing import SealError
 from authsvc.services import Deps, devices
@@ -133,7 +133,7 @@ def enrol_captures(deps: Deps, actor: Actor, user_id: str, subject: str,
     user = identifiers.canonical(user_id)
     if not isinstance(items, list) or not 1 <= len(items) <= 8 or not all(
             isinstance(i, dict) for i in items):
-        raise DomainError("request_invalid")
+        raise InvalidInput("request_invalid")
     taken: list[Capture] = []
     for item in items:
         cap, reason, detail = _signed_capture(deps, ENROL_PURPOSE, subject, item.get("challenge_id"),

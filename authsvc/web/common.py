@@ -7,7 +7,7 @@ from flask import current_app, g, request
 from werkzeug.wrappers import Response
 
 from authsvc.domain import network
-from authsvc.domain.errors import DomainError, Forbidden, NotFound
+from authsvc.domain.errors import DomainError, Forbidden, InvalidInput, NotFound
 from authsvc.services import Deps
 from authsvc.services.logon import CONSOLE, USER, Client
 
@@ -63,8 +63,6 @@ def bearer_token() -> str:
 
 def status_of(exc: DomainError) -> int:
     """The HTTP status of a refusal by the rules."""
-    if exc.code in ("request_invalid", "registration_image_invalid"):
-        return 400
-    if exc.code == "registration_image_too_large":
-        return 413
+    if isinstance(exc, InvalidInput):
+        return 413 if exc.code == "registration_image_too_large" else 400
     return 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, NotFound) else 409

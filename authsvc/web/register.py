@@ -32,7 +32,7 @@ VEIN_MESSAGES = ("vein_no_hand", "vein_timeout", "vein_disconnected", "vein_not_
 
 
 def script_messages() -> dict[str, str]:
-    return {c: text(c, g.lang, needed=1, limit=registration.MAX_IMAGE_BYTES // (1024 * 1024))
+    return {c: text(c, g.lang, limit=registration.MAX_IMAGE_BYTES // (1024 * 1024))
             for c in VEIN_MESSAGES}
 
 
