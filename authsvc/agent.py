@@ -15,6 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask, Response, jsonify, render_template_string, request
+from werkzeug.exceptions import HTTPException
 
 from adapters.vein import (
     Cancelled,
@@ -29,6 +30,7 @@ from adapters.vein import (
     VeinReader,
 )
 from adapters.vein.records import b64url_decode
+from authsvc.web.jsonbody import install, json_body
 
 CAPTURE_TIMEOUT_S = 20.0
 # What the page may tell the user. A presentation attack is reported like a failed reading:
@@ -87,8 +89,15 @@ def create_agent(reader: VeinReader, device_id: str, origins: tuple[str, ...]) -
     """A Flask app for loopback only. `origins`: the logon pages allowed to ask for captures."""
     app = Flask("authsvc.agent")
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
+    install(app)  # the service's JSON reader: bounded, strict, 400 invalid_json
     lock = threading.Lock()  # one capture at a time: the reader is one device
     emulator = hasattr(reader, "control")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        # JSON for the page's script, with the error's own headers (Allow on a 405)
+        headers = [h for h in exc.get_headers() if h[0].lower() != "content-type"]
+        return jsonify(error="request_invalid"), exc.code or 400, headers
 
     @app.before_request
     def _loopback_host() -> Response | None:
@@ -120,13 +129,13 @@ def create_agent(reader: VeinReader, device_id: str, origins: tuple[str, ...]) -
     def capture() -> Any:
         if request.headers.get("Origin", "") not in origins:
             return jsonify(error="origin_refused"), 403
-        body = request.get_json(silent=True)
-        text = body.get("challenge") if isinstance(body, dict) else None
+        body = json_body()
+        text = body.get("challenge")
         try:  # strict: canonical unpadded base64url, nothing skipped (the server's own form)
             challenge = b64url_decode(text, "challenge", 64)
         except InvalidRecord:
             challenge = b""
-        purpose = body.get("purpose", "verify") if isinstance(body, dict) else None
+        purpose = body.get("purpose", "verify")
         if not 16 <= len(challenge) <= 64 or purpose not in ("verify", "enrol"):
             return jsonify(error="request_invalid"), 400
         if not lock.acquire(timeout=1):
@@ -153,8 +162,7 @@ def create_agent(reader: VeinReader, device_id: str, origins: tuple[str, ...]) -
         # only the agent's own page (or a local tool sending no Origin) scripts the emulator
         if not emulator or request.headers.get("Origin") not in (None, own):
             return jsonify(error="not_found"), 404
-        body = request.get_json(silent=True)
-        data = body if isinstance(body, dict) else request.form
+        data: Any = json_body() if request.is_json else request.form
         line = str(data.get("command", ""))[:100]
         if line in ("present", "spoof"):  # the control channel checks the palm number
             line = f"{line} {str(data.get('palm', '0'))[:9].strip() or 0}"

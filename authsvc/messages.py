@@ -35,6 +35,41 @@ MESSAGES: dict[str, tuple[str, str]] = {
                           "The password does not meet the rules."),
     # accounts and identifiers (R6, R7)
     "not_found": ("対象が見つかりません。", "Not found."),
+    # the audit log's anchor outside the database (R22)
+    "audit_rolled_back": (
+        "監査ログがデータベース外のチェックポイントより短くなっています"
+        "（seq {seq} 以降がありません）。削除、巻き戻し、または古いバックアップ"
+        "からの復元が考えられます。調査のうえ、正当な復元であれば "
+        "`authsvc audit accept-rollback --reason 理由` を実行してください。",
+        "The audit log is shorter than its checkpoint outside the database (rows from "
+        "seq {seq} on are missing): it was deleted, rolled back or restored from an old "
+        "backup. Investigate; if the restore was legitimate, run "
+        "`authsvc audit accept-rollback --reason TEXT`."),
+    "audit_diverged": (
+        "監査ログの seq {seq} がデータベース外のチェックポイントと一致しません。"
+        "ログが作り直されたか、古いバックアップからの復元後に記録が続いています。"
+        "調査のうえ、正当な復元であれば "
+        "`authsvc audit accept-rollback --reason 理由` を実行してください。",
+        "The audit log at seq {seq} differs from its checkpoint outside the database: the "
+        "log was rebuilt, or recording went on after a restore from an old backup. "
+        "Investigate; if the restore was legitimate, run "
+        "`authsvc audit accept-rollback --reason TEXT`."),
+    "audit_unanchored": (
+        "監査ログのチェックポイントが {folder} にありません。"
+        "チェックポイントの場所を移した直後であれば、ログを確認のうえ "
+        "`authsvc audit checkpoint --adopt` を実行してください。"
+        "そうでなければ、チェックポイントのファイルを復元してください。",
+        "No checkpoint of the audit log was found in {folder}. If the checkpoint folder "
+        "was just moved or created, check the log and run `authsvc audit checkpoint "
+        "--adopt`; otherwise restore the checkpoint files."),
+    "audit_checkpoint": (
+        "チェックポイントのファイルに、この監査鍵で署名されていない行があります: {lines}",
+        "Lines in the checkpoint files were not signed with this service's audit key: {lines}"),
+    "audit_reason_required": ("理由を入力してください。", "Please give a reason."),
+    "audit_no_rollback": ("監査ログはチェックポイントより遅れていません。受け入れる巻き戻しはありません。",
+                          "The audit log is not behind its checkpoint: there is no rollback to accept."),
+    "audit_checkpoints_unavailable": ("チェックポイントの保存先が設定されていません。",
+                                      "No checkpoint location is configured."),
     "forbidden": ("この操作を行う権限がありません。", "You are not permitted to do this."),
     "conflict": ("現在の状態ではこの操作はできません。", "This cannot be done in the current state."),
     "invalid_input": ("入力内容を確認してください。", "Please check your input."),
@@ -84,6 +119,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                             "The service is unavailable right now. Please try again later."),
     "request_invalid": ("リクエストを処理できませんでした。もう一度お試しください。",
                         "The request could not be processed. Please try again."),
+    "invalid_json": ("リクエストの内容を読み取れませんでした。形式を確認してもう一度お試しください。",
+                     "The request could not be read. Please check its format and try again."),
     # totp
     "totp_invalid": ("確認コードが正しくありません。"
                      "認証アプリに表示されている現在のコードを入力してください。",

@@ -13,6 +13,7 @@ from authsvc.messages import LANGS, label, text
 from authsvc.services import Deps
 from authsvc.services.registration import MAX_IMAGE_BYTES
 from authsvc.settings import Settings, load_settings
+from authsvc.web import jsonbody
 
 csrf = CSRFProtect()
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         WTF_CSRF_TIME_LIMIT=3600,
     )
     app.extensions["authsvc"] = deps
+    jsonbody.install(app)  # every JSON body bounded; a refused one answers 400 invalid_json
 
     @app.before_request
     def _image_upload_limit() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify
 from werkzeug.wrappers import Response
 
 from authsvc.domain.errors import PasswordRejected
@@ -14,15 +14,11 @@ from authsvc.domain.logon_flow import Step
 from authsvc.messages import text
 from authsvc.services import logon
 from authsvc.web.common import FIELD_MAX, bearer_token, client, deps
+from authsvc.web.jsonbody import json_body
 from authsvc.web.openapi import SPEC
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 Reply = Response | tuple[Response, int]
-
-
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    return data if isinstance(data, dict) else {}
 
 
 def _str(data: dict[str, Any], name: str) -> str:
@@ -51,14 +47,14 @@ def openapi() -> Response:
 
 @bp.post("/logon")
 def begin() -> Reply:
-    data = _body()
+    data = json_body()
     return _state(logon.begin(deps(), _str(data, "user_id"), _str(data, "password"), client()))
 
 
 @bp.post("/logon/password")
 def change_password() -> Reply:
     try:
-        state = logon.change_password(deps(), bearer_token(), _str(_body(), "new_password"), client())
+        state = logon.change_password(deps(), bearer_token(), _str(json_body(), "new_password"), client())
     except PasswordRejected as exc:
         s = deps().settings.password
         params = {"min_length": s.min_length, "max_length": s.max_length,
@@ -79,7 +75,7 @@ def totp_enrol() -> Reply:
 @bp.post("/logon/totp")
 def totp() -> Reply:
     token = bearer_token()
-    state = logon.totp_step(deps(), token, _str(_body(), "code"), client())
+    state = logon.totp_step(deps(), token, _str(json_body(), "code"), client())
     return _refused() if state.refused else _state(state)
 
 
@@ -93,7 +89,7 @@ def webauthn_options() -> Reply:
 
 @bp.post("/logon/webauthn")
 def webauthn() -> Reply:
-    data, token = _body(), bearer_token()
+    data, token = json_body(), bearer_token()
     credential = data.get("credential")
     if not isinstance(credential, dict):
         return _refused()
@@ -112,7 +108,7 @@ def vein_challenge() -> Reply:
 
 @bp.post("/logon/vein")
 def vein() -> Reply:
-    data, token = _body(), bearer_token()
+    data, token = json_body(), bearer_token()
     capture = data.get("capture")
     if not isinstance(capture, dict):
         return _refused()
@@ -151,7 +147,7 @@ def lock() -> Reply:
 
 @bp.post("/session/unlock")
 def unlock() -> Reply:
-    state = logon.begin_unlock(deps(), bearer_token(), _str(_body(), "password"), client())
+    state = logon.begin_unlock(deps(), bearer_token(), _str(json_body(), "password"), client())
     if state.step is Step.PASSWORD:
         return _refused()
     return _state(state)
@@ -159,6 +155,8 @@ def unlock() -> Reply:
 
 @bp.post("/logoff")
 def logoff() -> Reply:
+    if _session() is None:
+        return _unauthorised()
     logon.logoff(deps(), bearer_token(), client())
     return jsonify(logged_off=True)
 

@@ -20,6 +20,7 @@ from authsvc.domain.roles import Actor, Perm, Role
 from authsvc.messages import text
 from authsvc.services import logon, registration, vein
 from authsvc.web.common import CONSOLE, client, cookie_token, deps, field, set_token, status_of
+from authsvc.web.jsonbody import json_body
 from authsvc.web.register import challenges, json_error, script_messages, sent_captures
 
 bp = Blueprint("console", __name__, url_prefix="/console")
@@ -172,8 +173,7 @@ def _station_subject(user_id: str) -> str:
 
 
 def _station_form() -> dict[str, str]:
-    body = request.get_json(silent=True)
-    data = body if isinstance(body, dict) else {}
+    data = json_body()
     return {k: str(data.get(k, ""))[:100] for k in ("user_id", "id_document", "id_checked")}
 
 

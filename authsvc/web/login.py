@@ -30,6 +30,7 @@ from authsvc.messages import text
 from authsvc.services import logon
 from authsvc.services.registration import MAX_IMAGE_BYTES
 from authsvc.web.common import CONSOLE, client, cookie_token, deps, field, set_token, surface
+from authsvc.web.jsonbody import json_body
 
 bp = Blueprint("login", __name__)
 
@@ -190,8 +191,8 @@ def vein_challenge() -> Response | tuple[Response, int]:
 
 @bp.post("/vein/verify")
 def vein_verify() -> Response | tuple[Response, int]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("capture"), dict):
+    body = json_body()
+    if not isinstance(body.get("capture"), dict):
         return jsonify(error="request_invalid", message=text("request_invalid", g.lang)), 400
     state = logon.vein_step(deps(), cookie_token(), str(body.get("challenge_id", ""))[:100],
                             body["capture"], client())
@@ -209,8 +210,8 @@ def webauthn_options() -> Response | tuple[Response, int]:
 
 @bp.post("/webauthn/verify")
 def webauthn_verify() -> Response | tuple[Response, int]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
+    body = json_body()
+    if not isinstance(body.get("credential"), dict):
         return jsonify(error="request_invalid", message=text("request_invalid", g.lang)), 400
     state = logon.webauthn_step(deps(), cookie_token(), str(body.get("challenge_id", ""))[:100],
                                 body["credential"], client())
@@ -314,4 +315,6 @@ def register_errors(app: Flask) -> None:
             return jsonify(error="registration_image_too_large", message=text(
                 "registration_image_too_large", getattr(g, "lang", "ja"),
                 limit=MAX_IMAGE_BYTES // (1024 * 1024))), 413
-        return answer("request_invalid", exc.code or 400)
+        body, status = answer("request_invalid", exc.code or 400)
+        # the error's own headers (Allow on a 405), but not the content type of its HTML page
+        return body, status, [h for h in exc.get_headers() if h[0].lower() != "content-type"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from authsvc.web.jsonbody import MAX_DEPTH
+
 _ERROR = {"type": "object", "required": ["error", "message"],
           "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}
 _STATE = {
@@ -35,6 +37,8 @@ _STEP = {"200": {"description": "The logon moved on.", **_json(_STATE)}, "401": 
                  "`second_factor_unavailable` (ask an operator) or `vein_registration_required` "
                  "(register the palm in the browser, at /register/). No token.", **_json(_ERROR)}}
 _AUTH = [{"bearer": []}]
+_INVALID_JSON = (f"`invalid_json`: the body is not one JSON object in UTF-8, nested at most {MAX_DEPTH} "
+                 "deep, without duplicate keys or NaN/Infinity. (Over 64 KiB: 413.)")
 
 
 def _op(summary: str, responses: dict[str, Any], body: dict[str, Any] | None = None,
@@ -42,6 +46,7 @@ def _op(summary: str, responses: dict[str, Any], body: dict[str, Any] | None = N
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if body:
         op["requestBody"] = body
+        op["responses"] = {"400": {"description": _INVALID_JSON, **_json(_ERROR)}, **responses}
     if auth:
         op["security"] = _AUTH
     return op
@@ -59,11 +64,13 @@ SPEC: dict[str, Any] = {
                                       _body(user_id=_STR, password=_STR), auth=False)},
         "/api/v1/logon/password": {"post": _op(
             "Change the initial password (state change_password).",
-            {**_STEP, "400": {"description": "The new password breaks rules; each is named.",
-                              **_json({"type": "object", "properties": {
+            {**_STEP, "400": {"description": "`password_rejected`: the new password breaks rules; "
+                              "each is named. Or " + _INVALID_JSON,
+                              **_json({"oneOf": [{"type": "object", "properties": {
                                   "error": {"type": "string"},
                                   "reasons": {"type": "array", "items": {"type": "string"}},
-                                  "messages": {"type": "array", "items": {"type": "string"}}}})}},
+                                  "messages": {"type": "array", "items": {"type": "string"}}}},
+                                  _ERROR]})}},
             _body(new_password=_STR))},
         "/api/v1/logon/totp/enrol": {"post": _op(
             "A new TOTP secret (state enrol); confirm it with /logon/totp.",
@@ -97,7 +104,10 @@ SPEC: dict[str, Any] = {
         "/api/v1/session/unlock": {"post": _op(
             "Unlock: the password, then a second factor through /logon/totp or /logon/webauthn "
             "with the same token.", _STEP, _body(password=_STR))},
-        "/api/v1/logoff": {"post": _op("End the session on the server.", {"200": {"description": "Ended."}})},
+        "/api/v1/logoff": {"post": _op("End the session on the server.", {
+            "200": {"description": "Ended."},
+            "401": {"description": "`unauthorised`: no valid session token; nothing ended.",
+                    **_json(_ERROR)}})},
         "/api/v1/history": {"get": _op("The user's own logon history.", {
             "200": {"description": "Newest first."}, "401": {"description": "No session."}})},
         "/api/v1/sessions": {"get": _op("The user's active sessions.", {

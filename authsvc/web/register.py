@@ -18,6 +18,7 @@ from authsvc.domain.errors import DomainError
 from authsvc.messages import text
 from authsvc.services import logon, registration, vein
 from authsvc.web.common import client, cookie_token, deps, status_of
+from authsvc.web.jsonbody import json_body
 from authsvc.web.login import Page, _go
 
 bp = Blueprint("register", __name__, url_prefix="/register")
@@ -125,8 +126,7 @@ def challenges(made: list[vein.Challenge]) -> Response:
 
 
 def sent_captures() -> object:
-    body = request.get_json(silent=True)
-    return body.get("captures") if isinstance(body, dict) else None
+    return json_body().get("captures")
 
 
 @bp.post("/<sid>/vein/enrol")

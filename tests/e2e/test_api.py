@@ -7,6 +7,7 @@ from datetime import date
 import pyotp
 import pytest
 
+from authsvc.messages import text
 from authsvc.services import accounts
 from authsvc.web import create_app
 
@@ -81,11 +82,13 @@ def test_every_refusal_has_the_same_status_and_body(make_client, operator, clock
         call(client, "/api/v1/logon", {"user_id": "pending2", "password": NEW}),
         call(client, "/api/v1/logon", {"user_id": "locked1", "password": NEW}),
         call(client, "/api/v1/logon", {"user_id": ["not", "a", "string"]}),
-        client.post("/api/v1/logon", data=b"\xff\xfe not json", base_url="https://localhost",
-                    content_type="application/json"),
     ]
     assert {a.status_code for a in answers} == {401}
     assert len({a.get_data() for a in answers}) == 1
+    # a body that is not JSON is not a logon attempt at all: refused before any account is looked at
+    garbled = client.post("/api/v1/logon", data=b"\xff\xfe not json", base_url="https://localhost",
+                          content_type="application/json")
+    assert (garbled.status_code, garbled.json["error"]) == (400, "invalid_json")
 
 
 def test_full_api_flow_with_session_lock_unlock_and_logoff(api, operator, clock):
@@ -213,3 +216,43 @@ def test_a_dead_redis_fails_closed_with_a_clear_answer(make_deps, make_client, o
     r = call(client, "/api/v1/logon", {"user_id": "sato", "password": initial})
     assert r.status_code == 503 and r.json["error"] == "service_unavailable"
     assert "token" not in r.json
+
+
+def test_logoff_needs_a_session(api, operator, clock):
+    """Without a valid session token logoff is refused like the other session endpoints, and
+    nothing is audited; with one it ends the session."""
+    deps, client = api
+    initial = add_user(deps, operator)
+    pending = call(client, "/api/v1/logon", {"user_id": "sato", "password": initial}).json["token"]
+    with deps.uow() as uow:
+        audited = len(uow.audit_events(None, 100_000))
+    for token in (None, "", "not-a-token", "x" * 200, pending):  # a logon under way is no session
+        r = call(client, "/api/v1/logoff", {}, token)
+        assert r.status_code == 401, token
+        assert r.json == {"error": "unauthorised", "message": text("logon_failed", "ja")}
+    with deps.uow() as uow:
+        assert len(uow.audit_events(None, 100_000)) == audited
+    token, _ = enrol_totp(client, deps, initial)
+    assert call(client, "/api/v1/logoff", {}, token).json == {"logged_off": True}
+    assert call(client, "/api/v1/session", token=token, method="get").status_code == 401
+    assert call(client, "/api/v1/logoff", {}, token).status_code == 401  # once only
+    with deps.uow() as uow:
+        assert [e.action for e in uow.audit_events(["sato"], 100)].count("session.logoff") == 1
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("get", "/api/v1/logon", {"POST"}),
+    ("put", "/api/v1/session", {"GET", "HEAD"}),
+    ("get", "/api/v1/sessions/abc", {"DELETE"}),
+    ("get", "/login", {"POST"}),
+    ("delete", "/", {"GET", "HEAD"}),
+    ("get", "/vein/verify", {"POST"}),
+    ("get", "/console/enrol/vein", {"POST"}),
+])
+def test_method_not_allowed_names_the_allowed_methods(api, method, path, allowed):
+    _, client = api
+    r = getattr(client, method)(path, base_url="https://localhost")
+    assert r.status_code == 405
+    assert allowed <= {m.strip() for m in r.headers["Allow"].split(",")}
+    assert r.headers["Content-Type"] == ("application/json" if path.startswith(("/api/", "/vein/"))
+                                         else "text/html; charset=utf-8")

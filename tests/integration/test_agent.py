@@ -293,3 +293,14 @@ def test_the_page_asks_for_the_purpose_and_gets_it_signed(client, reader):
     for purpose in ("identify", "", None, 7, "x" * 200):  # only the two a page may ask for
         assert capture(client, b64(secrets.token_bytes(32)), purpose=purpose).status_code == 400
     assert [o.kind for o in reader.control.pending] == ["present"]  # nothing was read for those
+
+
+def test_errors_are_json_and_keep_their_headers(client):
+    resp = client.get("/capture")
+    assert (resp.status_code, resp.get_json()) == (405, {"error": "request_invalid"})
+    assert {"POST", "OPTIONS"} <= {m.strip() for m in resp.headers["Allow"].split(",")}
+    resp = client.post("/capture", json={"pad": "x" * 20_000}, headers={"Origin": ORIGIN})
+    assert (resp.status_code, resp.get_json()) == (413, {"error": "request_invalid"})
+    resp = client.post("/capture", data=b'{"challenge": "a", "challenge": "b"}',
+                       content_type="application/json", headers={"Origin": ORIGIN})
+    assert (resp.status_code, resp.get_json()["error"]) == (400, "invalid_json")
