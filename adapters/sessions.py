@@ -24,6 +24,9 @@ def session_id(token: str) -> str:
 class SessionStore(Protocol):
     def put(self, token: str, data: dict[str, Any], user_id: str | None, ttl_s: int) -> None: ...
     def get(self, token: str) -> dict[str, Any] | None: ...
+    def take(self, token: str) -> dict[str, Any] | None:
+        """Get and delete in one atomic step: of concurrent takers exactly one gets it."""
+        ...
     def delete(self, token: str) -> None: ...
     def of_user(self, user_id: str) -> dict[str, dict[str, Any]]:
         """The user's live sessions, by session id (the token's hash)."""
@@ -101,6 +104,11 @@ class RedisSessions:
     def get(self, token: str) -> dict[str, Any] | None:
         rec = self._load(session_id(token))
         return None if rec is None else dict(rec["data"])
+
+    def take(self, token: str) -> dict[str, Any] | None:
+        # GETDEL: atomic; the user's index may keep the id, which readers treat as stale
+        raw = self._r.getdel(self._skey(session_id(token)))
+        return None if raw is None else dict(json.loads(raw)["data"])
 
     def delete(self, token: str) -> None:
         self.delete_id(session_id(token))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import redis
 
+from adapters.checkpoints import Checkpointer, FileCheckpoints
 from adapters.clock import Clock, SystemClock
 from adapters.counters import Counters, RedisCounters
 from adapters.sessions import RedisSessions, SessionStore
@@ -56,14 +57,19 @@ def build(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
     if "redis" in (settings.counters.backend, settings.sessions.backend):
         redis_client = redis.Redis.from_url(settings.redis.url, socket_timeout=5,
                                             socket_connect_timeout=5)  # connects on first use
-    counters: Counters = (RedisCounters(redis_client, f"{settings.redis.prefix}c:") if redis_client and
-                          settings.counters.backend == "redis" else SqlCounters(sessions))
+    pending = settings.lockout.pending_seconds
+    counters: Counters = (RedisCounters(redis_client, f"{settings.redis.prefix}c:", pending)
+                          if redis_client and settings.counters.backend == "redis"
+                          else SqlCounters(sessions, pending))
     session_store: SessionStore = (RedisSessions(redis_client, settings.redis.prefix) if redis_client and
                                    settings.sessions.backend == "redis"
                                    else SqlSessions(sessions, clock.now))
+    checkpointer = Checkpointer(FileCheckpoints(settings.checkpoint_path, audit_key),
+                                settings.audit.checkpoint_seconds)
     return Deps(
         settings=settings,
-        uow=lambda read_only=False: UnitOfWork(sessions, audit_key, read_only),
+        uow=lambda read_only=False: UnitOfWork(sessions, audit_key, read_only, checkpointer),
+        checkpointer=checkpointer,
         clock=clock,
         hasher=hasher,
         audit_key=audit_key,

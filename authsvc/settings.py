@@ -48,6 +48,7 @@ class Argon2Params:
 class LockoutPolicy:
     max_failures: int = _num(1, 100)
     lock_minutes: int = _num(1, 7 * 24 * 60)
+    pending_seconds: int = _num(5, 600)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,12 @@ class Registration:
 
 
 @dataclass(frozen=True)
+class Audit:
+    checkpoint_dir: str                          # signed checkpoints, outside the database (R22)
+    checkpoint_seconds: int = _num(0, 3600)      # at most this long between two of a process's
+
+
+@dataclass(frozen=True)
 class Network:
     internal: tuple[str, ...]
     trusted_proxies: tuple[str, ...]
@@ -160,6 +167,7 @@ class Settings:
     webauthn: Webauthn
     vein: Vein
     registration: Registration
+    audit: Audit
     network: Network
     database: Database
     paths: Paths
@@ -168,6 +176,14 @@ class Settings:
     @property
     def instance_path(self) -> Path:
         return Path(self.paths.instance_dir).resolve()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where the audit checkpoints are kept: by default beside the instance folder, not in
+        it, so a copy or restore of the instance folder (database and all) leaves them alone."""
+        if self.audit.checkpoint_dir:
+            return Path(self.audit.checkpoint_dir).resolve()
+        return self.instance_path.parent / f"{self.instance_path.name}-checkpoints"
 
     @property
     def database_url(self) -> str:

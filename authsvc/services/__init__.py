@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from adapters.checkpoints import Checkpointer
 from adapters.clock import Clock
 from adapters.counters import Counters
 from adapters.sessions import SessionStore
@@ -31,6 +32,7 @@ class Deps:
     sessions: SessionStore
     sealer: Sealer
     vein: VeinReader  # the matcher (server side: no capture unit)
+    checkpointer: Checkpointer | None = None  # the audit chain's anchor outside the database
 
     @property
     def rule(self) -> Rule:

@@ -63,6 +63,7 @@ class State:
     options: tuple[str, ...] = ()
     user_id: str | None = None
     retry: bool = False
+    blocked: str = ""  # at REGISTER: why registering is no way on ("vein_disabled": ask an operator)
 
     @property
     def failed(self) -> bool:
@@ -121,20 +122,13 @@ def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: s
         stored = acc.password_hash if acc else None
         account_id = acc.id if acc else None
     actor = client.actor(key)
-    # 1. consume an attempt, atomically and before any hashing: exact under concurrency (R4)
+    # 1. reserve an attempt, atomically and before any hashing: exact under concurrency (R4)
     decision = deps.counters.consume(key, now, pol.max_failures, pol.lock_minutes)
-    if decision.auto_unlocked or not decision.allowed:
-        with deps.uow() as uow:
-            if decision.auto_unlocked:
-                uow.audit(now, actor, "account.auto_unlock", key)
-            if not decision.allowed:
-                _note(uow, now, actor, client, step, key, "refused", "locked")
-            uow.commit()
-        if not decision.allowed:
-            return PasswordStep(Outcome.FAILED)
+    if not _may_evaluate(deps, decision, now, actor, client, step, key):
+        return PasswordStep(Outcome.FAILED)
     # 2. verify (a dummy hash when the account is unknown: same work, same time, R5)
     matched = deps.hasher.verify(stored, password)
-    # 3. record the outcome
+    # 3. record the outcome, then settle the reservation
     with deps.uow() as uow:
         acc = uow.account_for_update(account_id) if account_id is not None else None
         reason = _refusal(deps, acc, matched, now)
@@ -150,13 +144,43 @@ def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: s
             enrolled = uow.enrolled_factors(acc.id, acc.person_id)
             uow.commit()
             # the logon is not complete yet: give this attempt back, forgive nothing earlier
-            deps.counters.refund(key, pol.max_failures)
+            deps.counters.release(key, decision.attempt)
             return PasswordStep(outcome, acc.user_id, enrolled)
-        _failed(deps, uow, now, actor, client, step, key, reason, decision)
+        _note(uow, now, actor, client, step, key, "failed", reason, failures=decision.failures + 1)
         uow.commit()
-    if decision.locks_now:
-        deps.sessions.delete_user(key)  # R16: locking an account ends all its sessions
+    _count_failure(deps, decision, now, actor, key)
     return PasswordStep(Outcome.FAILED)
+
+
+def _may_evaluate(deps: Deps, decision: lockout.Decision, now: datetime, actor: Actor,
+                  client: Client, step: str, key: str) -> bool:
+    """Audit what the reservation found (a lapsed lock lifted; a refusal: locked, or every
+    remaining attempt already being evaluated) and say whether the attempt may be evaluated."""
+    if decision.auto_unlocked or not decision.allowed:
+        with deps.uow() as uow:
+            if decision.auto_unlocked:
+                uow.audit(now, actor, "account.auto_unlock", key)
+            if not decision.allowed:
+                _note(uow, now, actor, client, step, key, "refused",
+                      "busy" if decision.busy else "locked")
+            uow.commit()
+    return decision.allowed
+
+
+def _count_failure(deps: Deps, decision: lockout.Decision, now: datetime, actor: Actor,
+                   key: str) -> lockout.Failure:
+    """A failure already in the audit log is counted; the lock it may set is audited and ends
+    the account's sessions (R16). Audited first, counted second: every counted failure, and
+    so every lock, is explained by the audit trail."""
+    pol = deps.settings.lockout
+    failure = deps.counters.fail(key, decision.attempt, now, pol.max_failures, pol.lock_minutes)
+    if failure.locks_now:
+        with deps.uow() as uow:
+            uow.audit(now, actor, "account.lock", key, failures=failure.failures,
+                      locked_until=failure.locked_until.isoformat() if failure.locked_until else None)
+            uow.commit()
+        deps.sessions.delete_user(key)  # R16: locking an account ends all its sessions
+    return failure
 
 
 def _refusal(deps: Deps, acc: Account | None, matched: bool, now: datetime) -> str | None:
@@ -181,14 +205,6 @@ def _note(uow: Any, now: datetime, actor: Actor, client: Client, step: str, subj
     uow.audit(now, actor, f"logon.{step}", subject, result, **({"reason": reason} if reason else {}),
               **({"remote": True} if client.remote else {}), **detail)
     uow.record_logon(now, subject, step, result, actor, reason, factors, client.remote)
-
-
-def _failed(_deps: Deps, uow: Any, now: datetime, actor: Actor, client: Client, step: str,
-            key: str, reason: str, decision: lockout.Decision) -> None:
-    _note(uow, now, actor, client, step, key, "failed", reason, failures=decision.failures)
-    if decision.locks_now:
-        uow.audit(now, actor, "account.lock", key, failures=decision.failures,
-                  locked_until=decision.locked_until.isoformat() if decision.locked_until else None)
 
 
 # ---- the state machine ---------------------------------------------------------------------
@@ -234,14 +250,33 @@ def _advance(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client
         return State(None, lf.Step.NO_FACTOR, (), flow.user_id)
     if flow.step is lf.Step.DONE:
         return _finish(deps, token, data, flow, client)
-    deps.sessions.put(token, {**data, "flow": flow.to_dict()}, None if data["kind"] == "logon"
-                      else flow.user_id, _ttl_logon(deps) if data["kind"] == "logon"
-                      else _ttl_session(deps, data))
+    _store(deps, token, {**data, "flow": flow.to_dict()})
+    if flow.step is lf.Step.REGISTER and vein.is_enrolled(deps, flow.user_id):
+        # enrolled, yet not usable: disabled after failures. Not an invitation to register
+        # again: the operators re-enrol (the registration page says so; the API answers so).
+        with deps.uow() as uow:
+            _note(uow, deps.clock.now(), client.actor(flow.user_id), client, "second_factor",
+                  flow.user_id, "refused", "vein_disabled")
+            uow.commit()
+        return replace(_state(token, flow), blocked="vein_disabled")
     return _state(token, flow)
+
+
+def _store(deps: Deps, token: str, data: dict[str, Any]) -> None:
+    """Keep a pending logon (no owner, the logon's lifetime) or a session (its user's, until
+    its absolute end) under `token`."""
+    if data.get("kind") == "logon":
+        deps.sessions.put(token, data, None, _ttl_logon(deps))
+    else:
+        deps.sessions.put(token, data, data["user_id"], _ttl_session(deps, data))
 
 
 def _load_flow(deps: Deps, token: str) -> tuple[dict[str, Any], lf.Flow] | None:
     data = deps.sessions.get(token) if isinstance(token, str) and token else None
+    return _live_flow(deps, token, data)
+
+
+def _live_flow(deps: Deps, token: str, data: dict[str, Any] | None) -> tuple[dict[str, Any], lf.Flow] | None:
     if not data or "flow" not in data:
         return None
     flow = lf.Flow.from_dict(data["flow"])
@@ -252,6 +287,20 @@ def _load_flow(deps: Deps, token: str) -> tuple[dict[str, Any], lf.Flow] | None:
     return data, flow
 
 
+def _claim(deps: Deps, token: str, ready: Callable[[lf.Flow], bool]) -> tuple[dict[str, Any], lf.Flow] | None:
+    """Take the step in progress under `token` out of the store, if `ready` says it is the one
+    asked for: a step is a single-use transition, so of concurrent attempts on one logon
+    exactly one can advance it (the others find nothing and are refused). Whoever holds the
+    claim puts the logon back (`_store`) when it stays where it was."""
+    data = deps.sessions.take(token) if isinstance(token, str) and token else None
+    claimed = _live_flow(deps, token, data)
+    if claimed is None or not ready(claimed[1]):
+        if data and (claimed is not None or data.get("kind") == "session"):
+            _store(deps, token, data)  # not this step's: left as it was
+        return None
+    return claimed
+
+
 def pending(deps: Deps, token: str) -> State:
     """Where the logon (or unlock) held by `token` stands."""
     loaded = _load_flow(deps, token)
@@ -260,43 +309,49 @@ def pending(deps: Deps, token: str) -> State:
 
 def change_password(deps: Deps, token: str, new_password: str, client: Client) -> State:
     """The forced change (R2). Raises PasswordRejected with every failed rule."""
-    loaded = _load_flow(deps, token)
-    if loaded is None or loaded[1].step is not lf.Step.CHANGE_PASSWORD:
+    claimed = _claim(deps, token, lambda f: f.step is lf.Step.CHANGE_PASSWORD)
+    if claimed is None:
         return FAILED
-    data, flow = loaded
-    password_service.change_password(deps, client.actor(flow.user_id), flow.user_id, new_password)
+    data, flow = claimed
+    try:
+        password_service.change_password(deps, client.actor(flow.user_id), flow.user_id, new_password)
+    except Exception:
+        _store(deps, token, data)  # refused: the logon stays at the change
+        raise
     return _advance(deps, token, data, lf.password_changed(flow), client)
 
 
 def second_factor(deps: Deps, token: str, factor: str, verify: Callable[[str, bool], bool],
                   client: Client) -> State:
     """Run one second-factor check (or an enrolment's confirmation), counted toward the
-    lockout before it is evaluated (R4: a failure of any factor counts)."""
-    loaded = _load_flow(deps, token)
-    if loaded is None or factor not in loaded[1].options:
+    lockout before it is evaluated (R4: a failure of any factor counts). The step is claimed
+    first, so one logon can never finish twice."""
+    claimed = _claim(deps, token, lambda f: factor in f.options)
+    if claimed is None:
         return FAILED
-    data, flow = loaded
+    data, flow = claimed
     pol, now = deps.settings.lockout, deps.clock.now()
     actor = client.actor(flow.user_id)
-    decision = deps.counters.consume(flow.user_id, now, pol.max_failures, pol.lock_minutes)
-    ok = (decision.allowed and _account_may_logon(deps, flow.user_id, now)
-          and verify(flow.user_id, flow.step is lf.Step.ENROL))
     step = factor if flow.purpose == "logon" else f"{flow.purpose}.{factor}"
+    retry = State(token, flow.step, flow.options, flow.user_id, retry=True)
+    decision = deps.counters.consume(flow.user_id, now, pol.max_failures, pol.lock_minutes)
+    if not _may_evaluate(deps, decision, now, actor, client, step, flow.user_id):
+        if decision.busy:  # others' attempts in flight: this logon may try again
+            _store(deps, token, data)
+            return retry
+        return FAILED
+    ok = (_account_may_logon(deps, flow.user_id, now)
+          and verify(flow.user_id, flow.step is lf.Step.ENROL))
     with deps.uow() as uow:
-        if decision.auto_unlocked:
-            uow.audit(now, actor, "account.auto_unlock", flow.user_id)
-        if not decision.allowed:
-            _note(uow, now, actor, client, step, flow.user_id, "refused", "locked")
-        elif not ok:
-            _failed(deps, uow, now, actor, client, step, flow.user_id, f"wrong_{factor}", decision)
-        else:
-            _note(uow, now, actor, client, step, flow.user_id, "ok", "")
+        _note(uow, now, actor, client, step, flow.user_id, "ok" if ok else "failed",
+              "" if ok else f"wrong_{factor}", **({} if ok else {"failures": decision.failures + 1}))
         uow.commit()
-    if decision.locks_now and not ok:
-        deps.sessions.delete_user(flow.user_id)  # R16: locking an account ends all its sessions
     if not ok:
-        return State(token, flow.step, flow.options, flow.user_id, retry=True) if decision.allowed else FAILED
-    deps.counters.refund(flow.user_id, pol.max_failures)
+        if _count_failure(deps, decision, now, actor, flow.user_id).locks_now:
+            return FAILED  # locked: this logon (or unlock) ends with the account's sessions
+        _store(deps, token, data)
+        return retry
+    deps.counters.release(flow.user_id, decision.attempt)
     return _advance(deps, token, data, lf.factor_passed(flow, factor), client)
 
 
@@ -596,10 +651,10 @@ def registrant(deps: Deps, token: str) -> str | None:
 
 def registered(deps: Deps, token: str, client: Client) -> State:
     """Back from registration: with the palm now enrolled the logon goes on to its check."""
-    loaded = _load_flow(deps, token)
-    if loaded is None or loaded[1].step is not lf.Step.REGISTER:
+    claimed = _claim(deps, token, lambda f: f.step is lf.Step.REGISTER)
+    if claimed is None:
         return FAILED
-    data, flow = loaded
+    data, flow = claimed
     with deps.uow(read_only=True) as uow:
         acc = uow.account(flow.user_id)
         have = uow.enrolled_factors(acc.id, acc.person_id) if acc is not None else ()

@@ -118,6 +118,7 @@ class LogonThrottle(Base):
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    pending: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")  # in flight (lockout.py)
 
 
 class AuditEvent(Base):
@@ -215,13 +216,22 @@ class LogonHistory(Base):
 class Device(Base):
     """A registered terminal or reader (R12): logons are accepted only through one that proves
     possession of the private key matching `public_key`. Its identifier lives in the shared
-    identifier namespace (R6), so it is never reused for another device or account."""
+    identifier namespace (R6), so it is never reused for another device or account.
+
+    Rows are never deleted: a revoked device's row is its key's tombstone. `key_fingerprint`
+    (SHA-256 of the raw key, hex) is unique over every row in every state, so a key serves one
+    device ID only, and a revoked key is refused for good, whatever happens to the identifier.
+    NULL only on rows migration 0005 revoked as duplicates of an older row with the same key
+    (which keeps the fingerprint). `company`: captures are accepted only for users of that
+    company's contracts; NULL: any user (docs/decisions/0003-vein.md §8)."""
 
     __tablename__ = "devices"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     device_id: Mapped[str] = mapped_column(String(64), index=True)  # as assigned
     kind: Mapped[str] = mapped_column(String(16))  # terminal | reader | token | card
     public_key: Mapped[bytes] = mapped_column(LargeBinary(64))  # raw Ed25519 public key
+    key_fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    company: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))  # active | suspended | revoked
     registered_by: Mapped[str] = mapped_column(String(100))
@@ -246,6 +256,9 @@ class VeinEnrolment(Base):
     total_failures: Mapped[int] = mapped_column(Integer, default=0)
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     delay_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # keyed one-way digests of the samples seen for the person, newest last, for the
+    # replayed-sample check (authsvc/domain/replay.py): never a sample or its features (R15)
+    seen_samples: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Consent(Base):

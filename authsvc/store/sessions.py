@@ -38,6 +38,15 @@ class SqlSessions:
                 return None
             return dict(json.loads(row.data))
 
+    def take(self, token: str) -> dict[str, Any] | None:
+        """DELETE ... RETURNING: of concurrent takers exactly one gets the row."""
+        with self._sessions.begin() as db:
+            row = db.execute(delete(SessionRow).where(SessionRow.id == session_id(token))
+                             .returning(SessionRow.data, SessionRow.expires_at)).first()
+            if row is None or row.expires_at <= self._now():
+                return None
+            return dict(json.loads(row.data))
+
     def delete(self, token: str) -> None:
         self.delete_id(session_id(token))
 

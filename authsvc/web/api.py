@@ -34,7 +34,8 @@ def _state(state: logon.State) -> Reply:
     if state.failed:
         return _refused()
     if state.step in (Step.NO_FACTOR, Step.REGISTER):  # a palm is registered in the browser
-        code = "second_factor_unavailable" if state.step is Step.NO_FACTOR else "vein_registration_required"
+        code = ("second_factor_unavailable" if state.step is Step.NO_FACTOR
+                else state.blocked or "vein_registration_required")
         return jsonify(error=code, message=text(code, g.lang)), 403
     return jsonify(state=state.step.value if state.step else None, token=state.token,
                    options=list(state.options))

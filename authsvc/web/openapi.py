@@ -34,7 +34,8 @@ _REFUSED = {"description": "Refused. The same status and body for every reason (
             "wrong password or factor, locked, suspended, expired).", **_json(_ERROR)}
 _STEP = {"200": {"description": "The logon moved on.", **_json(_STATE)}, "401": _REFUSED,
          "403": {"description": "The password was right but no second factor can finish the logon: "
-                 "`second_factor_unavailable` (ask an operator) or `vein_registration_required` "
+                 "`second_factor_unavailable` (ask an operator), `vein_disabled` (the palm was "
+                 "disabled after failures: ask an operator to re-enrol it) or `vein_registration_required` "
                  "(register the palm in the browser, at /register/). No token.", **_json(_ERROR)}}
 _AUTH = [{"bearer": []}]
 _INVALID_JSON = (f"`invalid_json`: the body is not one JSON object in UTF-8, nested at most {MAX_DEPTH} "

@@ -151,6 +151,35 @@ def test_no_factor_and_no_initial_password_means_no_enrolment(api, operator):
     assert "token" not in r.json
 
 
+def test_a_palm_disabled_after_failures_is_not_an_invitation_to_register(api, operator):
+    """[5 of 12, part 2] item 4: the right password of a user whose enrolled palm was disabled
+    for failures gets its own answer -- ask the operators -- not `vein_registration_required`."""
+    from sqlalchemy import update
+
+    from authsvc.store.models import VeinEnrolment
+    from tests.integration.support import events
+
+    deps, client = api
+    r = call(client, "/api/v1/logon", {"user_id": "sato", "password": add_user(deps, operator)})
+    call(client, "/api/v1/logon/password", {"new_password": NEW}, r.json["token"])
+    person = accounts.show(deps, "sato").person_id
+    with deps.uow() as uow:  # an enrolment, then 20 wrong palms in a row
+        uow.session.add(VeinEnrolment(person_id=person, template="sealed", reader_id="R1",
+                                      enrolled_by="ops1", enrolled_at=deps.clock.now()))
+        uow.commit()
+        uow.session.execute(update(VeinEnrolment).values(disabled_at=deps.clock.now()))
+        uow.commit()
+    r = call(client, "/api/v1/logon", {"user_id": "sato", "password": NEW})
+    assert r.status_code == 403 and r.json == {"error": "vein_disabled",
+                                               "message": text("vein_disabled", "ja")}
+    assert [e.data["reason"] for e in events(deps, "logon.second_factor", "sato")] == ["vein_disabled"]
+    with deps.uow() as uow:
+        uow.session.execute(update(VeinEnrolment).values(disabled_at=None))
+        uow.commit()
+    r = call(client, "/api/v1/logon", {"user_id": "sato", "password": NEW})
+    assert r.status_code == 200 and r.json["state"] == "second_factor"
+
+
 def test_second_logon_replaces_the_first_session_and_is_flagged(api, operator, clock):
     deps, client = api
     first, secret = enrol_totp(client, deps, add_user(deps, operator))

@@ -1,7 +1,8 @@
 """Conformance of the failed-attempt counters (R4, R5): `SqlCounters` on SQLite and PostgreSQL and
 `RedisCounters` on a real Redis behave exactly like the decision functions in
-`authsvc.domain.lockout`, are exact under concurrency from one or several instances, and a
-dead Redis raises instead of allowing (the caller fails closed)."""
+`authsvc.domain.lockout` (reservations in flight, their lapse, decided failures), are exact
+under concurrency from one or several instances, and a dead Redis raises instead of allowing
+(the caller fails closed)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -18,7 +20,7 @@ import redis
 from adapters.clock import FixedClock
 from adapters.counters import Counters, RedisCounters
 from authsvc.domain import lockout
-from authsvc.domain.lockout import Decision
+from authsvc.domain.lockout import Decision, Failure
 from authsvc.services import accounts
 from authsvc.store.counters import SqlCounters
 from authsvc.store.db import make_engine, session_factory
@@ -76,94 +78,113 @@ def counters(store: Store) -> Counters:
     return store.first
 
 
-def fail(counters: Counters, key: str, now: datetime, times: int, max_failures: int = N) -> list[Decision]:
-    return [counters.consume(key, now, max_failures, LOCK) for _ in range(times)]
+PENDING = 30  # seconds an undecided reservation holds its place
+
+
+def fail(counters: Counters, key: str, now: datetime, times: int,
+         max_failures: int = N) -> list[tuple[Decision, Failure | None]]:
+    """`times` attempts one after the other, each reserved and then failing."""
+    out: list[tuple[Decision, Failure | None]] = []
+    for _ in range(times):
+        d = counters.consume(key, now, max_failures, LOCK)
+        out.append((d, counters.fail(key, d.attempt, now, max_failures, LOCK) if d.allowed else None))
+    return out
+
+
+def refused(failures: int, until: datetime | None, busy: bool = False) -> Decision:
+    return Decision(False, failures, until, False, busy, "")
+
+
+def allowed(d: Decision, failures: int, auto_unlocked: bool = False) -> bool:
+    return (d.allowed, d.failures, d.locked_until, d.auto_unlocked, d.busy, bool(d.attempt)) == \
+        (True, failures, None, auto_unlocked, False, True)
 
 
 # -- behaviour ------------------------------------------------------------------------------
 
-def test_n_attempts_are_allowed_then_refused_without_counting(counters, clock):
+def test_n_failures_then_refused_without_counting(counters, clock):
     now = clock.now()
     until = now + timedelta(minutes=LOCK)
-    assert fail(counters, "alice", now, N) == [
-        Decision(True, 1, None, False, False),
-        Decision(True, 2, None, False, False),
-        Decision(True, 3, None, False, False),
-        Decision(True, 4, None, False, False),
-        Decision(True, 5, until, False, True),  # the N-th provisionally locks
-    ]
+    steps = fail(counters, "alice", now, N)
+    assert all(allowed(d, i) for i, (d, _) in enumerate(steps))
+    assert [f for _, f in steps] == [Failure(i, None, False) for i in range(1, N)] + [
+        Failure(N, until, True)]  # the N-th decided failure locks
     # while locked no attempt is even evaluated, and refused attempts are not counted
-    refused = Decision(False, N, until, False, False)
-    assert fail(counters, "alice", now + timedelta(minutes=10), 3) == [refused] * 3
+    assert [d for d, _ in fail(counters, "alice", now + timedelta(minutes=10), 3)] == [refused(N, until)] * 3
     assert counters.peek("alice", now) == (N, until)
 
 
-def test_the_nth_attempt_locks_provisionally(counters, clock):
-    now = clock.now()
-    fail(counters, "alice", now, N - 1)
-    assert counters.peek("alice", now) == (N - 1, None)
-    last = counters.consume("alice", now, N, LOCK)
-    assert last.allowed and last.locks_now and last.locked_until == now + timedelta(minutes=LOCK)
-    assert counters.peek("alice", now) == (N, now + timedelta(minutes=LOCK))
-    assert not counters.consume("alice", now, N, LOCK).allowed
-
-
-def test_refund_lifts_the_provisional_lock_but_keeps_earlier_failures(counters, clock):
-    now = clock.now()
-    fail(counters, "alice", now, N)          # the N-th attempt's factor turns out right
-    counters.refund("alice", N)
-    assert counters.peek("alice", now) == (N - 1, None)
-    # knowing the password does not buy more guesses: the next attempt locks again
-    until = now + timedelta(minutes=LOCK)
-    assert counters.consume("alice", now, N, LOCK) == Decision(True, N, until, False, True)
-    assert not counters.consume("alice", now, N, LOCK).allowed
-
-
-def test_refund_below_the_limit_gives_back_one_attempt_and_never_goes_negative(counters, clock):
+def test_reservations_in_flight_hold_the_remaining_attempts(counters, clock):
+    """Never more than N evaluations at once, and an attempt in flight is no failure."""
     now = clock.now()
     fail(counters, "alice", now, 2)
-    counters.refund("alice", N)
-    assert counters.peek("alice", now) == (1, None)
-    counters.refund("alice", N)
-    counters.refund("alice", N)
-    assert counters.peek("alice", now) == (0, None)
-    assert counters.consume("alice", now, N, LOCK).failures == 1
-    counters.refund("nobody", N)  # a key never counted stays empty
-    assert counters.peek("nobody", now) == (0, None)
-    assert counters.consume("nobody", now, N, LOCK).failures == 1
-
-
-def test_refund_keeps_a_lock_that_was_full_before_the_attempt(counters, clock):
-    """lockout.refund keeps the lock when the count stays at the limit (a lowered limit)."""
-    now = clock.now()
-    fail(counters, "alice", now, 4, max_failures=5)
-    until = now + timedelta(minutes=LOCK)
-    assert counters.consume("alice", now, 3, LOCK) == Decision(False, 4, until, False, False)
-    counters.refund("alice", 3)
-    assert counters.peek("alice", now) == (3, until)
-    counters.refund("alice", 3)
+    held = [counters.consume("alice", now, N, LOCK) for _ in range(N - 2)]
+    assert all(allowed(d, 2) for d in held)
+    assert len({d.attempt for d in held}) == N - 2
+    assert counters.consume("alice", now, N, LOCK) == refused(2, None, busy=True)
     assert counters.peek("alice", now) == (2, None)
+    counters.release("alice", held[0].attempt)  # its outcome was a success
+    assert allowed(counters.consume("alice", now, N, LOCK), 2)
+    assert counters.consume("alice", now, N, LOCK).busy
+
+
+def test_a_released_attempt_counts_for_nothing_and_forgives_nothing_earlier(counters, clock):
+    now = clock.now()
+    fail(counters, "alice", now, N - 1)
+    d = counters.consume("alice", now, N, LOCK)
+    counters.release("alice", d.attempt)
+    counters.release("alice", d.attempt)  # twice: still one attempt given back
+    assert counters.peek("alice", now) == (N - 1, None)
+    # knowing the password does not buy more guesses: the next failure locks
+    (d, f), = fail(counters, "alice", now, 1)
+    assert f == Failure(N, now + timedelta(minutes=LOCK), True)
+    counters.release("nobody", "x")  # a key never counted stays empty
+    assert counters.peek("nobody", now) == (0, None)
+
+
+def test_an_undecided_attempt_lapses_and_never_counts(counters, clock):
+    """A worker that dies (or a Redis that stalls) between reserving and deciding leaves no
+    failure behind: the reservation lapses after its time, and the account is as it was."""
+    now = clock.now()
+    for _ in range(N):
+        assert counters.consume("alice", now, N, LOCK).allowed  # never decided
+    assert counters.consume("alice", now + timedelta(seconds=PENDING - 1), N, LOCK).busy
+    later = now + timedelta(seconds=PENDING)
+    assert counters.peek("alice", later) == (0, None)
+    for _ in range(3):  # however often it happens
+        assert allowed(counters.consume("alice", later, N, LOCK), 0)
+        later += timedelta(seconds=PENDING)
+    assert counters.peek("alice", later) == (0, None)
+
+
+def test_a_late_failure_still_counts(counters, clock):
+    """An attempt decided after its reservation lapsed was evaluated: its failure counts."""
+    now = clock.now()
+    d = counters.consume("alice", now, N, LOCK)
+    later = now + timedelta(seconds=PENDING * 3)
+    assert counters.fail("alice", d.attempt, later, N, LOCK) == Failure(1, None, False)
+    assert counters.peek("alice", later) == (1, None)
 
 
 def test_a_full_count_without_a_lock_is_refused_and_locks(counters, clock):
-    """The defensive branch: the limit was lowered below the count already consumed."""
+    """The defensive branch: the limit was lowered below the count already decided."""
     now = clock.now()
     fail(counters, "alice", now, 3, max_failures=5)
     until = now + timedelta(minutes=LOCK)
-    assert counters.consume("alice", now, 2, LOCK) == Decision(False, 3, until, False, False)
+    assert counters.consume("alice", now, 2, LOCK) == refused(3, until)
     assert counters.peek("alice", now) == (3, until)
-    assert counters.consume("alice", now, 5, LOCK) == Decision(False, 3, until, False, False)
+    assert counters.consume("alice", now, 5, LOCK) == refused(3, until)
 
 
-def test_succeed_clears_the_count_and_the_provisional_lock(counters, clock):
+def test_succeed_clears_the_count_and_the_lock(counters, clock):
     now = clock.now()
     fail(counters, "alice", now, N - 1)
     counters.succeed("alice")
     assert counters.peek("alice", now) == (0, None)
-    assert [d.allowed for d in fail(counters, "alice", now, N + 1)] == [True] * N + [False]
-    counters.succeed("alice")  # a completed logon lifts the provisional lock
+    assert [d.allowed for d, _ in fail(counters, "alice", now, N + 1)] == [True] * N + [False]
+    counters.succeed("alice")
     assert counters.peek("alice", now) == (0, None)
-    assert counters.consume("alice", now, N, LOCK) == Decision(True, 1, None, False, False)
+    assert allowed(counters.consume("alice", now, N, LOCK), 0)
     counters.succeed("nobody")
     assert counters.peek("nobody", now) == (0, None)
 
@@ -174,24 +195,24 @@ def test_the_lock_lifts_by_itself_after_the_period(counters):
     until = start + timedelta(minutes=LOCK)
     fail(counters, "alice", clock.now(), N)
     clock.advance(minutes=LOCK, microseconds=-1)
-    assert counters.consume("alice", clock.now(), N, LOCK) == Decision(False, N, until, False, False)
+    assert counters.consume("alice", clock.now(), N, LOCK) == refused(N, until)
     assert counters.peek("alice", clock.now()) == (N, until)
     clock.advance(microseconds=1)  # exactly at the end of the period
     assert counters.peek("alice", clock.now()) == (0, None)
-    assert counters.consume("alice", clock.now(), N, LOCK) == Decision(True, 1, None, True, False)
-    assert counters.peek("alice", clock.now()) == (1, None)
+    d = counters.consume("alice", clock.now(), N, LOCK)
+    assert allowed(d, 0, auto_unlocked=True)
+    assert counters.fail("alice", d.attempt, clock.now(), N, LOCK) == Failure(1, None, False)
     # a fresh count: the attempt that lifted the lock was the first of the next N
     later = clock.now()
-    assert [d.locks_now for d in fail(counters, "alice", later, N - 1)] == [False] * (N - 2) + [True]
-    assert counters.consume("alice", later, N, LOCK) == \
-        Decision(False, N, later + timedelta(minutes=LOCK), False, False)
+    assert [f.locks_now for _, f in fail(counters, "alice", later, N - 1)] == [False] * (N - 2) + [True]
+    assert counters.consume("alice", later, N, LOCK) == refused(N, later + timedelta(minutes=LOCK))
 
 
 def test_time_is_the_callers_whatever_the_zone(counters):
     for year in (1999, 2199):
         key = f"alice-{year}"
         now = datetime(year, 6, 1, 12, 0, tzinfo=JST)
-        locked = fail(counters, key, now, N)[-1]
+        locked = fail(counters, key, now, N)[-1][1]
         assert locked.locked_until == now + timedelta(minutes=LOCK)
         assert counters.peek(key, now)[1] == now + timedelta(minutes=LOCK)
         assert counters.peek(key, now.astimezone(UTC) + timedelta(minutes=LOCK)) == (0, None)
@@ -204,12 +225,11 @@ def test_peek_reads_without_changing_anything(counters, clock):
     fail(counters, "alice", now, 3)
     assert counters.peek("alice", now) == (3, None)
     assert counters.peek("alice", now) == (3, None)
-    assert counters.consume("alice", now, N, LOCK).failures == 4
-    fail(counters, "alice", now, 1)
+    fail(counters, "alice", now, 2)
     later = now + timedelta(minutes=LOCK + 1)
     assert counters.peek("alice", later) == (0, None)  # a lapsed lock reads as none...
     # ...but peeking did not lift it: the next attempt does, and says so
-    assert counters.consume("alice", later, N, LOCK) == Decision(True, 1, None, True, False)
+    assert allowed(counters.consume("alice", later, N, LOCK), 0, auto_unlocked=True)
 
 
 def test_reset_returns_what_it_cleared(counters, clock):
@@ -221,8 +241,9 @@ def test_reset_returns_what_it_cleared(counters, clock):
     fail(counters, "alice", now, N + 2)
     assert counters.reset("alice", now + timedelta(minutes=1)) == (N, True)
     assert counters.peek("alice", now) == (0, None)
-    assert counters.consume("alice", now, N, LOCK) == Decision(True, 1, None, False, False)
-    fail(counters, "alice", now, N - 1)
+    assert allowed(counters.consume("alice", now, N, LOCK), 0)  # its reservation is in flight
+    assert counters.reset("alice", now) == (0, False)  # ...and cleared with the rest
+    fail(counters, "alice", now, N)
     assert counters.reset("alice", now + timedelta(minutes=LOCK)) == (N, False)  # lapsed: not locked
     assert counters.reset("alice", now) == (0, False)
 
@@ -236,44 +257,56 @@ def test_keys_are_independent(counters, clock):
         assert counters.peek(key, now)[0] == i % N + 1, key
     counters.succeed("ali*")
     counters.reset("al?ce", now)
-    counters.refund("[a]lice", N)
-    assert [counters.peek(k, now)[0] for k in keys] == [1, 2, 0, 0, 4, 1, 2, 3]
+    counters.release("[a]lice", "nothing-in-flight")
+    assert [counters.peek(k, now)[0] for k in keys] == [1, 2, 0, 0, 5, 1, 2, 3]
 
 
 def test_every_sequence_matches_the_decision_functions(counters):
-    """A long random mix of every operation, against a model built from lockout.consume/refund."""
+    """A long random mix of every operation, against a model built from lockout.consume/fail
+    with the reservations in flight and their lapse."""
     rng = random.Random(20260401)
     clock = FixedClock(datetime(2026, 4, 1, tzinfo=UTC))
-    model: dict[str, tuple[int, datetime | None]] = {}
+    model: dict[str, tuple[int, datetime | None, dict[str, datetime]]] = {}
     keys = ["k1", "k2", "k3"]
-    for step in range(400):
+    for step in range(500):
         key, now = rng.choice(keys), clock.now()
         max_failures = rng.choice([3, 3, 3, 1, 2, 5])
         lock_minutes = rng.choice([1, 30])
-        op = rng.choices(["consume", "refund", "succeed", "peek", "reset", "wait"],
-                         weights=[10, 3, 1, 3, 1, 3])[0]
-        failures, locked_until = model.get(key, (0, None))
+        op = rng.choices(["consume", "fail", "release", "succeed", "peek", "reset", "wait"],
+                         weights=[10, 6, 3, 1, 3, 1, 3])[0]
+        failures, locked_until, flight = model.get(key, (0, None, {}))
+        live = {a: t for a, t in flight.items() if t > now}
         where = f"step {step}: {op} {key}"
         if op == "consume":
-            want = lockout.consume(failures, locked_until, now, max_failures, lock_minutes)
-            assert counters.consume(key, now, max_failures, lock_minutes) == want, where
-            model[key] = (want.failures, want.locked_until)
-        elif op == "refund":
-            counters.refund(key, max_failures)
-            if key in model:
-                model[key] = lockout.refund(failures, locked_until, max_failures)
+            want = lockout.consume(failures, len(live), locked_until, now, max_failures, lock_minutes)
+            got = counters.consume(key, now, max_failures, lock_minutes)
+            assert replace(got, attempt="") == want and bool(got.attempt) == want.allowed, where
+            if got.allowed:
+                live[got.attempt] = now + timedelta(seconds=PENDING)
+            model[key] = (want.failures, want.locked_until, live)
+        elif op == "fail" and flight:
+            attempt = rng.choice(sorted(flight))
+            want_f = lockout.fail(failures, locked_until, now, max_failures, lock_minutes)
+            assert counters.fail(key, attempt, now, max_failures, lock_minutes) == want_f, where
+            live.pop(attempt, None)
+            model[key] = (want_f.failures, want_f.locked_until, live)
+        elif op == "release" and flight:
+            attempt = rng.choice(sorted(flight))
+            counters.release(key, attempt)
+            live.pop(attempt, None)
+            model[key] = (failures, locked_until, live)
         elif op == "succeed":
             counters.succeed(key)
-            model[key] = (0, None)
+            model[key] = (0, None, live)
         elif op == "peek":
             lapsed = locked_until is not None and locked_until <= now
             assert counters.peek(key, now) == ((0, None) if lapsed else (failures, locked_until)), where
         elif op == "reset":
             was_locked = locked_until is not None and locked_until > now
             assert counters.reset(key, now) == (failures, was_locked), where
-            model[key] = (0, None)
-        else:
-            clock.advance(seconds=rng.choice([1, 59, 61, 600, 1800, 3600]))
+            model[key] = (0, None, {})
+        elif op == "wait":
+            clock.advance(seconds=rng.choice([1, 29, 31, 59, 61, 600, 1800, 3600]))
 
 
 # -- exactness under concurrency (R4) ------------------------------------------------------
@@ -281,12 +314,15 @@ def test_every_sequence_matches_the_decision_functions(counters):
 THREADS = 200
 
 
-def storm(instances: list[Counters], key: str, now: datetime) -> list[Decision]:
+def storm(instances: list[Counters], key: str, now: datetime) -> list[tuple[Decision, Failure | None]]:
+    """Every thread reserves at once; those allowed then fail (a wrong password)."""
     barrier = threading.Barrier(THREADS)
 
-    def attempt(i: int) -> Decision:
+    def attempt(i: int) -> tuple[Decision, Failure | None]:
+        counters = instances[i % len(instances)]
         barrier.wait(timeout=60)
-        return instances[i % len(instances)].consume(key, now, N, LOCK)
+        d = counters.consume(key, now, N, LOCK)
+        return d, counters.fail(key, d.attempt, now, N, LOCK) if d.allowed else None
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         return list(pool.map(attempt, range(THREADS)))
@@ -297,12 +333,12 @@ def test_parallel_attempts_get_exactly_max_failures_evaluations(store, clock, in
     pool = [store.first] + [store.instance() for _ in range(instances - 1)]
     now = clock.now()
     until = now + timedelta(minutes=LOCK)
-    decisions = storm(pool, "target", now)
-    allowed = [d for d in decisions if d.allowed]
-    assert sorted(d.failures for d in allowed) == list(range(1, N + 1))
-    assert [d.locked_until for d in allowed if d.locks_now] == [until]
-    refused = Decision(False, N, until, False, False)
-    assert [d for d in decisions if not d.allowed] == [refused] * (THREADS - N)
+    steps = storm(pool, "target", now)
+    failures = [f for d, f in steps if d.allowed]
+    assert len(failures) == N
+    assert sorted(f.failures for f in failures) == list(range(1, N + 1))
+    assert [f.locked_until for f in failures if f.locks_now] == [until]
+    assert all(not d.allowed and (d.busy or d.locked_until == until) for d, f in steps if f is None)
     for counters in pool:
         assert counters.peek("target", now) == (N, until)
 
@@ -313,7 +349,9 @@ def test_instances_share_one_count(store, clock):
     fail(a, "alice", now, 2)
     fail(b, "alice", now, 2)
     assert a.peek("alice", now) == b.peek("alice", now) == (4, None)
-    assert b.consume("alice", now, N, LOCK).locks_now
+    d = b.consume("alice", now, N, LOCK)
+    assert a.consume("alice", now, N, LOCK).busy  # b's attempt is in flight
+    assert a.fail("alice", d.attempt, now, N, LOCK).locks_now  # settled by another instance
     assert not a.consume("alice", now, N, LOCK).allowed
     assert b.reset("alice", now) == (N, True)
     assert a.peek("alice", now) == (0, None)
@@ -340,16 +378,21 @@ def test_redis_keys_are_prefixed_timestamped_in_microseconds_and_expire(redis_st
     assert client.hgetall(prefix + "alice") == {b"f": str(N).encode(), b"lu": str(until_us).encode()}
     ttl = LOCK * 60 + 24 * 3600
     assert ttl - 5 <= client.ttl(prefix + "alice") <= ttl  # an abandoned key goes away
-    counters.refund("alice", N)
-    assert ttl - 5 <= client.ttl(prefix + "alice") <= ttl
     counters.succeed("alice")
     assert not client.exists(prefix + "alice")
+    d = counters.consume("dave", now, N, LOCK)  # a reservation: when it lapses, in microseconds
+    lapses_us = int((now + timedelta(seconds=PENDING)).timestamp()) * 1_000_000 + 7
+    assert client.hgetall(prefix + "dave") == {b"f": b"0", f"p:{d.attempt}".encode(): str(lapses_us).encode()}
+    counters.release("dave", d.attempt)
+    assert client.hgetall(prefix + "dave") == {b"f": b"0"}
+    assert ttl - 5 <= client.ttl(prefix + "dave") <= ttl
+    counters.reset("dave", now)
     fail(counters, "bob", now, 1)
     counters.reset("bob", now)
     assert client.keys(prefix + "*") == []
-    counters.refund("carol", N)
+    counters.release("carol", "x")
     counters.peek("carol", now)
-    assert client.keys(prefix + "*") == []  # reading or refunding creates nothing
+    assert client.keys(prefix + "*") == []  # reading or releasing creates nothing
 
 
 def test_the_default_prefix(redis_store, clock):
@@ -379,7 +422,8 @@ def test_a_dead_redis_raises_instead_of_allowing(clock):
     now = clock.now()
     calls: list[Callable[[], object]] = [
         lambda: counters.consume("alice", now, N, LOCK),
-        lambda: counters.refund("alice", N),
+        lambda: counters.fail("alice", "x", now, N, LOCK),
+        lambda: counters.release("alice", "x"),
         lambda: counters.succeed("alice"),
         lambda: counters.peek("alice", now),
         lambda: counters.reset("alice", now),
@@ -409,8 +453,7 @@ def test_deployments_with_their_own_prefix_do_not_share_counters(make_deps, redi
     clear_redis(redis_url, "deploy-b:*")
     a = make_deps("sqlite", counters={"backend": "redis"}, redis={"url": redis_url, "prefix": "deploy-a:"})
     b = make_deps("sqlite", counters={"backend": "redis"}, redis={"url": redis_url, "prefix": "deploy-b:"})
-    for _ in range(3):
-        a.counters.consume("tanaka", clock.now(), 5, 30)
+    fail(a.counters, "tanaka", clock.now(), 3)
     assert a.counters.peek("tanaka", clock.now())[0] == 3
     assert b.counters.peek("tanaka", clock.now())[0] == 0
     clear_redis(redis_url, "deploy-a:*")

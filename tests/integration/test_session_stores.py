@@ -100,6 +100,40 @@ def test_put_get_delete(sessions):
     sessions.delete(new_token())
 
 
+def test_take_gets_and_deletes_in_one_step(store, sessions):
+    token = new_token()
+    assert sessions.take(token) is None
+    sessions.put(token, data(1), "alice", HOUR)
+    assert sessions.take(token) == data(1)
+    assert sessions.get(token) is None and sessions.take(token) is None
+    assert sessions.of_user("alice") == {}
+    short = new_token()
+    sessions.put(short, data(2), None, 1)
+    store.let_expire(1)
+    assert sessions.take(short) is None  # an expired one is not handed out
+
+
+def test_of_concurrent_takers_exactly_one_gets_it(store):
+    """The single-use transition of a logon step rests on this: across threads and instances,
+    one `take` wins, every other finds nothing."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    instances = [store.first, store.instance(), store.instance()]
+    for _round in range(5):
+        token = new_token()
+        store.first.put(token, data(7), None, HOUR)
+        barrier = threading.Barrier(12)
+
+        def take(i: int, token: str = token, barrier: threading.Barrier = barrier) -> object:
+            barrier.wait(timeout=30)
+            return instances[i % len(instances)].take(token)
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            got = list(pool.map(take, range(12)))
+        assert got.count(data(7)) == 1 and got.count(None) == 11
+
+
 def test_sessions_expire_after_their_lifetime(store, sessions):
     short, long = new_token(), new_token()
     sessions.put(short, data(1), "alice", 1)

@@ -69,8 +69,9 @@ def test_parallel_wrong_passwords_get_exactly_max_failures_evaluations(
             extra.engine.dispose()
 
     assert tally(deps, "target") == {"failed": n, "refused": THREADS - n, "ok": 0}
-    assert {e.data["reason"] for e in events(deps, "logon.password", "target")} \
-        == {"wrong_password", "locked"}
+    reasons = [e.data["reason"] for e in events(deps, "logon.password", "target")]
+    # refused unevaluated: locked, or every remaining attempt already in flight ("busy")
+    assert reasons.count("wrong_password") == n and set(reasons) <= {"wrong_password", "locked", "busy"}
     assert len(events(deps, "account.lock", "target")) == 1
     view = accounts.show(deps, "target")
     assert view.locked and view.failures == n
@@ -91,8 +92,8 @@ def test_unknown_identifier_under_the_same_attack(make_deps, operator, backend_n
     assert storm([deps], "Ghost.User", CHOSEN[0]) == [FAILED] * THREADS
     ghost = pseudonym(deps, "ghost.user")  # R2: counted and audited under a keyed pseudonym
     assert tally(deps, ghost) == {"failed": n, "refused": THREADS - n, "ok": 0}
-    assert {e.data["reason"] for e in events(deps, "logon.password", ghost)} \
-        == {"unknown_user", "locked"}
+    reasons = [e.data["reason"] for e in events(deps, "logon.password", ghost)]
+    assert reasons.count("unknown_user") == n and set(reasons) <= {"unknown_user", "locked", "busy"}
     assert len(events(deps, "account.lock", ghost)) == 1
     with deps.uow() as uow:
         row = uow.session.get(LogonThrottle, ghost)
