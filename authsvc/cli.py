@@ -47,18 +47,35 @@ class Ctx:
                      terminal=socket.gethostname()[:100], source="local")
 
 
-def _printable(text_: str) -> str:
-    """Escape control characters, so stored hostile strings (a submitted user ID in the audit
-    log, say) cannot drive the operator's terminal."""
+def _invisible(ch: str) -> bool:
+    """Control, format (right-to-left overrides, zero-width), unassigned or private characters
+    and line separators: what could drive a terminal or reorder what it shows."""
+    cat = unicodedata.category(ch)
+    return cat[0] == "C" or cat in ("Zl", "Zp")
+
+
+def _printable(text_: str, keep: str = "\n\t") -> str:
+    """Escape invisible characters, so stored hostile strings (a submitted user ID or a
+    User-Agent in the audit log, say) cannot drive the operator's terminal."""
     return "".join(
-        ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else f"\\x{ord(ch):02x}"
+        ch if ch in keep or not _invisible(ch)
+        else f"\\x{ord(ch):02x}" if ord(ch) < 0x100
+        else f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}"
         for ch in text_
     )
 
 
+def _json_text(data: Any) -> str:
+    """JSON with every invisible character as a \\u escape (a surrogate pair above the BMP):
+    the same values for a parser, nothing raw for a terminal (json.dumps escapes only C0)."""
+    raw = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    return "".join(ch if ch == "\n" or not _invisible(ch)
+                   else json.dumps(ch, ensure_ascii=True)[1:-1] for ch in raw)
+
+
 def _emit(as_json: bool, data: Any, human: str) -> None:
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        click.echo(_json_text(data))
     else:
         click.echo(_printable(human))
 
@@ -318,27 +335,58 @@ def audit_group() -> None:
     """The tamper-evident audit log."""
 
 
+def _verification(ctx: Ctx, as_json: bool, result: audit.Verification) -> None:
+    """Print a verification; exit 1 when it found a problem."""
+    p = result.problem
+    if p is None:
+        _emit(as_json, {"ok": True, "checked": result.checked,
+                        "anchored_seq": result.anchor.seq if result.anchor else None},
+              f"audit log: {result.checked} rows, chain intact"
+              + (f", anchored at seq {result.anchor.seq}" if result.anchor else ""))
+        return
+    folder = str(ctx.deps.settings.checkpoint_path)
+    code = f"audit_{p.reason}"
+    why = (text(code, ctx.lang, seq=p.seq, folder=folder, lines=", ".join(result.bad_lines[:10]))
+           if p.reason in ("rolled_back", "diverged", audit.UNANCHORED, audit.CHECKPOINT) else str(p))
+    _emit(as_json, {"ok": False, "checked": result.checked, "seq": p.seq, "reason": p.reason,
+                    "message": why}, f"audit log: {why}")
+    sys.exit(1)
+
+
 @command(audit_group, "verify")
 def audit_verify(ctx: Ctx, as_json: bool) -> None:
-    """Check the hash chain; exit 1 naming the first bad row."""
-    result = audit.verify(ctx.deps)
-    if result.problem:
-        _emit(as_json, {"ok": False, "checked": result.checked, "seq": result.problem.seq,
-                        "reason": result.problem.reason}, f"audit log: {result.problem}")
-        sys.exit(1)
-    _emit(as_json, {"ok": True, "checked": result.checked},
-          f"audit log: {result.checked} rows, chain intact")
+    """Check the hash chain against its checkpoints outside the database, then anchor the
+    verified head (run it from a scheduler); exit 1 naming the first problem."""
+    _verification(ctx, as_json, audit.checkpoint(ctx.deps, ctx.actor))
+
+
+@command(audit_group, "checkpoint")
+@click.option("--adopt", is_flag=True,
+              help="Anchor a chain that has no checkpoint yet (a new or moved checkpoint folder).")
+def audit_checkpoint(ctx: Ctx, as_json: bool, adopt: bool) -> None:
+    """Verify, then write a checkpoint of the head outside the database now."""
+    _verification(ctx, as_json, audit.checkpoint(ctx.deps, ctx.actor, adopt=adopt))
+
+
+@command(audit_group, "accept-rollback")
+@click.option("--reason", required=True, help="Why the loss is accepted (e.g. the restore ticket).")
+def audit_accept_rollback(ctx: Ctx, as_json: bool, reason: str) -> None:
+    """After a restore from an old backup: record that the events behind the restored head
+    are gone, so verification binds to the restored chain from now on."""
+    lost = audit.accept_rollback(ctx.deps, ctx.actor, reason)
+    _emit(as_json, lost, "\n".join(f"{k}: {v}" for k, v in lost.items()))
 
 
 @command(audit_group, "show")
 @click.option("--subject", default=None)
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
 def audit_show(ctx: Ctx, as_json: bool, subject: str | None, limit: int) -> None:
-    """The newest audit events, newest first."""
+    """The newest audit events, newest first. Stored strings are shown escaped (control and
+    bidirectional-override characters as \\x.. / \\u....); the stored bytes are unchanged."""
     rows = audit.events(ctx.deps, ctx.actor, subject, limit)
-    _emit(as_json, rows, "\n".join(
-        f"{r['seq']}\t{r['ts']}\t{r['actor']}\t{r['action']}\t{r['subject']}\t{r['result']}\t"
-        f"{r['detail']}" for r in rows))
+    _emit(as_json, rows, "\n".join("\t".join(_printable(str(r[c]), keep="") for c in (
+        "seq", "ts", "actor", "action", "subject", "result", "terminal", "source", "detail"))
+        for r in rows))
 
 
 @main.group()

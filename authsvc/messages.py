@@ -153,6 +153,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "device_key_invalid": ("公開鍵を読み取れません（Ed25519 の base64url または PEM）。",
                            "The public key cannot be read (Ed25519, base64url or PEM)."),
     "device_kind_invalid": ("機器の種別 {kind} は使用できません。", "There is no device kind {kind}."),
+    "device_key_in_use": ("この公開鍵は機器 {device} に登録されています。1つの鍵を複数の機器IDに"
+                          "登録することはできません。",
+                          "This public key is registered for device {device}; one key cannot be "
+                          "registered under two device IDs."),
+    "device_key_revoked": ("この公開鍵は機器 {device} の失効により使用できなくなっています。"
+                           "端末で新しい鍵を作成して登録してください。",
+                           "This public key was retired when device {device} was revoked; please "
+                           "create a new key on the terminal and register that one."),
+    "device_company_unknown": ("会社「{company}」の契約が登録されていません。",
+                               "No contract is registered for the company \"{company}\"."),
     # palm vein
     "vein_already_enrolled": ("この方の手のひら静脈は登録済みです（本人記録 {person}）。",
                               "This person's palm vein is already enrolled (person {person})."),
@@ -287,6 +297,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                    "ブラウザから登録してください。",
                                    "Your palm vein must be registered before you can log on. "
                                    "Please register it in the browser."),
+    "vein_disabled": ("手のひら静脈の認証は、失敗が続いたため停止されています。"
+                      "運用担当者にご連絡ください。",
+                      "Palm vein authentication was stopped after repeated failures. "
+                      "Please contact the operators."),
     "registration_vein_disabled": ("手のひら静脈の認証は、失敗が続いたため停止されています。"
                                    "運用担当者にご連絡ください。",
                                    "Palm vein authentication is suspended after repeated failures. "

@@ -46,7 +46,7 @@ def _same_mac(expected: str, stored: object) -> bool:
 @dataclass(frozen=True)
 class Problem:
     seq: int
-    reason: str  # modified | deleted | reordered | forged | truncated | head
+    reason: str  # modified | deleted | reordered | forged | truncated | head | rolled_back | diverged
 
     def __str__(self) -> str:
         return f"first bad row: seq {self.seq} ({self.reason})"
@@ -81,3 +81,69 @@ def verify(
     if not _same_mac(sign_head(key, head_seq, head_hash), head_mac):
         return checked, Problem(head_seq, "head")  # the chain was rebuilt without the key
     return checked, None
+
+
+# ---- checkpoints: the chain's anchor outside the database ----------------------------------
+#
+# A head signed inside the database proves that a chain of that length existed, not that it is
+# the newest: a saved head row written back after deleting the events behind it verifies. So
+# every process appends signed checkpoints (sequence, hash, time) to a place outside the
+# database. A checkpoint fixes the whole prefix up to it (each hash commits to every row
+# before), so the newest one in force is the anchor: the chain must reach it and hold its hash.
+# A `rollback` checkpoint is an operator's acceptance of a restored database: checkpoints
+# written before it no longer bind.
+
+ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    hash: str
+    at: str          # UTC, ISO 8601 with microseconds: orders checkpoints across processes
+    kind: str = "head"  # head | rollback
+    mac: str = ""
+
+    def signed(self, key: bytes) -> Checkpoint:
+        return Checkpoint(self.seq, self.hash, self.at, self.kind, _checkpoint_mac(key, self))
+
+    def to_line(self) -> str:
+        return json.dumps({"seq": self.seq, "hash": self.hash, "at": self.at, "kind": self.kind,
+                           "mac": self.mac}, sort_keys=True, separators=(",", ":"))
+
+
+def _checkpoint_mac(key: bytes, cp: Checkpoint) -> str:
+    msg = f"checkpoint:{cp.kind}:{cp.seq}:{cp.hash}:{cp.at}".encode()
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def parse_checkpoint(line: str, key: bytes) -> Checkpoint | None:
+    """A checkpoint line, or None when it is not one this key signed (forged or damaged)."""
+    try:
+        d = json.loads(line)
+        cp = Checkpoint(int(d["seq"]), str(d["hash"]), str(d["at"]), str(d["kind"]), str(d["mac"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if cp.kind not in ("head", ROLLBACK) or cp.seq < 0:
+        return None
+    return cp if _same_mac(_checkpoint_mac(key, cp), cp.mac) else None
+
+
+def anchor(checkpoints: Iterable[Checkpoint]) -> Checkpoint | None:
+    """The checkpoint in force: the newest by sequence among those written at or after the
+    last accepted rollback (by time)."""
+    ordered = sorted(checkpoints, key=lambda c: c.at)
+    since = max((i for i, c in enumerate(ordered) if c.kind == ROLLBACK), default=0)
+    return max(ordered[since:], key=lambda c: c.seq, default=None)
+
+
+def check_anchor(cp: Checkpoint | None, head_seq: int, hash_at: str | None) -> Problem | None:
+    """The chain (already verified in itself) against the anchor: it must be at least as long
+    and hold the anchor's hash at the anchor's sequence. `hash_at` is the chain's hash there."""
+    if cp is None or cp.seq == 0:
+        return None
+    if head_seq < cp.seq:
+        return Problem(head_seq + 1, "rolled_back")  # rows the anchor saw are gone
+    if hash_at != cp.hash:
+        return Problem(cp.seq, "diverged")  # another chain than the one anchored
+    return None

@@ -1,38 +1,122 @@
-"""Verification of the audit hash chain (R22)."""
+"""The audit log (R22): verification of the hash chain against its anchor outside the database,
+the checkpoints that anchor it, an operator's acceptance of a restored database, and reading."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from authsvc.domain import audit as chain
 from authsvc.domain import lockout
+from authsvc.domain.errors import DomainError
 from authsvc.domain.roles import Actor, Perm
 from authsvc.services import Deps
 
 COLUMNS = ("seq", "ts", "actor", "action", "subject", "result", "terminal", "source", "detail")
+UNANCHORED = "unanchored"  # a chain with rows, and no checkpoint of it anywhere
+CHECKPOINT = "checkpoint"  # a line in the checkpoint files that this key did not sign
 
 
 @dataclass(frozen=True)
 class Verification:
     checked: int
     problem: chain.Problem | None
+    head_seq: int = 0
+    anchor: chain.Checkpoint | None = None
+    bad_lines: tuple[str, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
 
+def _checkpoints(deps: Deps) -> tuple[list[chain.Checkpoint], list[str]]:
+    if deps.checkpointer is None:
+        return [], []
+    return deps.checkpointer.store.read()
+
+
 def verify(deps: Deps) -> Verification:
-    with deps.uow() as uow:
+    """The chain in itself (every row's hash and MAC, the signed head), then against the newest
+    checkpoint in force: the chain must reach it and hold its hash there, so deleting the log,
+    writing an old head back or restoring an old backup is found. A chain with rows and no
+    checkpoint at all is refused too: the anchor is missing (see docs/decisions/0005)."""
+    found, bad = _checkpoints(deps)
+    anchor = chain.anchor(found)
+    if bad:
+        return Verification(0, chain.Problem(0, CHECKPOINT), 0, anchor, tuple(bad))
+    at_anchor: dict[str, str] = {}
+
+    def rows(stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in stream:
+            if anchor is not None and row["seq"] == anchor.seq:
+                at_anchor["hash"] = row["hash"]
+            yield row
+
+    with deps.uow(read_only=True) as uow:
         head = uow.audit_head()
         if head is None:
-            rows = list(uow.audit_rows(batch=1))
-            if rows:
-                return Verification(0, chain.Problem(rows[0]["seq"], "head"))
-            return Verification(0, None)
-        checked, problem = chain.verify(uow.audit_rows(), head.seq, head.hash, head.mac, deps.audit_key)
-        return Verification(checked, problem)
+            first = list(uow.audit_rows(batch=1))
+            if first:
+                return Verification(0, chain.Problem(first[0]["seq"], "head"), 0, anchor)
+            return Verification(0, chain.check_anchor(anchor, 0, None), 0, anchor)
+        checked, problem = chain.verify(rows(uow.audit_rows()), head.seq, head.hash, head.mac,
+                                        deps.audit_key)
+        problem = problem or chain.check_anchor(anchor, head.seq, at_anchor.get("hash"))
+        if problem is None and anchor is None and head.seq > 0:
+            problem = chain.Problem(head.seq, UNANCHORED)
+        return Verification(checked, problem, head.seq, anchor)
+
+
+def checkpoint(deps: Deps, actor: Actor, adopt: bool = False) -> Verification:
+    """Verify, then anchor the verified head now (what the scheduled `audit verify` does after
+    a clean run). `adopt` anchors a chain that has no checkpoint yet (a new or moved
+    checkpoint folder): the operator's decision, audited."""
+    actor.require(Perm.READ_AUDIT)
+    result = verify(deps)
+    if result.problem is not None and not (adopt and result.problem.reason == UNANCHORED):
+        return result
+    if deps.checkpointer is None:
+        raise DomainError("audit_checkpoints_unavailable")
+    if result.problem is not None:  # adopting: the decision itself goes into the chain first
+        with deps.uow() as uow:
+            uow.audit(deps.clock.now(), actor, "audit.checkpoint_adopted", "audit", "ok",
+                      head=result.head_seq, folder=str(deps.settings.checkpoint_path))
+            uow.commit()
+    with deps.uow(read_only=True) as uow:
+        head = uow.audit_head()
+        if head is not None:
+            deps.checkpointer.store.append(head.seq, head.hash)
+    return verify(deps) if result.problem is not None else result
+
+
+def accept_rollback(deps: Deps, actor: Actor, reason: str) -> dict[str, Any]:
+    """After a database restored from a backup (or a loss the operators have investigated):
+    record that the events after the restored head are gone. Writes a `rollback` checkpoint at
+    the present head (older checkpoints stop binding), then the audit event that says what was
+    lost and why. Refused unless the chain is intact in itself and only behind its anchor."""
+    actor.require(Perm.RUN_MAINTENANCE)
+    reason = " ".join((reason or "").split())[:200]
+    if not reason:
+        raise DomainError("audit_reason_required")
+    result = verify(deps)
+    if result.problem is None or result.problem.reason not in ("rolled_back", "diverged"):
+        raise DomainError("audit_no_rollback")
+    if deps.checkpointer is None:
+        raise DomainError("audit_checkpoints_unavailable")
+    with deps.uow(read_only=True) as uow:
+        head = uow.audit_head()
+        seq, digest = (head.seq, head.hash) if head is not None else (0, chain.GENESIS)
+    lost = {"restored_head": seq, "anchored_seq": result.anchor.seq if result.anchor else 0,
+            "anchored_hash": result.anchor.hash if result.anchor else "", "found": result.problem.reason}
+    deps.checkpointer.store.append(seq, digest, chain.ROLLBACK)
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        uow.audit(now, actor, "audit.rollback_accepted", "audit", "alert", reason=reason, **lost)
+        uow.commit()
+    deps.checkpointer.flush()
+    return lost
 
 
 def events(deps: Deps, actor: Actor, subject: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
@@ -41,8 +125,8 @@ def events(deps: Deps, actor: Actor, subject: str | None = None, limit: int = 50
     operator can ask "was ID X tried?" without the log ever holding unknown IDs in clear."""
     actor.require(Perm.READ_AUDIT)
     subjects = None
-    if subject:
-        folded = subject.strip().casefold()
-        subjects = [folded, lockout.throttle_key(subject, deps.audit_key, lambda _k: False)]
+    if subject:  # as typed, and without the white space an operator may have typed around it
+        forms = {subject, subject.strip()}
+        subjects = [*forms, *(lockout.throttle_key(f, deps.audit_key, lambda _k: False) for f in forms)]
     with deps.uow() as uow:
         return [{c: getattr(e, c) for c in COLUMNS} for e in uow.audit_events(subjects, limit)]

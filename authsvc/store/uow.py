@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, exists, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from adapters.checkpoints import Checkpointer
 from authsvc.domain import audit as chain
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.roles import Actor
@@ -46,15 +47,18 @@ class AuditUnavailable(RuntimeError):
 
 
 class UnitOfWork:
-    def __init__(self, sessions: sessionmaker[Session], audit_key: bytes, read_only: bool = False) -> None:
+    def __init__(self, sessions: sessionmaker[Session], audit_key: bytes, read_only: bool = False,
+                 checkpointer: Checkpointer | None = None) -> None:
         self._sessions = sessions
         self._audit_key = audit_key
         self._read_only = read_only
+        self._checkpointer = checkpointer
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
         self.session = read_session(self._sessions) if self._read_only else self._sessions()
         self._audited = ""  # the last action audited in this transaction
+        self._head: tuple[int, str] | None = None  # the chain's head after this transaction
         return self
 
     def __exit__(
@@ -73,6 +77,8 @@ class UnitOfWork:
             if self._audited:
                 _alert(exc, self._audited)
             raise
+        if self._head is not None and self._checkpointer is not None:
+            self._checkpointer.note(*self._head)  # anchored outside the database (R22)
 
     def add(self, obj: object) -> None:
         self.session.add(obj)
@@ -221,6 +227,7 @@ class UnitOfWork:
         if head is None:
             if self.session.scalar(select(func.count(AuditEvent.seq))):
                 raise AuditUnavailable("audit head is missing while events exist")
+            self._refuse_erased_chain()
             head = AuditHead(id=1, seq=0, hash=chain.GENESIS, mac="")
             self.session.add(head)
         fields = {
@@ -241,7 +248,18 @@ class UnitOfWork:
         head.seq, head.hash = fields["seq"], digest
         head.mac = chain.sign_head(self._audit_key, head.seq, digest)
         self.session.flush()
+        self._head = (head.seq, digest)
         return event
+
+    def _refuse_erased_chain(self) -> None:
+        """A chain starts afresh only where no checkpoint outside the database says there was
+        one: an erased log stops every audited action until an operator accepts the loss
+        (`authsvc audit accept-rollback`), instead of a new chain quietly taking its place."""
+        if self._checkpointer is None:
+            return
+        found = chain.anchor(self._checkpointer.store.read()[0])
+        if found is not None and found.seq > 0:
+            raise AuditUnavailable(f"audit log erased: a checkpoint outside it has seq {found.seq}")
 
     def serialize(self) -> None:
         """Take the audit chain's head row now. Every action appends to the chain, so each

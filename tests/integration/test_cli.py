@@ -133,12 +133,35 @@ def test_hostile_strings_cannot_drive_the_operators_terminal(cli):
         assert raw not in out
     # shown escaped: C1 controls and format characters survive JSON encoding of the detail,
     # so it is the terminal-safe printing that must escape them
-    assert "\\x9b31m\\x202eboom" in out
+    assert "\\x9b31m\\u202eboom" in out
     assert "owned" in out and "evil" in out
-    shown = as_json(cli("audit", "show", "--limit", "5", "--json"))
+    raw_json = cli("audit", "show", "--limit", "5", "--json").output
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in raw_json  # json.dumps alone leaves C1 controls and overrides raw
+    shown = json.loads(raw_json)
     [suspend] = [e for e in shown if e["action"] == "account.suspend"]
     assert suspend["subject"] == "abc"
     assert json.loads(suspend["detail"])["reason"] == HOSTILE  # data kept intact
+
+
+def test_a_hostile_user_agent_is_kept_exactly_and_shown_escaped(cli):
+    """[5 of 12] item 7: the terminal (User-Agent) column of a logon attempt, with control
+    characters and a right-to-left override, is stored as sent (the chain verifies it) and
+    `audit show` prints it escaped, in its own column."""
+    from authsvc.bootstrap import build
+    from authsvc.services import audit, logon
+    from authsvc.settings import load_settings
+
+    agent = "Mozilla\x1b[2J\u202etxt.exe\x7f\u2028next"
+    deps = build(load_settings(environ=cli.env))
+    logon.start(deps, "nobody-1", "x", terminal=agent, source="10.0.0.9")
+    assert audit.verify(deps).problem is None or audit.verify(deps).problem.reason != "modified"
+    deps.engine.dispose()
+    out = cli("audit", "show", "--limit", "1").output
+    assert "Mozilla\\x1b[2J\\u202etxt.exe\\x7f\\u2028next" in out
+    assert out.count("\n") == 1  # one event, one line: a stored line separator forges none
+    [event] = as_json(cli("audit", "show", "--limit", "1", "--json"))
+    assert event["terminal"] == agent and event["source"] == "10.0.0.9"
 
 
 def test_a_hostile_unknown_identifier_is_never_stored(cli):
