@@ -88,8 +88,9 @@ def verify(
 # A head signed inside the database proves that a chain of that length existed, not that it is
 # the newest: a saved head row written back after deleting the events behind it verifies. So
 # every process appends signed checkpoints (sequence, hash, time) to a place outside the
-# database. A checkpoint fixes the whole prefix up to it (each hash commits to every row
-# before), so the newest one in force is the anchor: the chain must reach it and hold its hash.
+# database, and the chain must hold every checkpoint in force: reach its sequence, with its
+# hash there. (Not only the newest: after a restore from an old backup the service writes on,
+# and the checkpoints of that new branch would otherwise hide the older ones it contradicts.)
 # A `rollback` checkpoint is an operator's acceptance of a restored database: checkpoints
 # written before it no longer bind.
 
@@ -129,21 +130,26 @@ def parse_checkpoint(line: str, key: bytes) -> Checkpoint | None:
     return cp if _same_mac(_checkpoint_mac(key, cp), cp.mac) else None
 
 
-def anchor(checkpoints: Iterable[Checkpoint]) -> Checkpoint | None:
-    """The checkpoint in force: the newest by sequence among those written at or after the
-    last accepted rollback (by time)."""
+def in_force(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
+    """The checkpoints written at or after the last accepted rollback (by time)."""
     ordered = sorted(checkpoints, key=lambda c: c.at)
     since = max((i for i, c in enumerate(ordered) if c.kind == ROLLBACK), default=0)
-    return max(ordered[since:], key=lambda c: c.seq, default=None)
+    return ordered[since:]
 
 
-def check_anchor(cp: Checkpoint | None, head_seq: int, hash_at: str | None) -> Problem | None:
-    """The chain (already verified in itself) against the anchor: it must be at least as long
-    and hold the anchor's hash at the anchor's sequence. `hash_at` is the chain's hash there."""
-    if cp is None or cp.seq == 0:
-        return None
-    if head_seq < cp.seq:
-        return Problem(head_seq + 1, "rolled_back")  # rows the anchor saw are gone
-    if hash_at != cp.hash:
-        return Problem(cp.seq, "diverged")  # another chain than the one anchored
-    return None
+def anchor(checkpoints: Iterable[Checkpoint]) -> Checkpoint | None:
+    """The newest checkpoint in force, by sequence."""
+    return max(in_force(checkpoints), key=lambda c: c.seq, default=None)
+
+
+def check_anchors(binding: Iterable[Checkpoint], head_seq: int,
+                  hash_at: Mapping[int, str]) -> Problem | None:
+    """The chain (already verified in itself) against every checkpoint in force: it must reach
+    each one's sequence (`rolled_back`: rows a checkpoint saw are gone) and hold its hash there
+    (`diverged`: another chain than the one anchored). `hash_at` maps the checkpoints'
+    sequences to the chain's hashes there."""
+    cps = [c for c in binding if c.seq > 0]
+    if any(c.seq > head_seq for c in cps):
+        return Problem(head_seq + 1, "rolled_back")
+    wrong = [c.seq for c in cps if hash_at.get(c.seq) != c.hash]
+    return Problem(min(wrong), "diverged") if wrong else None

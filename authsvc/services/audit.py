@@ -38,20 +38,22 @@ def _checkpoints(deps: Deps) -> tuple[list[chain.Checkpoint], list[str]]:
 
 
 def verify(deps: Deps) -> Verification:
-    """The chain in itself (every row's hash and MAC, the signed head), then against the newest
-    checkpoint in force: the chain must reach it and hold its hash there, so deleting the log,
+    """The chain in itself (every row's hash and MAC, the signed head), then against every
+    checkpoint in force: the chain must reach each and hold its hash there, so deleting the log,
     writing an old head back or restoring an old backup is found. A chain with rows and no
     checkpoint at all is refused too: the anchor is missing (see docs/decisions/0005)."""
     found, bad = _checkpoints(deps)
-    anchor = chain.anchor(found)
+    binding = chain.in_force(found)
+    anchor = max(binding, key=lambda c: c.seq, default=None)
     if bad:
         return Verification(0, chain.Problem(0, CHECKPOINT), 0, anchor, tuple(bad))
-    at_anchor: dict[str, str] = {}
+    wanted = {c.seq for c in binding}
+    hash_at: dict[int, str] = {}
 
     def rows(stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for row in stream:
-            if anchor is not None and row["seq"] == anchor.seq:
-                at_anchor["hash"] = row["hash"]
+            if row["seq"] in wanted:
+                hash_at[row["seq"]] = row["hash"]
             yield row
 
     with deps.uow(read_only=True) as uow:
@@ -60,10 +62,10 @@ def verify(deps: Deps) -> Verification:
             first = list(uow.audit_rows(batch=1))
             if first:
                 return Verification(0, chain.Problem(first[0]["seq"], "head"), 0, anchor)
-            return Verification(0, chain.check_anchor(anchor, 0, None), 0, anchor)
+            return Verification(0, chain.check_anchors(binding, 0, {}), 0, anchor)
         checked, problem = chain.verify(rows(uow.audit_rows()), head.seq, head.hash, head.mac,
                                         deps.audit_key)
-        problem = problem or chain.check_anchor(anchor, head.seq, at_anchor.get("hash"))
+        problem = problem or chain.check_anchors(binding, head.seq, hash_at)
         if problem is None and anchor is None and head.seq > 0:
             problem = chain.Problem(head.seq, UNANCHORED)
         return Verification(checked, problem, head.seq, anchor)

@@ -257,3 +257,46 @@ def test_one_totp_code_is_accepted_once_across_instances(deployment, tmp_path):
             me = requests.get(url + "/api/v1/session", headers={"Authorization": f"Bearer {session}"},
                               timeout=30)
             assert me.status_code == 200 and me.json()["user_id"] == user_id
+
+
+def test_a_database_rolled_back_under_running_instances_is_found(deployment):
+    """[5 of 12] items 1-2 in the production shape: the audit tables put back as a backup held
+    them, under two running instances; the scheduled `audit verify` finds it, before and after
+    the service has written on, until an operator accepts the restore."""
+    dep = deployment
+    ghost = f"rollback-{RUN}"
+    dep.subjects.append(lockout.throttle_key(ghost, bytes.fromhex(dep.env["AUTHSVC_AUDIT_KEY"]),
+                                             lambda _k: False))
+
+    def backup() -> dict[str, list[dict]]:
+        with dep.db.connect() as conn:
+            return {t: [dict(r._mapping) for r in conn.execute(text(f"SELECT * FROM {t}"))]
+                    for t in ("audit_events", "audit_head")}
+
+    def restore(saved: dict[str, list[dict]]) -> None:
+        with dep.db.begin() as conn:
+            for table, rows in saved.items():
+                conn.execute(text(f"DELETE FROM {table}"))
+                for row in rows:
+                    conn.execute(text(f"INSERT INTO {table} ({', '.join(row)}) "
+                                      f"VALUES ({', '.join(':' + c for c in row)})"), row)
+
+    def activity(count: int) -> None:
+        for i in range(count):
+            r = post(dep.instances[i % 2].url, "/api/v1/logon", {"user_id": ghost, "password": "x"})
+            assert r.status_code == 401
+
+    assert "chain intact" in cli(dep.env, "audit", "verify")
+    saved = backup()
+    activity(4)
+    assert "chain intact" in cli(dep.env, "audit", "verify")  # anchors the head it verified
+    restore(saved)
+    with pytest.raises(InstanceError, match="shorter than its checkpoint"):
+        cli(dep.env, "audit", "verify")
+    activity(8)  # the instances write on from the restored head
+    with pytest.raises(InstanceError, match=r"differs from its checkpoint|shorter than"):
+        cli(dep.env, "audit", "verify")
+    cli(dep.env, "audit", "accept-rollback", "--reason", "restore drill")
+    assert "chain intact" in cli(dep.env, "audit", "verify")
+    activity(2)
+    assert "chain intact" in cli(dep.env, "audit", "verify")
