@@ -26,9 +26,10 @@ class FileCheckpoints:
         self.folder = Path(folder)
         self._key = key
 
-    def append(self, seq: int, head_hash: str, kind: str = "head") -> Checkpoint:
+    def append(self, seq: int, head_hash: str, kind: str = "head", at: datetime | None = None) -> Checkpoint:
         now = datetime.now(UTC)
-        cp = Checkpoint(seq, head_hash, now.isoformat(timespec="microseconds"), kind).signed(self._key)
+        stamp = (at or now).astimezone(UTC).isoformat(timespec="microseconds")
+        cp = Checkpoint(seq, head_hash, stamp, kind).signed(self._key)
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.folder / f"checkpoints-{now:%Y%m%d}.jsonl"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

@@ -95,6 +95,7 @@ def verify(
 # written before it no longer bind.
 
 ROLLBACK = "rollback"
+VERIFIED = "verified"  # written by a verification that held every checkpoint before it
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class Checkpoint:
     seq: int
     hash: str
     at: str          # UTC, ISO 8601 with microseconds: orders checkpoints across processes
-    kind: str = "head"  # head | rollback
+    kind: str = "head"  # head | rollback | verified
     mac: str = ""
 
     def signed(self, key: bytes) -> Checkpoint:
@@ -125,16 +126,25 @@ def parse_checkpoint(line: str, key: bytes) -> Checkpoint | None:
         cp = Checkpoint(int(d["seq"]), str(d["hash"]), str(d["at"]), str(d["kind"]), str(d["mac"]))
     except (ValueError, KeyError, TypeError):
         return None
-    if cp.kind not in ("head", ROLLBACK) or cp.seq < 0:
+    if cp.kind not in ("head", ROLLBACK, VERIFIED) or cp.seq < 0:
         return None
     return cp if _same_mac(_checkpoint_mac(key, cp), cp.mac) else None
 
 
 def in_force(checkpoints: Iterable[Checkpoint]) -> list[Checkpoint]:
-    """The checkpoints written at or after the last accepted rollback (by time)."""
+    """The checkpoints that bind: those written at or after the last accepted rollback (by
+    time), and of those only the ones a later verification has not already covered. A
+    `verified` checkpoint carries the time its verification began: every checkpoint written
+    before then was held by that chain, whose head it fixes, so it adds nothing (this keeps
+    what a verification must hold to what came since the previous one)."""
     ordered = sorted(checkpoints, key=lambda c: c.at)
     since = max((i for i, c in enumerate(ordered) if c.kind == ROLLBACK), default=0)
-    return ordered[since:]
+    ordered = ordered[since:]
+    covered = max((i for i, c in enumerate(ordered) if c.kind == VERIFIED), default=None)
+    if covered is None:
+        return ordered
+    last = ordered[covered]
+    return [last, *(c for c in ordered if c is not last and (c.at >= last.at or c.seq > last.seq))]
 
 
 def anchor(checkpoints: Iterable[Checkpoint]) -> Checkpoint | None:

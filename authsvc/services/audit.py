@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from authsvc.domain import audit as chain
@@ -25,6 +26,7 @@ class Verification:
     head_seq: int = 0
     anchor: chain.Checkpoint | None = None
     bad_lines: tuple[str, ...] = field(default=())
+    head_hash: str = chain.GENESIS
 
     @property
     def ok(self) -> bool:
@@ -68,7 +70,7 @@ def verify(deps: Deps) -> Verification:
         problem = problem or chain.check_anchors(binding, head.seq, hash_at)
         if problem is None and anchor is None and head.seq > 0:
             problem = chain.Problem(head.seq, UNANCHORED)
-        return Verification(checked, problem, head.seq, anchor)
+        return Verification(checked, problem, head.seq, anchor, head_hash=head.hash)
 
 
 def checkpoint(deps: Deps, actor: Actor, adopt: bool = False) -> Verification:
@@ -76,6 +78,7 @@ def checkpoint(deps: Deps, actor: Actor, adopt: bool = False) -> Verification:
     a clean run). `adopt` anchors a chain that has no checkpoint yet (a new or moved
     checkpoint folder): the operator's decision, audited."""
     actor.require(Perm.READ_AUDIT)
+    began = datetime.now(UTC)  # every checkpoint written before this is read by the verification
     result = verify(deps)
     if result.problem is not None and not (adopt and result.problem.reason == UNANCHORED):
         return result
@@ -86,11 +89,14 @@ def checkpoint(deps: Deps, actor: Actor, adopt: bool = False) -> Verification:
             uow.audit(deps.clock.now(), actor, "audit.checkpoint_adopted", "audit", "ok",
                       head=result.head_seq, folder=str(deps.settings.checkpoint_path))
             uow.commit()
-    with deps.uow(read_only=True) as uow:
-        head = uow.audit_head()
-        if head is not None:
-            deps.checkpointer.store.append(head.seq, head.hash)
-    return verify(deps) if result.problem is not None else result
+        with deps.uow(read_only=True) as uow:
+            head = uow.audit_head()
+            if head is not None:
+                deps.checkpointer.store.append(head.seq, head.hash)
+        return verify(deps)
+    if result.head_seq > 0:  # the head the verification held, covering every checkpoint before it
+        deps.checkpointer.store.append(result.head_seq, result.head_hash, chain.VERIFIED, at=began)
+    return result
 
 
 def accept_rollback(deps: Deps, actor: Actor, reason: str) -> dict[str, Any]:

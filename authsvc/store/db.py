@@ -53,9 +53,14 @@ READ_ONLY = {"authsvc_read_only": True}
 
 
 def read_session(sessions: sessionmaker[Session]) -> Session:
-    """A session for reads only: on SQLite it does not wait for, or block, writers."""
+    """A session for reads only, on one snapshot: on SQLite it does not wait for, or block,
+    writers (WAL); on PostgreSQL it reads at REPEATABLE READ, so a long read (the audit
+    verification walking the chain while the service appends) sees one consistent state."""
     session = sessions()
-    session.connection(execution_options=READ_ONLY)
+    options: dict[str, object] = dict(READ_ONLY)
+    if session.get_bind().dialect.name == "postgresql":
+        options["isolation_level"] = "REPEATABLE READ"
+    session.connection(execution_options=options)
     return session
 
 

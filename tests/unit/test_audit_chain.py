@@ -238,3 +238,54 @@ def test_a_row_mac_cannot_stand_in_for_the_head_mac(rows):
 def test_a_bogus_head_mac_is_a_problem_not_a_crash(rows, bad_mac):
     seq, digest, _ = head_of(rows)
     assert check(rows, (seq, digest, bad_mac))[1] == Problem(10, "head")
+
+
+# ---- checkpoints outside the database ([5 of 12] items 1-2) -------------------------------
+
+from authsvc.domain.audit import (  # noqa: E402
+    ROLLBACK,
+    VERIFIED,
+    Checkpoint,
+    check_anchors,
+    in_force,
+    parse_checkpoint,
+)
+
+CP_KEY = bytes(range(32))
+
+
+def cp(seq: int, at: int, kind: str = "head", digest: str | None = None) -> Checkpoint:
+    return Checkpoint(seq, digest or f"h{seq}", f"2026-11-30T00:00:{at:02d}.000000+00:00", kind)
+
+
+def test_a_checkpoint_line_is_ours_only_with_our_key():
+    line = cp(3, 1).signed(CP_KEY).to_line()
+    assert parse_checkpoint(line, CP_KEY) == cp(3, 1).signed(CP_KEY)
+    assert parse_checkpoint(line, bytes(32)) is None  # another deployment's key
+    for tampered in (line.replace('"seq":3', '"seq":2'), line.replace("h3", "h4"),
+                     line.replace('"head"', '"rollback"'), line[:-5], "", "[]", "{}"):
+        assert parse_checkpoint(tampered, CP_KEY) is None
+
+
+def test_every_checkpoint_in_force_binds_and_a_rollback_voids_the_earlier():
+    hashes = {1: "h1", 5: "h5", 9: "h9"}
+    cps = [cp(1, 1), cp(5, 2), cp(9, 3)]
+    assert check_anchors(in_force(cps), 9, hashes) is None
+    assert check_anchors(in_force(cps), 8, hashes).reason == "rolled_back"
+    # a newer checkpoint of another branch does not hide the older one it contradicts
+    fork = [*cps, cp(12, 4, digest="x12")]
+    assert check_anchors(in_force(fork), 12, {**hashes, 5: "other", 12: "x12"}).reason == "diverged"
+    assert check_anchors(in_force(fork), 12, {**hashes, 5: "other", 12: "x12"}).seq == 5
+    # an accepted rollback at seq 4: what was written before it no longer binds
+    accepted = [*fork, cp(4, 5, ROLLBACK, digest="h4"), cp(6, 6, digest="y6")]
+    assert [c.seq for c in in_force(accepted)] == [4, 6]
+    assert check_anchors(in_force(accepted), 6, {4: "h4", 6: "y6"}) is None
+
+
+def test_a_verified_checkpoint_covers_what_was_written_before_its_verification_began():
+    cps = [cp(1, 1), cp(5, 2), cp(20, 3), cp(9, 4, VERIFIED), cp(10, 5), cp(11, 6)]
+    kept = in_force(cps)
+    # 1 and 5 are fixed by the verified head 9; 20 (a process ahead of the verification's
+    # head) and everything written after the verification began still bind
+    assert sorted(c.seq for c in kept) == [9, 10, 11, 20]
+    assert in_force([*cps, cp(3, 7, ROLLBACK)]) == [cp(3, 7, ROLLBACK)]
