@@ -300,3 +300,57 @@ def test_a_database_rolled_back_under_running_instances_is_found(deployment):
     assert "chain intact" in cli(dep.env, "audit", "verify")
     activity(2)
     assert "chain intact" in cli(dep.env, "audit", "verify")
+
+
+def test_codes_of_three_windows_at_once_finish_one_logon_once(deployment):
+    """[5 of 12] item 5 over HTTP: the previous, current and next window's TOTP codes, each
+    sent four times at once to both instances on one pending logon: one of them is evaluated
+    and opens at most one session; the others are refused without being evaluated."""
+    dep = deployment
+    user_id = f"once-{RUN}"
+    initial = dep.user(user_id)
+    a, b = (i.url for i in dep.instances)
+    r = post(a, "/api/v1/logon", {"user_id": user_id, "password": initial})
+    r = post(b, "/api/v1/logon/password", {"new_password": NEW_PASSWORD}, r.json()["token"])
+    token = r.json()["token"]
+    totp = pyotp.TOTP(post(a, "/api/v1/logon/totp/enrol", {}, token).json()["secret"])
+    r = post(b, "/api/v1/logon/totp", {"code": totp.at(time.time() - 30)}, token)
+    assert r.status_code == 200 and r.json()["state"] == "done"
+    post(a, "/api/v1/logoff", {}, r.json()["token"])
+
+    r = post(a, "/api/v1/logon", {"user_id": user_id, "password": NEW_PASSWORD})
+    assert r.json()["state"] == "second_factor"
+    pending = r.json()["token"]
+    dep.tokens.append(pending)
+    _wait_for_fresh_totp_step()
+    now = time.time()
+    codes = [totp.at(now + 30 * offset) for offset in (-1, 0, 1)] * 4
+    before = dep.last_seq()
+    answers = simultaneously(len(codes), lambda i, http: post(
+        (a, b)[i % 2], "/api/v1/logon/totp", {"code": codes[i]}, pending, http=http))
+    done = [x for x in answers if x.status_code == 200]
+    assert_all_refused([x for x in answers if x.status_code != 200])
+    # exactly one of them was evaluated (the previous window's code may be the one, and is a
+    # replay of the enrolment's confirmation: then the logon stays at its step, unfinished)
+    evaluated = dep.tally(user_id, "logon.totp", after=before)
+    assert evaluated in ({"ok": 1}, {"failed": 1}), evaluated
+    assert len(done) == evaluated.get("ok", 0) and all(x.json()["state"] == "done" for x in done)
+    assert dep.tally(user_id, "logon.complete", after=before) == ({"ok": 1} if done else {})
+    dep.tokens.extend(x.json()["token"] for x in done)
+
+
+def test_a_look_alike_identifier_over_http_is_an_unknown_id(deployment):
+    """[5 of 12] item 4 over HTTP: KELVIN SIGN for k, a trailing no-break space, with the
+    right password, get the one refusal and reach nothing of the account."""
+    dep = deployment
+    user_id = f"kato-{RUN}"
+    initial = dep.user(user_id)
+    key = bytes.fromhex(dep.env["AUTHSVC_AUDIT_KEY"])
+    for look_alike in (user_id.replace("k", "\u212a", 1), user_id + "\u00a0", "\u017f" + user_id[1:]):
+        dep.subjects.append(lockout.throttle_key(look_alike, key, lambda _k: False))
+        r = post(dep.instances[0].url, "/api/v1/logon", {"user_id": look_alike, "password": initial})
+        assert (r.status_code, r.json()) == (401, REFUSAL)
+    assert dep.tally(user_id) == {}  # the real account saw no attempt at all
+    r = post(dep.instances[1].url, "/api/v1/logon", {"user_id": user_id.upper(), "password": initial})
+    assert r.status_code == 200 and r.json()["state"] == "change_password"
+    dep.tokens.append(r.json()["token"])
