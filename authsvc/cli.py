@@ -405,25 +405,30 @@ def _device_lines(v: devices.DeviceView) -> str:
               "given as @path.")
 @click.option("--kind", type=click.Choice(devices.KINDS), default="terminal", show_default=True)
 @click.option("--description", default="")
+@click.option("--company", default=None,
+              help="Bind the terminal to a company (one with a contract): it is then accepted only "
+              "for users of that company's contracts.")
 def device_register(ctx: Ctx, as_json: bool, device_id: str, public_key: str, kind: str,
-                    description: str) -> None:
-    """Register a terminal or reader with its public key."""
+                    description: str, company: str | None) -> None:
+    """Register a terminal or reader with its public key. A key registered before, for any
+    device in any state (a revoked one included), is refused."""
     if public_key.startswith("@"):
         try:
             with open(public_key[1:], encoding="utf-8") as fh:
                 public_key = fh.read(10_000)
         except OSError as exc:
             raise click.BadParameter(str(exc), param_hint="--public-key") from None
-    v = devices.register(ctx.deps, ctx.actor, device_id, public_key, kind, description)
+    v = devices.register(ctx.deps, ctx.actor, device_id, public_key, kind, description, company)
     _emit(as_json, v.to_dict(), _device_lines(v))
 
 
 @command(device, "list")
 def device_list(ctx: Ctx, as_json: bool) -> None:
-    """List registered devices."""
+    """List registered devices: ID, kind, status, company ("-": any), description, reason."""
     rows = devices.list_devices(ctx.deps)
     _emit(as_json, [r.to_dict() for r in rows], "\n".join(
-        f"{r.device_id}\t{r.kind}\t{r.status}\t{r.description}" for r in rows))
+        f"{r.device_id}\t{r.kind}\t{r.status}\t{r.company or '-'}\t{r.description}\t{r.reason}"
+        for r in rows))
 
 
 def _device_command(action: str, doc: str) -> None:

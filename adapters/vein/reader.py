@@ -69,3 +69,9 @@ class VeinReader(Protocol):
         ...
 
     def prepare_gallery(self, templates: Mapping[Hashable, bytes] | None = None) -> GalleryLike: ...
+
+    def sample_vector(self, capture: Capture) -> Sequence[float] | None:
+        """The feature vector inside the capture's sample, for the server's replayed-sample
+        check (authsvc/domain/replay.py); None when the format cannot be read. In memory only:
+        never stored or logged (R15)."""
+        ...

@@ -8,11 +8,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import secrets
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import UTC
 from typing import Any, Protocol, Self
 
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -293,6 +295,15 @@ class SdkVeinReader:
         matched, fmr = self._call(self.module.verify_match, max_fmr, probe, stored)
         return Match(score_of(fmr), bool(matched), fmr)
 
+    def sample_vector(self, capture: Capture) -> np.ndarray | None:
+        """The unit feature vector of the capture's sample (None if it is not a readable sample
+        record), for the server's replayed-sample check. In memory only (R15)."""
+        try:
+            bir = Bir.from_bytes(capture.sample)
+        except SdkError:
+            return None
+        return bir.unit_vector() if bir.data_type == DataType.SAMPLE else None
+
     def prepare_gallery(self, templates: Mapping[Hashable, bytes] | None = None) -> Gallery:
         return Gallery(self._call(self.module.prepare_population, dict(templates or {})))
 
@@ -308,16 +319,69 @@ class SdkVeinReader:
         return [Candidate(key, score_of(fmr), fmr) for key, fmr in hits]
 
 
+class _OwnNoise(stub.Population):
+    """The stub's population, except for the sensor noise of each capture: palms, quality and
+    liveness stay those of the seed and presentation index, the noise is the reader's own.
+    With `salt` None it is drawn from the OS (every capture fresh, as a physical reader's);
+    otherwise from a stream keyed by (seed, salt, palm, hand, index): reproducible for one
+    reader ID, independent between reader IDs. Two emulated readers with one seed, or one agent
+    started twice, would otherwise produce byte-identical samples for a palm's n-th
+    presentation, which the server rightly refuses as a replay."""
+
+    _TAG = 0x7E4D
+
+    def __init__(self, seed: int, params: stub.PopulationParams | None, salt: int | None) -> None:
+        super().__init__(seed, params)
+        self._salt = salt
+        self._os = np.random.default_rng(secrets.randbits(128)) if salt is None else None
+        self._os_lock = threading.Lock()
+
+    def _noise(self, palm: int, hand: int, index: int) -> np.ndarray:
+        d = self.params.dim
+        if self._os is not None:
+            with self._os_lock:
+                return self._os.standard_normal(d) / np.sqrt(d)
+        rng = np.random.default_rng([self.seed, self._TAG, int(self._salt or 0), hand, index, palm])
+        return rng.standard_normal(d) / np.sqrt(d)
+
+    def presentations(self, palms: np.ndarray | int, hand: stub.Hand | int, index: int,
+                      kind: str = "bona_fide", quality: int | None = None) -> stub.Presentations:
+        drawn = super().presentations(palms, hand, index, kind, quality)  # type: ignore[arg-type]
+        p = self.params
+        sigma = p.noise_scale(drawn.quality) * (p.spoof_noise_factor if kind == "spoof" else 1.0)
+        rows = np.atleast_1d(np.asarray(palms, dtype=np.int64))
+        noise = np.vstack([self._noise(int(n), int(hand) + (8 if kind == "spoof" else 0), index)
+                           for n in rows])
+        vectors = self.latents(rows, hand) + sigma[:, None] * noise
+        return stub.Presentations(vectors, drawn.quality, drawn.liveness)
+
+
 class EmulatedVeinReader(SdkVeinReader):
-    """SdkVeinReader over vein_sdk_stub, with the stub's control channel at hand (`control`)."""
+    """SdkVeinReader over vein_sdk_stub, with the stub's control channel at hand (`control`).
+
+    `noise` says where each capture's sensor noise comes from: "stub" (the stub's own
+    streams: a reader seeded explicitly reproduces the stub exactly; benchmarks and the stub's
+    tests), "reader" (reproducible per reader ID, distinct between readers: test terminals) or
+    "fresh" (the OS's randomness: every capture new, as a physical reader's). Default: "fresh"
+    without a seed (the agent and the CLI), "reader" with a seed and a terminal key, else
+    "stub". See `_OwnNoise` and docs/decisions/0003-vein.md §2."""
 
     kind = "emulated"
 
-    def __init__(self, seed: int = 0, unit_id: str | None = "vein0", *,
+    def __init__(self, seed: int | None = None, unit_id: str | None = "vein0", *,
                  params: stub.PopulationParams | None = None, tick_s: float = 0.005,
-                 **options: Any) -> None:
+                 noise: str | None = None, **options: Any) -> None:
+        if noise is None:
+            noise = "fresh" if seed is None else "reader" if options.get("key") is not None else "stub"
+        if noise not in ("stub", "reader", "fresh"):
+            raise ValueError("noise is stub, reader or fresh")
+        seed = 0 if seed is None else seed
         self.stub = stub.load_module(seed, params, units=(unit_id or "vein0",), tick_s=tick_s)
         super().__init__(self.stub, unit_id, **options)
+        if noise != "stub":
+            salt = (None if noise == "fresh" else
+                    int.from_bytes(hashlib.sha256(self.reader_id.encode()).digest()[:8], "big"))
+            self.stub.population = _OwnNoise(seed, params, salt)
 
     @property
     def control(self) -> stub.Control:

@@ -1,25 +1,32 @@
 """The device registry (R6, R12): terminals and readers are registered with their public key,
 suspended, resumed, and revoked on loss or damage. A capture is accepted only from an active
 device whose key signed it; the state is read at every request, so a revocation takes effect
-on the next one."""
+on the next one. A key belongs to one device for good: its fingerprint is unique over every
+device row, in every state, and rows are never deleted, so a revoked key can never be
+registered again (under any ID, even after the identifier's reuse window), and an active
+key cannot be registered under a second ID. A terminal may be bound to a company: captures
+from it are then accepted only for users whose contract is that company's."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from authsvc.domain import identifiers
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.errors import DomainError, NotFound
 from authsvc.domain.roles import Actor, Perm
 from authsvc.services import Deps
-from authsvc.store.models import Device, Identifier
+from authsvc.store.models import Contract, Device, Identifier
 from authsvc.store.uow import UnitOfWork
 
 KINDS = ("terminal", "reader", "token", "card")
@@ -38,9 +45,20 @@ class DeviceView:
     registered_at: str
     status_changed_at: str
     reason: str
+    company: str  # "" when the terminal serves users of any company
+    key_fingerprint: str  # SHA-256 of the raw key, hex
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ActiveDevice:
+    """What a capture's acceptance needs of an active device."""
+
+    device_id: str
+    public_key: bytes
+    company: str | None
 
 
 def parse_public_key(text: str) -> bytes:
@@ -63,10 +81,20 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def key_fingerprint(raw: bytes) -> str:
+    """SHA-256 of the raw public key, hex: the key's identity in the registry."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def company_key(name: str | None) -> str:
+    """Company names compare after NFKC, case folding and whitespace collapsing."""
+    return " ".join(unicodedata.normalize("NFKC", name or "").split()).casefold()
+
+
 def _view(d: Device) -> DeviceView:
     return DeviceView(d.device_id, d.kind, d.description, d.status, _b64(d.public_key),
                       d.registered_by, jst_iso(d.registered_at), jst_iso(d.status_changed_at),
-                      d.reason)
+                      d.reason, d.company or "", d.key_fingerprint or key_fingerprint(d.public_key))
 
 
 def _device(uow: UnitOfWork, device_id: str, lock: bool = False) -> Device:
@@ -80,38 +108,89 @@ def _device(uow: UnitOfWork, device_id: str, lock: bool = False) -> Device:
     return found
 
 
+def _key_holder(uow: UnitOfWork, fingerprint: str) -> tuple[str, str] | None:
+    """(device ID, status) of the device that holds this key, in any state (revoked rows keep
+    it for good)."""
+    row = uow.session.execute(select(Device.device_id, Device.status)
+                              .where(Device.key_fingerprint == fingerprint)).first()
+    return (row[0], row[1]) if row else None
+
+
+def _company(uow: UnitOfWork, company: str | None) -> str | None:
+    """The company as its contracts spell it; None for an unbound device."""
+    if company is None or not company.strip():
+        return None
+    wanted = company_key(company)
+    for name in uow.session.scalars(select(Contract.company).distinct()):
+        if company_key(name) == wanted:
+            return name
+    raise DomainError("device_company_unknown", company=" ".join(company.split())[:200])
+
+
 def register(deps: Deps, actor: Actor, device_id: str, public_key: str, kind: str = "terminal",
-             description: str = "") -> DeviceView:
+             description: str = "", company: str | None = None) -> DeviceView:
+    """Register a device with its public key (and, for a terminal serving one company's users
+    only, that company: one with a contract). A key already registered, for any device in any
+    state, is refused and the refusal audited: `device_key_revoked` if that device was revoked
+    (a revoked key is retired for good), else `device_key_in_use`."""
     actor.require(Perm.MANAGE_DEVICES)
     key = identifiers.canonical(device_id)
     raw = parse_public_key(public_key)
     if kind not in KINDS:
         raise DomainError("device_kind_invalid", kind=kind)
     description = " ".join((description or "").split())[:200]
+    fingerprint = key_fingerprint(raw)
     now = deps.clock.now()
+    try:
+        with deps.uow() as uow:
+            ident = uow.identifier(key, lock=True)
+            if ident is not None:
+                identifiers.check_assignable(device_id, now, ident.holder_id is not None,
+                                             ident.released_at, deps.settings.identifiers.reuse_after_days)
+            bound = _company(uow, company)
+            holder = _key_holder(uow, fingerprint)
+            if holder is None:
+                # the unique index on the fingerprint settles a race with another registration
+                dev = Device(device_id=device_id, kind=kind, public_key=raw, key_fingerprint=fingerprint,
+                             company=bound, description=description, status="active",
+                             registered_by=actor.id, registered_at=now, status_changed_at=now, reason="")
+                uow.add(dev)
+                if ident is None:
+                    ident = Identifier(value=key, kind="device", assigned_by=actor.id, assigned_at=now)
+                    uow.session.add(ident)
+                # registered by a system administrator: assigned and approved in one act (004 第6 1(1)ア)
+                ident.kind, ident.holder_id, ident.assigned_by, ident.assigned_at = ("device", dev.id,
+                                                                                     actor.id, now)
+                ident.approved_by, ident.approved_at, ident.released_at = actor.id, now, None
+                uow.audit(now, actor, "device.register", device_id, kind=kind, key=_b64(raw)[:16],
+                          key_fingerprint=fingerprint, **({"company": bound} if bound else {}))
+                result = _view(dev)
+                uow.commit()
+                return result
+    except IntegrityError:
+        with deps.uow(read_only=True) as uow:
+            holder = _key_holder(uow, fingerprint)
+        if holder is None:
+            raise  # not the key: let the caller see the conflict as it is
+    assert holder is not None
+    raise _key_refused(deps, actor, device_id, fingerprint, holder)
+
+
+def _key_refused(deps: Deps, actor: Actor, device_id: str, fingerprint: str,
+                 holder: tuple[str, str]) -> DomainError:
+    """Audit the refusal of a known key; the error to raise."""
+    held_by, status = holder
+    code = "device_key_revoked" if status == "revoked" else "device_key_in_use"
     with deps.uow() as uow:
-        ident = uow.identifier(key, lock=True)
-        if ident is not None:
-            identifiers.check_assignable(device_id, now, ident.holder_id is not None, ident.released_at,
-                                         deps.settings.identifiers.reuse_after_days)
-        dev = Device(device_id=device_id, kind=kind, public_key=raw, description=description,
-                     status="active", registered_by=actor.id, registered_at=now,
-                     status_changed_at=now, reason="")
-        uow.add(dev)
-        if ident is None:
-            ident = Identifier(value=key, kind="device", assigned_by=actor.id, assigned_at=now)
-            uow.session.add(ident)
-        # registered by a system administrator: assigned and approved in one act (004 第6 1(1)ア)
-        ident.kind, ident.holder_id, ident.assigned_by, ident.assigned_at = "device", dev.id, actor.id, now
-        ident.approved_by, ident.approved_at, ident.released_at = actor.id, now, None
-        uow.audit(now, actor, "device.register", device_id, kind=kind, key=_b64(raw)[:16])
-        result = _view(dev)
+        uow.audit(deps.clock.now(), actor, "device.register", device_id, "refused", reason=code,
+                  key_fingerprint=fingerprint, holder=held_by)
         uow.commit()
-    return result
+    return DomainError(code, device=held_by)
 
 
 def change(deps: Deps, actor: Actor, device_id: str, action: str, reason: str = "") -> DeviceView:
-    """suspend | resume | revoke (on loss or damage: final, the identifier is tombstoned)."""
+    """suspend | resume | revoke (on loss or damage: final, the identifier is tombstoned, and
+    the key retired for good: the row, never deleted, keeps its fingerprint)."""
     actor.require(Perm.MANAGE_DEVICES)
     allowed, target = TRANSITIONS[action]
     now = deps.clock.now()
@@ -136,8 +215,9 @@ def list_devices(deps: Deps) -> list[DeviceView]:
         return [_view(d) for d in uow.session.scalars(select(Device).order_by(Device.device_id))]
 
 
-def active_key(deps: Deps, device_id: str) -> bytes | None:
-    """The public key of an active registered device, or None (unknown, suspended, revoked)."""
+def active_device(deps: Deps, device_id: str) -> ActiveDevice | None:
+    """An active registered device's key and company binding, or None (unknown, suspended,
+    revoked)."""
     key = identifiers.canonical_or_none(device_id)
     if key is None:
         return None
@@ -146,4 +226,12 @@ def active_key(deps: Deps, device_id: str) -> bytes | None:
         if ident is None or ident.kind != "device" or ident.holder_id is None:
             return None
         dev = uow.session.get(Device, ident.holder_id)
-        return dev.public_key if dev is not None and dev.status == "active" else None
+        if dev is None or dev.status != "active":
+            return None
+        return ActiveDevice(dev.device_id, dev.public_key, dev.company)
+
+
+def active_key(deps: Deps, device_id: str) -> bytes | None:
+    """The public key of an active registered device, or None (unknown, suspended, revoked)."""
+    found = active_device(deps, device_id)
+    return found.public_key if found is not None else None

@@ -1,7 +1,12 @@
 """Palm vein on the server (R11–R15): single-use capture challenges, verification of a signed
 capture from a registered terminal, in-person enrolment with a 1:N duplicate check, and the
 biometric attempt limits of NIST SP 800-63B-4. Templates are sealed with AES-256-GCM and bound
-to their person; raw samples are never stored."""
+to their person; raw samples are never stored.
+
+A terminal key can leak. So a sample identical or implausibly close to one already seen for
+the person (a recorded capture signed again for a new challenge) is refused as a replay and
+audited as an alert (authsvc/domain/replay.py keeps only keyed one-way digests), and a
+terminal bound to a company serves only users of that company's contracts."""
 
 from __future__ import annotations
 
@@ -13,20 +18,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 
 from adapters.vein import Capture, InvalidRecord, VeinError, VeinReader
-from authsvc.domain import identifiers
+from authsvc.domain import identifiers, replay
 from authsvc.domain.errors import DomainError, InvalidInput, NotFound
 from authsvc.domain.roles import Actor, Perm
 from authsvc.domain.sealing import SealError
 from authsvc.services import Deps, devices
 from authsvc.store.models import VeinEnrolment
+from authsvc.store.uow import UnitOfWork
 
 PURPOSE = "vein_logon"
 ENROL_PURPOSE = "vein_enrol"  # challenges for the captures of an enrolment through a terminal agent
 CHALLENGE_BYTES = 32
 SKEW = timedelta(seconds=5)  # clock difference tolerated between terminal and server
+REPLAYED = "replayed_sample"  # the audit reason of a sample seen before for the person
 
 
 def _aad(person_id: int) -> bytes:
@@ -79,11 +87,17 @@ def _refuse(deps: Deps, actor: Actor, user: str, reason: str, **detail: Any) -> 
 
 def verify(deps: Deps, user_id: str, challenge_id: str, capture: object, actor: Actor) -> bool:
     """True only if: the challenge is the one issued for this user, unused and unexpired; the
-    capture is bound to it, fresh, signed by an *active registered* device's key (R12);
-    quality and liveness pass; and the palm matches the person's template. Every refusal is
-    audited with its reason; the caller counts the attempt toward the lockout (R4, R15)."""
+    capture is bound to it, fresh, signed by an *active registered* device's key (R12), one
+    that serves the user's company if it is bound to one; its sample was never seen before for
+    the person (nor one implausibly close: a replay, audited as an alert and counted as a
+    failed palm); quality and liveness pass; and the palm matches the person's template. Every
+    refusal is audited with its reason; the caller counts the attempt toward the lockout (R4,
+    R15)."""
     user = identifiers.canonical(user_id)
-    cap, reason, detail = _signed_capture(deps, PURPOSE, user, challenge_id, capture, "verify")
+    cap, reason, detail = _signed_capture(deps, PURPOSE, user, challenge_id, capture, "verify", user,
+                                          screen=lambda c: _replayed(deps, actor, user, c))
+    if reason == REPLAYED:
+        return False  # audited as an alert and counted by the screen
     if cap is None:
         return _refuse(deps, actor, user, reason, **detail)
     pol = deps.settings.vein
@@ -95,10 +109,14 @@ def verify(deps: Deps, user_id: str, challenge_id: str, capture: object, actor: 
 
 
 def _signed_capture(deps: Deps, purpose: str, subject: str, challenge_id: object, capture: object,
-                    kind: str) -> tuple[Capture | None, str, dict[str, Any]]:
+                    kind: str, user: str, screen: Callable[[Capture], bool] | None = None,
+                    ) -> tuple[Capture | None, str, dict[str, Any]]:
     """The capture, if it is bound to a challenge issued for `subject` (taken now, so used
     even if the capture is refused), fresh, of the expected kind and signed by an active
-    registered device (R11, R12); else None with the reason and detail for the audit log."""
+    registered device (R11, R12) that serves `user`'s company if it is bound to one; else None
+    with the reason and detail for the audit log. `screen`, given a capture whose signature
+    holds (so one of the person's samples), records its sample and says whether it is a
+    replay (reason REPLAYED, already audited)."""
     now = deps.clock.now()
     with deps.uow() as uow:
         stored = uow.take_challenge(str(challenge_id)[:64], purpose, subject, now)
@@ -112,17 +130,74 @@ def _signed_capture(deps: Deps, purpose: str, subject: str, challenge_id: object
     device = {"device": cap.reader_id[:64]}
     if _b64(cap.challenge) != stored["challenge"]:
         return None, "other_challenge", device
-    key = devices.active_key(deps, cap.reader_id)
-    if key is None:
+    found = devices.active_device(deps, cap.reader_id)
+    if found is None:
         return None, "device_not_active", device
-    if not cap.verify_signature(key):
+    if not cap.verify_signature(found.public_key):
         return None, "signature", device
+    if screen is not None and screen(cap):
+        return None, REPLAYED, device
     issued = datetime.fromisoformat(stored["issued"])
     if not issued - SKEW <= cap.created_at <= now + SKEW:
         return None, "stale", device
     if str(cap.purpose) != kind:
         return None, "purpose", device
+    if found.company is not None and not _of_company(deps, user, found.company):
+        return None, "device_company", device
     return cap, "", device
+
+
+def _of_company(deps: Deps, user: str, company: str) -> bool:
+    """Whether `user`'s account belongs to a contract of `company` (a terminal bound to it)."""
+    with deps.uow(read_only=True) as uow:
+        acc = uow.account(user)
+        return acc is not None and devices.company_key(acc.contract.company) == devices.company_key(company)
+
+
+def _sketch(deps: Deps, cap: Capture) -> replay.Sketch:
+    """The replay check's record and probes of the capture's sample (no sample is kept)."""
+    vector = deps.vein.sample_vector(cap)
+    return replay.sketch(replay.derive_key(deps.audit_key), cap.sample,
+                         None if vector is None else np.asarray(vector, dtype=np.float64))
+
+
+def _enrolment_for_update(uow: UnitOfWork, user: str) -> VeinEnrolment | None:
+    acc = uow.account(user)
+    return uow.session.scalars(select(VeinEnrolment).where(
+        VeinEnrolment.person_id == acc.person_id).with_for_update()).first() if acc else None
+
+
+def _replayed(deps: Deps, actor: Actor, user: str, cap: Capture) -> bool:
+    """Record the capture's sample among those seen for the person and say whether it was seen
+    before (or one implausibly close): a replay, audited as an alert and counted as a failed
+    palm. Checked and recorded under the enrolment's row lock, so of two concurrent copies of
+    one sample at most one passes. A person not enrolled has nothing to compare with."""
+    sketch = _sketch(deps, cap)  # outside the lock: it is the costly part
+    pol, now = deps.settings.vein, deps.clock.now()
+    with deps.uow() as uow:
+        row = _enrolment_for_update(uow, user)
+        if row is None:
+            return False
+        again = replay.seen(row.seen_samples, sketch)
+        row.seen_samples = replay.remember(row.seen_samples, sketch)
+        if again:
+            extra = _count_failure(row, pol, now)
+            uow.audit(now, actor, "vein.capture", user, "alert", reason=REPLAYED,
+                      device=cap.reader_id[:64], consecutive=row.consecutive_failures, **extra)
+        uow.commit()
+    return again
+
+
+def _count_failure(row: VeinEnrolment, pol: Any, now: datetime) -> dict[str, Any]:
+    """A failed palm on the biometric attempt limits; the audit detail it adds."""
+    row.consecutive_failures += 1
+    row.total_failures += 1
+    over = row.consecutive_failures - pol.consecutive_limit
+    if row.consecutive_failures >= pol.disable_after:
+        row.disabled_at = now  # until an operator acts (re-enrolment or reset)
+    elif over >= 0:
+        row.delay_until = now + timedelta(seconds=pol.delay_seconds * 2 ** over)
+    return {"biometrics_disabled": True} if row.disabled_at else {}
 
 
 def enrol_captures(deps: Deps, actor: Actor, user_id: str, subject: str,
@@ -137,7 +212,7 @@ def enrol_captures(deps: Deps, actor: Actor, user_id: str, subject: str,
     taken: list[Capture] = []
     for item in items:
         cap, reason, detail = _signed_capture(deps, ENROL_PURPOSE, subject, item.get("challenge_id"),
-                                              item.get("capture"), "enrol")
+                                              item.get("capture"), "enrol", user)
         if cap is None:
             _refuse(deps, actor, user, reason, purpose="enrol", **detail)
             raise DomainError("vein_capture_refused")
@@ -184,16 +259,9 @@ def _attempt(deps: Deps, actor: Actor, user: str, cap: Capture | None, reason: s
                 row.template = deps.sealer.seal(template, _aad(row.person_id))
             uow.audit(now, actor, "vein.capture", user, "ok", device=device)
         else:
-            row.consecutive_failures += 1
-            row.total_failures += 1
-            over = row.consecutive_failures - pol.consecutive_limit
-            if row.consecutive_failures >= pol.disable_after:
-                row.disabled_at = now  # until an operator acts (re-enrolment or reset)
-            elif over >= 0:
-                row.delay_until = now + timedelta(seconds=pol.delay_seconds * 2 ** over)
+            extra = _count_failure(row, pol, now)
             uow.audit(now, actor, "vein.capture", user, "failed", reason=reason, device=device,
-                      consecutive=row.consecutive_failures,
-                      **({"biometrics_disabled": True} if row.disabled_at else {}))
+                      consecutive=row.consecutive_failures, **extra)
         uow.commit()
     return matched
 
@@ -230,21 +298,35 @@ def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
     while not result.complete and len(captures) < max_captures:  # "more samples needed"
         captures.append(take(secrets.token_bytes(CHALLENGE_BYTES)))
         result = reader.enrol(captures)
+    sketches = [_sketch(deps, c) for c in captures]
+    for i, sketch in enumerate(sketches):  # one sample presented as several readings
+        if replay.seen(replay.remember(None, *sketches[:i]), sketch):
+            _enrol_replay(deps, witness, shown_id, captures[i])
     if not result.complete or result.template is None:
         raise DomainError("vein_more_samples", needed=result.samples_needed)
     now = deps.clock.now()
-    _refuse_duplicate(deps, witness, shown_id, person_id, reader, captures[0], seen)
+    # the 1:N probe: the best reading (a poor first one would weaken the duplicate check)
+    probe = max(captures, key=lambda c: (c.liveness_passed, c.quality))
+    _refuse_duplicate(deps, witness, shown_id, person_id, reader, probe, seen)
     with deps.uow() as uow:
+        # The person's row first, then the chain: the order a logon's capture takes them in
+        # (_replayed, _attempt), so a re-enrolment and a logon never wait on each other in a cycle.
+        mine = select(VeinEnrolment).where(VeinEnrolment.person_id == person_id).with_for_update()
+        row = uow.session.scalars(mine).first()
         # The search above ran outside any lock; enrolments that landed since are searched
         # again under the chain's lock, so two enrolments of one palm never both pass (R14).
         uow.serialize()
         late = {pid: t for pid, t in _sealed_templates(uow, person_id).items() if seen.get(pid) != t}
-        _refuse_duplicate(deps, witness, shown_id, person_id, reader, captures[0], late, uow)
-        row = uow.session.scalars(select(VeinEnrolment).where(
-            VeinEnrolment.person_id == person_id).with_for_update()).first()
+        _refuse_duplicate(deps, witness, shown_id, person_id, reader, probe, late, uow)
+        if row is None:  # a first enrolment of this person may have landed meanwhile
+            row = uow.session.scalars(mine).first()
+        for cap, sketch in zip(captures, sketches, strict=True):  # a sample of the person seen before
+            if row is not None and replay.seen(row.seen_samples, sketch):
+                _enrol_replay(deps, witness, shown_id, cap, uow)
         if row is None:
             row = VeinEnrolment(person_id=person_id)
             uow.session.add(row)
+        row.seen_samples = replay.remember(row.seen_samples, *sketches)
         row.template = deps.sealer.seal(result.template, _aad(person_id))
         row.reader_id, row.enrolled_by, row.enrolled_at = captures[0].reader_id, witness.id, now
         row.consecutive_failures, row.total_failures, row.disabled_at, row.delay_until = 0, 0, None, None
@@ -253,6 +335,16 @@ def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
         uow.commit()
     return {"user_id": shown_id, "person_id": person_id, "reader_id": captures[0].reader_id,
             "replaced": existing is not None}
+
+
+def _enrol_replay(deps: Deps, witness: Actor, shown_id: str, cap: Capture, uow: Any = None) -> None:
+    """An enrolment reading that repeats a sample seen before: alert (in `uow` if given) and
+    refuse the enrolment."""
+    with contextlib.nullcontext(uow) if uow is not None else deps.uow() as alert:
+        alert.audit(deps.clock.now(), witness, "vein.capture", shown_id, "alert", reason=REPLAYED,
+                    purpose="enrol", device=cap.reader_id[:64])
+        alert.commit()
+    raise DomainError("vein_capture_refused")
 
 
 def _sealed_templates(uow: Any, but: int) -> dict[int, str]:

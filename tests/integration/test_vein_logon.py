@@ -302,3 +302,259 @@ def test_an_enrolment_reading_is_no_logon_reading(deps, user, station):
     cap = station["terminal"].capture("enrol", raw)
     assert logon.vein_step(deps, token, made.id, cap.to_dict(), CLIENT).step.value == "second_factor"
     assert reasons(deps)[-1] == "purpose"
+
+
+# -- what a borrowed terminal key can still do (issue [5 of 12] part 2, item 2) ------------------
+
+
+def b64d(text):
+    import base64
+
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@pytest.fixture
+def borrowed(deps, operator):
+    """Another registered terminal, whose key file the attacker holds."""
+    import base64
+
+    key = Ed25519PrivateKey.generate()
+    reader = open_reader("emulated", seed=0, key=key, reader_id="TERMINAL-2", clock=deps.clock)
+    raw = base64.urlsafe_b64encode(reader.public_key_bytes()).decode()
+    devices.register(deps, operator, "TERMINAL-2", raw)
+    yield reader
+    reader.close()
+
+
+def forge(deps, recorded, key, reader_id, challenge, sample=None):
+    """A recorded capture's sample bound to a new challenge and signed with a borrowed key."""
+    import dataclasses
+
+    return dataclasses.replace(recorded, reader_id=reader_id, challenge=challenge,
+                               created_at=deps.clock.now(), sample=sample or recorded.sample,
+                               signature=b"").signed(key)
+
+
+def nudge(sample, count=4, seed=1):
+    """The sample with `count` of its int8 features moved by ±1 (a doctored copy, far closer to
+    the original than any genuine capture)."""
+    import random
+
+    rng = random.Random(seed)
+    raw = bytearray(sample)
+    for at in rng.sample(range(24, len(raw)), count):
+        value = int.from_bytes(raw[at:at + 1], "little", signed=True)
+        value = value + 1 if value < 127 else value - 1
+        raw[at:at + 1] = value.to_bytes(1, "little", signed=True)
+    return bytes(raw)
+
+
+def alerts(deps, user="yamada"):
+    return [e for e in events(deps, "vein.capture", user) if e.result == "alert"]
+
+
+def biometric_failures(deps, user="yamada"):
+    from sqlalchemy import select
+
+    from authsvc.store.models import VeinEnrolment
+
+    with deps.uow() as uow:
+        return uow.session.scalars(select(VeinEnrolment.consecutive_failures)).one()
+
+
+def test_a_recorded_sample_signed_by_another_terminal_is_refused_as_a_replay(deps, user, station, borrowed):
+    """X's capture record from an earlier logon, re-bound to a new challenge of X's logon and
+    signed with another registered terminal's key: refused, exactly and slightly doctored,
+    each time; audited as an alert and counted as a failed palm (lockout and biometric limit)."""
+    from authsvc.services import accounts
+
+    token = logon_to_vein(deps)
+    made, recorded = capture_for(deps, token, station["terminal"])
+    assert logon.vein_step(deps, token, made.id, recorded.to_dict(), CLIENT).step.value == "done"
+    key = borrowed._key
+    doctored = [recorded.sample, recorded.sample, nudge(recorded.sample, 4)]
+    token = logon_to_vein(deps)
+    for n, sample in enumerate(doctored, 1):
+        made = logon.vein_challenge(deps, token)
+        forged = forge(deps, recorded, key, "TERMINAL-2", b64d(made.challenge), sample)
+        state = logon.vein_step(deps, token, made.id, forged.to_dict(), CLIENT)
+        assert state.step.value == "second_factor"
+        assert reasons(deps)[-1] == "replayed_sample"
+        assert len(alerts(deps)) == n and alerts(deps)[-1].data["device"] == "TERMINAL-2"
+        assert accounts.show(deps, "yamada").failures == n
+        assert biometric_failures(deps) == n
+    # the terminal it was recorded on cannot replay it either; a fresh reading still passes
+    made = logon.vein_challenge(deps, token)
+    forged = forge(deps, recorded, station["terminal"]._key, "TERMINAL-1", b64d(made.challenge),
+                   nudge(recorded.sample, 12, 2))
+    assert logon.vein_step(deps, token, made.id, forged.to_dict(), CLIENT).step.value == "second_factor"
+    assert reasons(deps)[-1] == "replayed_sample"
+    made, fresh = capture_for(deps, token, borrowed)
+    assert logon.vein_step(deps, token, made.id, fresh.to_dict(), CLIENT).step.value == "done"
+    assert biometric_failures(deps) == 0
+
+
+def test_fresh_genuine_captures_keep_passing(deps, user, station):
+    """Fifty logons in a row with fresh readings of the same palm, at the best quality (the
+    least sensor noise: the hardest case for the replay check): never taken for a replay."""
+    terminal = station["terminal"]
+    for _ in range(50):
+        token = logon_to_vein(deps)
+        made = logon.vein_challenge(deps, token)
+        terminal.control.present(PALM, quality=100)
+        cap = terminal.capture("verify", b64d(made.challenge))
+        state = logon.vein_step(deps, token, made.id, cap.to_dict(), CLIENT)
+        assert state.step.value == "done", reasons(deps)
+    assert alerts(deps) == []
+    from sqlalchemy import select
+
+    from authsvc.domain import replay
+    from authsvc.store.models import VeinEnrolment
+
+    with deps.uow() as uow:  # every one was compared with all before it, and kept
+        kept = uow.session.scalars(select(VeinEnrolment.seen_samples)).one()
+    assert len(kept) == 1 + replay.RECORD * (3 + 50)
+
+
+def test_concurrent_replays_of_one_sample_let_at_most_one_through(deps, user, station, borrowed):
+    """One sample, never seen before, bound to several challenges of the user and sent at
+    once: checked and recorded under the enrolment's row lock, so exactly one passes."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    terminal = station["terminal"]
+    terminal.control.present(PALM)
+    original = terminal.capture("verify", bytes(32))  # read, never sent: the server has not seen it
+    copies = []
+    for _ in range(4):
+        made = vein.issue_challenge(deps, "yamada")
+        copies.append((made.id, forge(deps, original, borrowed._key, "TERMINAL-2", b64d(made.challenge))))
+    start = threading.Barrier(len(copies))
+
+    def send(item):
+        cid, cap = item
+        start.wait(timeout=30)
+        return vein.verify(deps, "yamada", cid, cap.to_dict(), Actor("yamada", terminal="TERMINAL-2"))
+
+    with ThreadPoolExecutor(max_workers=len(copies)) as pool:
+        results = list(pool.map(send, copies))
+    assert results.count(True) == 1, results
+    assert len(alerts(deps)) == len(copies) - 1
+    assert reasons(deps).count("replayed_sample") == len(copies) - 1
+
+
+def test_a_terminal_bound_to_a_company_serves_only_its_users(deps, user, operator):
+    """A terminal registered with --company accepts captures only for users of that company's
+    contracts; an unbound terminal (the station fixture's) serves everyone, as before."""
+    import base64
+
+    from tests.integration.support import add_contract
+
+    add_contract(deps, operator, "C-2026-002", company="他社 工業")
+    bound = {}
+    for name, company in (("OTHER-CO", "他社 工業"), ("OWN-CO", "防衛産業株式会社")):
+        reader = open_reader("emulated", seed=0, key=Ed25519PrivateKey.generate(), reader_id=name,
+                             clock=deps.clock)
+        devices.register(deps, operator, name, base64.urlsafe_b64encode(reader.public_key_bytes()).decode(),
+                         company=company)
+        bound[name] = reader
+    token = logon_to_vein(deps)
+    made, cap = capture_for(deps, token, bound["OTHER-CO"])
+    assert logon.vein_step(deps, token, made.id, cap.to_dict(), CLIENT).step.value == "second_factor"
+    assert reasons(deps)[-1] == "device_company"
+    [refusal] = [e for e in events(deps, "vein.capture", "yamada")
+                 if e.data.get("reason") == "device_company"]
+    assert refusal.result == "refused" and refusal.data["device"] == "OTHER-CO"
+    made, cap = capture_for(deps, token, bound["OWN-CO"])
+    assert logon.vein_step(deps, token, made.id, cap.to_dict(), CLIENT).step.value == "done"
+    for reader in bound.values():
+        reader.close()
+
+
+def test_enrolment_readings_that_repeat_a_sample_are_refused(deps, user, station, borrowed, operator,
+                                                             account_admin):
+    """The enrolment's readings are checked too: one sample presented as three readings, or a
+    sample recorded at an earlier logon, stops the enrolment with an alert."""
+    staff = Actor("staff1", frozenset({Role.STAFF}))
+    token = logon_to_vein(deps)
+    made, recorded = capture_for(deps, token, station["terminal"])
+    assert logon.vein_step(deps, token, made.id, recorded.to_dict(), CLIENT).step.value == "done"
+    # re-enrolment (replace) with the recorded logon sample among the readings, relabelled as
+    # an enrolment reading (the record's purpose and the sample header's purpose byte)
+    import dataclasses
+
+    from adapters.vein import Purpose
+
+    reader = station["station"]
+    relabelled = bytearray(recorded.sample)
+    relabelled[10] = 3  # BIR purpose: enrol
+    readings = iter([None, None, dataclasses.replace(recorded, purpose=Purpose.ENROL,
+                                                     sample=bytes(relabelled))])
+
+    def with_recorded(ch):
+        old = next(readings, None)
+        if old is not None:
+            return forge(deps, old, borrowed._key, "TERMINAL-2", ch)
+        reader.control.present(PALM, quality=90)
+        return reader.capture("enrol", ch)
+
+    with pytest.raises(DomainError) as err:
+        vein.enrol(deps, staff, "yamada", reader, with_recorded, replace=True)
+    assert err.value.code == "vein_capture_refused"
+    assert alerts(deps)[-1].data == {"device": "TERMINAL-2", "purpose": "enrol", "reason": "replayed_sample"}
+    # a new person whose three readings are one sample
+    ready(deps, account_admin, operator, "suzuki", CHOSEN[1], name="鈴木 花子")
+    borrowed.control.present(77)
+    one = borrowed.capture("enrol", bytes(32))
+    with pytest.raises(DomainError) as err:
+        vein.enrol(deps, staff, "suzuki", reader,
+                   lambda ch: forge(deps, one, borrowed._key, "TERMINAL-2", ch))
+    assert err.value.code == "vein_capture_refused"
+    assert alerts(deps, "suzuki")[-1].data["reason"] == "replayed_sample"
+    assert not vein.is_enrolled(deps, "suzuki")
+
+
+def test_what_is_kept_of_the_samples_cannot_give_one_back(deps, user, station, borrowed, caplog):
+    """R15 with the replay check: the database keeps only 64-byte keyed digests per sample seen;
+    no sample, no run of its features, in any column, in the SQLite files, or in the log (DEBUG,
+    SQL included)."""
+    import logging
+
+    from sqlalchemy import select
+
+    from adapters.vein.records import b64url
+    from authsvc.domain import replay
+    from authsvc.store.models import VeinEnrolment
+    from tests.integration.support import dump_all
+
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.engine")
+    samples = []
+    for _ in range(3):
+        token = logon_to_vein(deps)
+        made, cap = capture_for(deps, token, station["terminal"])
+        assert logon.vein_step(deps, token, made.id, cap.to_dict(), CLIENT).step.value == "done"
+        samples.append(cap.sample)
+    made = logon.vein_challenge(deps, token := logon_to_vein(deps))
+    forged = forge(deps, cap, borrowed._key, "TERMINAL-2", b64d(made.challenge))
+    logon.vein_step(deps, token, made.id, forged.to_dict(), CLIENT)
+    assert reasons(deps)[-1] == "replayed_sample"
+    with deps.uow() as uow:
+        kept = uow.session.scalars(select(VeinEnrolment.seen_samples)).one()
+    assert len(kept) == 1 + replay.RECORD * (3 + 3 + 1)  # enrolment readings, logons, the replay
+    columns = []
+    with deps.engine.connect() as conn:
+        for table in VeinEnrolment.metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                columns += [v if isinstance(v, bytes) else str(v).encode() for v in row]
+    stored = b"\x00".join(columns) + dump_all(deps).encode()
+    if deps.engine.dialect.name == "sqlite":
+        from pathlib import Path
+
+        stored += b"".join(p.read_bytes() for p in Path(deps.settings.instance_path).glob("authsvc.db*"))
+    logs = caplog.text.encode()
+    for sample in samples:
+        features = sample[24:]
+        runs = [features[i:i + 12] for i in range(0, len(features) - 12, 4)]
+        for needle in (sample, sample.hex().encode(), b64url(sample).encode(), *runs):
+            assert needle not in stored and needle not in logs
