@@ -1,16 +1,11 @@
-"""Failed-attempt counters (R4) behind one small interface. `consume` reserves one of the
-remaining attempts atomically *before* the password is checked, so parallel attempts through
-any number of workers or instances never get more than N evaluations; `fail` and `release`
-settle the reservation once the outcome is known; a reservation never settled lapses after
-`pending_seconds` and never counts (lockout.py). Implementations: `SqlCounters`
-(authsvc.store.counters; the embedded default, exact across processes on one database) and
-`RedisCounters` (production)."""
+"""RedisCounters: the failed-attempt counters (R4) in Redis, the production implementation of
+`authsvc.ports.Counters` (the embedded default is `SqlCounters`, authsvc.store.counters):
+attempts are reserved before they are evaluated and settled after (authsvc/domain/lockout.py)."""
 
 from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 import redis
 
@@ -19,34 +14,6 @@ from authsvc.domain.lockout import Decision, Failure
 
 def new_attempt() -> str:
     return secrets.token_hex(8)
-
-
-class Counters(Protocol):
-    def consume(self, key: str, now: datetime, max_failures: int, lock_minutes: int) -> Decision:
-        """Reserve one attempt for `key` (or refuse it: locked, or all remaining attempts in
-        flight), as one atomic step; the decision names the reservation to settle."""
-        ...
-
-    def fail(self, key: str, attempt: str, now: datetime, max_failures: int,
-             lock_minutes: int) -> Failure:
-        """The reserved attempt failed: count it (the N-th decided failure locks)."""
-        ...
-
-    def release(self, key: str, attempt: str) -> None:
-        """The reserved attempt succeeded (or was never evaluated): give it back."""
-        ...
-
-    def succeed(self, key: str) -> None:
-        """A completed logon: the count and any lock are cleared."""
-        ...
-
-    def peek(self, key: str, now: datetime) -> tuple[int, datetime | None]:
-        """(decided failures, locked_until while the lock is in force, else None)."""
-        ...
-
-    def reset(self, key: str, now: datetime) -> tuple[int, bool]:
-        """An operator's unlock: clears the key; returns (failures it had, whether it was locked)."""
-        ...
 
 
 class RedisCounters:

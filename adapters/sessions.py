@@ -1,38 +1,16 @@
-"""Server-side session storage (R16) behind one small interface, so any instance can serve any
-request and a logoff, a lock or a revoked account ends sessions on the server at once.
-Tokens are random; stores key sessions by the token's SHA-256, never the token itself.
-Implementations: `RedisSessions` (production) and `SqlSessions` (authsvc.store.sessions)."""
+"""RedisSessions: server-side sessions (R16) in Redis, the production implementation of
+`authsvc.ports.SessionStore` (the embedded default is `SqlSessions`, authsvc.store.sessions),
+so any instance can serve any request and a logoff, a lock or a revoked account ends sessions
+on the server at once. Sessions are keyed by the token's SHA-256, never the token itself."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def session_id(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-class SessionStore(Protocol):
-    def put(self, token: str, data: dict[str, Any], user_id: str | None, ttl_s: int) -> None: ...
-    def get(self, token: str) -> dict[str, Any] | None: ...
-    def take(self, token: str) -> dict[str, Any] | None:
-        """Get and delete in one atomic step: of concurrent takers exactly one gets it."""
-        ...
-    def delete(self, token: str) -> None: ...
-    def of_user(self, user_id: str) -> dict[str, dict[str, Any]]:
-        """The user's live sessions, by session id (the token's hash)."""
-        ...
-    def delete_id(self, sid: str) -> None: ...
-    def delete_user(self, user_id: str) -> int: ...
+from authsvc.domain.tokens import session_id
 
 
 class RedisSessions:

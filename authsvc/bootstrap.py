@@ -9,12 +9,13 @@ from pathlib import Path
 import redis
 
 from adapters.checkpoints import Checkpointer, FileCheckpoints
-from adapters.clock import Clock, SystemClock
-from adapters.counters import Counters, RedisCounters
-from adapters.sessions import RedisSessions, SessionStore
+from adapters.clock import SystemClock
+from adapters.counters import RedisCounters
+from adapters.sessions import RedisSessions
 from adapters.vein import open_reader
 from authsvc.domain.hashing import Hasher
 from authsvc.domain.sealing import Sealer
+from authsvc.ports import Clock, Counters, SessionStore
 from authsvc.services import Deps
 from authsvc.settings import Settings
 from authsvc.store.counters import SqlCounters

@@ -4,9 +4,11 @@ run. A missing PostgreSQL fails the tests that need it; nothing is skipped silen
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis
@@ -70,6 +72,15 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """The schema migrated once per test run; each test's SQLite database starts as a copy."""
+    folder = tmp_path_factory.mktemp("template") / "instance"
+    deps = build(make_settings(str(folder)))
+    deps.engine.dispose()
+    return folder / "authsvc.db"
+
+
 @pytest.fixture
 def make_deps(tmp_path, clock, request) -> Iterator:
     """Build Deps on a backend ("sqlite" or "postgres") with optional config sections."""
@@ -77,6 +88,11 @@ def make_deps(tmp_path, clock, request) -> Iterator:
 
     def factory(backend: str = "sqlite", **sections: dict) -> Deps:
         url = request.getfixturevalue("pg_url") if backend == "postgres" else ""
+        if backend == "sqlite" and not sections.get("database", {}).get("url"):
+            db = tmp_path / "instance" / "authsvc.db"
+            if not db.exists():
+                db.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(request.getfixturevalue("sqlite_template"), db)
         sections = _with_test_redis(request, sections)
         deps = build(make_settings(str(tmp_path / "instance"), url, **sections), clock=clock)
         if backend == "postgres":

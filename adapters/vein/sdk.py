@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import vein_sdk_stub as stub
-from adapters.clock import Clock, SystemClock
+from adapters.clock import SystemClock
 from adapters.vein.errors import (
     Cancelled,
     CaptureTimeout,
@@ -42,6 +42,7 @@ from adapters.vein.reader import (
     Progress,
 )
 from adapters.vein.records import Candidate, Capture, Enrolment, Match, Purpose, ReaderInfo
+from authsvc.ports import Clock
 from vein_sdk_stub import Bir, Code, DataType, GuiResponse, GuiState, SdkError
 
 _PURPOSES = {Purpose.VERIFY: stub.Purpose.VERIFY, Purpose.IDENTIFY: stub.Purpose.IDENTIFY,

@@ -9,13 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from adapters.checkpoints import Checkpointer
-from adapters.clock import Clock
-from adapters.counters import Counters
-from adapters.sessions import SessionStore
-from adapters.vein import VeinReader
 from authsvc.domain.hashing import Hasher
 from authsvc.domain.passwords import Rule
 from authsvc.domain.sealing import Sealer
+from authsvc.ports import Clock, Counters, SessionStore, VeinReader
 from authsvc.settings import Settings
 from authsvc.store.uow import UnitOfWork
 

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from adapters.sessions import new_token, session_id
 from authsvc.domain import identifiers, lockout, network
 from authsvc.domain import logon_flow as lf
+from authsvc.domain import session as sess
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.errors import DomainError
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor, Role
+from authsvc.domain.tokens import new_token, session_id
 from authsvc.services import Deps, totp, vein, webauthn
 from authsvc.services import passwords as password_service
 from authsvc.services.accounts import access_end, last_use
@@ -79,7 +80,7 @@ FAILED = State()
 
 # The surfaces a session belongs to (R8): the user's pages, and the administrators' console,
 # reached only by a logon of its own with fresh MFA; a session of one is no use on the other.
-USER, CONSOLE = "user", "console"
+USER, CONSOLE = sess.USER, sess.CONSOLE
 
 
 @dataclass(frozen=True)
@@ -361,8 +362,8 @@ def _account_may_logon(deps: Deps, user_id: str, now: datetime) -> bool:
 
 
 def _ttl_session(deps: Deps, data: dict[str, Any]) -> int:
-    left = data["created_at"] + deps.settings.sessions.absolute_hours * 3600 - time_now(deps)
-    return max(1, int(left))
+    return max(1, int(float(data["created_at"]) + deps.settings.sessions.absolute_hours * 3600
+                      - time_now(deps)))
 
 
 def time_now(deps: Deps) -> float:
@@ -379,8 +380,9 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
     deps.sessions.delete(token)
     fresh = new_token()
     if flow.purpose == "unlock":
-        session = {k: v for k, v in data.items() if k != "flow"}
-        session.update(locked=False, last_seen=now.timestamp())
+        unlocked = sess.Record.of(data)
+        assert unlocked is not None  # an unlock runs on a session (begin_unlock)
+        session = replace(unlocked, locked=False, last_seen=now.timestamp(), flow=None).data()
         deps.sessions.put(fresh, session, user, _ttl_session(deps, session))
         with deps.uow() as uow:
             _note(uow, now, actor, client, "unlock", user, "ok", "", factors)
@@ -403,9 +405,9 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
     for sid in others:
         deps.sessions.delete_id(sid)
     ended = len(others)
-    session = {"kind": "session", "surface": surface, "user_id": user, "factors": list(flow.passed),
-               "created_at": now.timestamp(), "last_seen": now.timestamp(), "locked": False,
-               **data.get("client", _client_dict(client))}
+    origin = data.get("client", _client_dict(client))
+    session = sess.Record(user, flow.passed, now.timestamp(), now.timestamp(), False, surface,
+                          bool(origin["remote"]), origin["terminal"], origin["source"]).data()
     deps.sessions.put(fresh, session, user, _ttl_session(deps, session))
     deps.counters.succeed(user)
     with deps.uow() as uow:
@@ -420,52 +422,51 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
 # ---- sessions ------------------------------------------------------------------------------
 
 
-def current(deps: Deps, token: str | None, surface: str = USER) -> SessionView | None:
-    """The session behind `token` on `surface`, after applying its absolute lifetime and idle
-    lock; None when there is none (or its account may no longer log on). A console session
-    left idle ends instead of locking: administration needs a fresh logon (R8)."""
-    if not token or not isinstance(token, str):
-        return None
-    data = deps.sessions.get(token)
-    if not data or data.get("kind") != "session" or data.get("surface", USER) != surface:
-        return None
-    now = time_now(deps)
+def _lifetime(deps: Deps) -> sess.Lifetime:
     pol = deps.settings.sessions
-    idle = now - data["last_seen"] > pol.idle_minutes * 60
-    if now - data["created_at"] > pol.absolute_hours * 3600 or (surface == CONSOLE and idle):
+    return sess.Lifetime(pol.idle_minutes, pol.absolute_hours)
+
+
+def _record(deps: Deps, token: str | None) -> sess.Record | None:
+    return sess.Record.of(deps.sessions.get(token)) if token and isinstance(token, str) else None
+
+
+def current(deps: Deps, token: str | None, surface: str = USER) -> SessionView | None:
+    """The session behind `token` on `surface`, as the session rules find it now (ended,
+    locked after idling, or as it was: domain/session.py); None when there is none, or its
+    account may no longer log on."""
+    rec = _record(deps, token)
+    if rec is None or rec.surface != surface:
+        return None
+    assert token is not None
+    found = sess.seen(rec, time_now(deps), _lifetime(deps))
+    if found is None or not _account_may_logon(deps, rec.user_id, deps.clock.now()):
         deps.sessions.delete(token)
         return None
-    if not data["locked"] and idle:
-        data["locked"] = True  # R16: idle too long: locked until MFA again
-        deps.sessions.put(token, data, data["user_id"], _ttl_session(deps, data))
-    if not _account_may_logon(deps, data["user_id"], deps.clock.now()):
-        deps.sessions.delete(token)
-        return None
-    flow = lf.Flow.from_dict(data["flow"]) if data.get("flow") else None
-    return SessionView(session_id(token), data["user_id"], tuple(data["factors"]), data["created_at"],
-                       data["last_seen"], data["locked"], data.get("remote", False),
-                       data.get("terminal", ""), data.get("source", ""), flow, surface)
+    if found != rec:
+        _store(deps, token, found.data())  # R16: idle too long: locked until MFA again
+    flow = lf.Flow.from_dict(found.flow) if found.flow else None
+    return SessionView(session_id(token), found.user_id, found.factors, found.created_at,
+                       found.last_seen, found.locked, found.remote, found.terminal, found.source,
+                       flow, surface)
 
 
 def touch(deps: Deps, token: str) -> None:
     """Activity on an unlocked session moves its idle clock."""
-    data = deps.sessions.get(token)
-    if data and data.get("kind") == "session" and not data["locked"]:
-        data["last_seen"] = time_now(deps)
-        deps.sessions.put(token, data, data["user_id"], _ttl_session(deps, data))
+    rec = _record(deps, token)
+    if rec is not None and not rec.locked:
+        _store(deps, token, replace(rec, last_seen=time_now(deps)).data())
 
 
 def lock(deps: Deps, token: str, client: Client) -> bool:
     """The user leaves the desk (R16): the session stays, but needs MFA to continue."""
-    data = deps.sessions.get(token)
-    if not data or data.get("kind") != "session" or data.get("surface", USER) != USER:
+    rec = _record(deps, token)
+    if rec is None or rec.surface != USER:
         return False
-    data["locked"] = True
-    data.pop("flow", None)
-    deps.sessions.put(token, data, data["user_id"], _ttl_session(deps, data))
+    _store(deps, token, replace(rec, locked=True, flow=None).data())
     now = deps.clock.now()
     with deps.uow() as uow:
-        uow.audit(now, client.actor(data["user_id"]), "session.lock", data["user_id"])
+        uow.audit(now, client.actor(rec.user_id), "session.lock", rec.user_id)
         uow.commit()
     return True
 
@@ -513,13 +514,12 @@ def end_session(deps: Deps, token: str, sid: str, client: Client) -> bool:
 def sessions_of(deps: Deps, user_id: str) -> list[dict[str, Any]]:
     out = []
     for sid, d in deps.sessions.of_user(user_id).items():
-        if d.get("kind") != "session":
+        rec = sess.Record.of(d)
+        if rec is None:
             continue
-        out.append({"sid": sid, "surface": d.get("surface", USER),
-                    "created_at": jst_iso(_dt(d["created_at"])),
-                    "last_seen": jst_iso(_dt(d["last_seen"])), "locked": d["locked"],
-                    "remote": d.get("remote", False), "terminal": d.get("terminal", ""),
-                    "source": d.get("source", "")})
+        out.append({"sid": sid, "surface": rec.surface, "created_at": jst_iso(_dt(rec.created_at)),
+                    "last_seen": jst_iso(_dt(rec.last_seen)), "locked": rec.locked,
+                    "remote": rec.remote, "terminal": rec.terminal, "source": rec.source})
     return sorted(out, key=lambda s: s["created_at"], reverse=True)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.sessions import session_id
+from authsvc.domain.tokens import session_id
 from authsvc.store.db import read_session
 from authsvc.store.models import SessionRow
 

@@ -18,13 +18,15 @@ import pytest
 import redis
 
 from adapters.clock import FixedClock
-from adapters.counters import Counters, RedisCounters
+from adapters.counters import RedisCounters
 from authsvc.domain import lockout
 from authsvc.domain.lockout import Decision, Failure
+from authsvc.ports import Counters
 from authsvc.services import accounts
 from authsvc.store.counters import SqlCounters
 from authsvc.store.db import make_engine, session_factory
 from tests.conftest import clear_redis
+from tests.fakes import MemoryCounters
 from tests.integration.support import active_account, add_contract, events
 
 N, LOCK = 5, 30  # max failures, lock minutes
@@ -44,10 +46,13 @@ class Store:
         return self._another()
 
 
-@pytest.fixture(params=["sql-sqlite", "sql-postgres", "redis"])
+@pytest.fixture(params=["memory", "sql-sqlite", "sql-postgres", "redis"])
 def store(request, make_deps) -> Iterator[Store]:
     cleanups: list[Callable[[], None]] = []
-    if request.param == "redis":
+    if request.param == "memory":  # the fake of tests/fakes.py: one store, shared by instances
+        shared = MemoryCounters()
+        yield Store(request.param, shared, lambda: shared)
+    elif request.param == "redis":
         url = request.getfixturevalue("redis_url")
         prefix = f"test:{uuid.uuid4().hex}:c:"  # outside the service's namespace (authsvc:*)
 

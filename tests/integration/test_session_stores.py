@@ -13,11 +13,14 @@ import pytest
 import redis
 from sqlalchemy import select, text
 
-from adapters.sessions import RedisSessions, SessionStore, new_token, session_id
+from adapters.sessions import RedisSessions
+from authsvc.domain.tokens import new_token, session_id
+from authsvc.ports import SessionStore
 from authsvc.store.db import make_engine, session_factory
 from authsvc.store.models import SessionRow
 from authsvc.store.sessions import SqlSessions
 from tests.conftest import clear_redis
+from tests.fakes import MemorySessions
 
 HOUR = 3600
 
@@ -34,10 +37,14 @@ class Store:
         self.dump = dump              # everything the store holds, as text
 
 
-@pytest.fixture(params=["sql-sqlite", "sql-postgres", "redis"])
+@pytest.fixture(params=["memory", "sql-sqlite", "sql-postgres", "redis"])
 def store(request, make_deps, clock) -> Iterator[Store]:
     cleanups: list[Callable[[], None]] = []
-    if request.param == "redis":
+    if request.param == "memory":  # the fake of tests/fakes.py: one store, shared by instances
+        shared = MemorySessions(clock.now)
+        yield Store(request.param, shared, lambda: shared, lambda s: clock.advance(seconds=s),
+                    shared.dump)
+    elif request.param == "redis":
         url = request.getfixturevalue("redis_url")
         prefix = f"test:{uuid.uuid4().hex}:"  # outside the service's namespace (authsvc:*)
         raw = redis.Redis.from_url(url)

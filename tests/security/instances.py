@@ -244,7 +244,7 @@ def forget_redis(url: str, subjects: list[str] | tuple[str, ...] = (),
     """Delete only what these subjects and tokens left in Redis: their counters
     (`authsvc:c:<subject>`), session indexes (`authsvc:u:<subject>`) and the session or logon
     records of the tokens (`authsvc:s:<sha256(token)>`). Returns how many keys went."""
-    from adapters.sessions import session_id
+    from authsvc.domain.tokens import session_id
 
     keys = [f"authsvc:{kind}:{s}" for s in subjects for kind in ("c", "u")]
     keys += [f"authsvc:s:{session_id(t)}" for t in tokens if t]

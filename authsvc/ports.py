@@ -1,0 +1,175 @@
+"""The ports: every interface the services depend on, in one place. Implementations live in
+`adapters/` (Redis, vein readers, files, the clock) and `store/` (SQL); fakes for fast tests
+in `tests/fakes.py`. A service is typed by these Protocols, never by an implementation.
+
+    Clock            what time it is (tests move it)
+    Counters         failed-attempt counting with reservations (lockout.py)
+    SessionStore     server-side sessions and pending logons, keyed by the token's hash
+    CheckpointStore  the audit chain's anchor outside the database
+    VeinReader       a palm-vein reader or matcher (R13), and its 1:N gallery
+    AlertSink        where operator alerts go (the log today; the alerting of [10 of 12] next)
+    Directory        an LDAP-style directory to import from and export to ([9 of 12])
+
+The unit of work with its repositories is `authsvc.store.uow.UnitOfWork` (one transaction over
+the SQL store); its in-memory fake is the next step of [6 of 12]."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol, Self, runtime_checkable
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from adapters.vein.records import Candidate, Capture, Enrolment, Match, Purpose, ReaderInfo
+from authsvc.domain.audit import Checkpoint
+from authsvc.domain.lockout import Decision, Failure
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Counters(Protocol):
+    """`consume` reserves one of the remaining attempts atomically *before* the password is
+    checked, so parallel attempts through any number of workers or instances never get more
+    than N evaluations; `fail` and `release` settle the reservation once the outcome is known;
+    a reservation never settled lapses after `pending_seconds` and never counts."""
+
+    def consume(self, key: str, now: datetime, max_failures: int, lock_minutes: int) -> Decision:
+        """Reserve one attempt for `key` (or refuse it: locked, or all remaining attempts in
+        flight), as one atomic step; the decision names the reservation to settle."""
+        ...
+
+    def fail(self, key: str, attempt: str, now: datetime, max_failures: int,
+             lock_minutes: int) -> Failure:
+        """The reserved attempt failed: count it (the N-th decided failure locks)."""
+        ...
+
+    def release(self, key: str, attempt: str) -> None:
+        """The reserved attempt succeeded (or was never evaluated): give it back."""
+        ...
+
+    def succeed(self, key: str) -> None:
+        """A completed logon: the count and any lock are cleared."""
+        ...
+
+    def peek(self, key: str, now: datetime) -> tuple[int, datetime | None]:
+        """(decided failures, locked_until while the lock is in force, else None)."""
+        ...
+
+    def reset(self, key: str, now: datetime) -> tuple[int, bool]:
+        """An operator's unlock: clears the key; returns (failures it had, whether it was locked)."""
+        ...
+
+
+class SessionStore(Protocol):
+    def put(self, token: str, data: dict[str, Any], user_id: str | None, ttl_s: int) -> None: ...
+    def get(self, token: str) -> dict[str, Any] | None: ...
+    def take(self, token: str) -> dict[str, Any] | None:
+        """Get and delete in one atomic step: of concurrent takers exactly one gets it."""
+        ...
+    def delete(self, token: str) -> None: ...
+    def of_user(self, user_id: str) -> dict[str, dict[str, Any]]:
+        """The user's live sessions, by session id (the token's hash)."""
+        ...
+    def delete_id(self, sid: str) -> None: ...
+    def delete_user(self, user_id: str) -> int: ...
+
+
+class CheckpointStore(Protocol):
+    folder: Any  # where it is, for the operator's messages
+
+    def append(self, seq: int, head_hash: str, kind: str = "head",
+               at: datetime | None = None) -> Checkpoint: ...
+
+    def read(self) -> tuple[list[Checkpoint], list[str]]:
+        """Every signed checkpoint, and where the lines are that are not."""
+        ...
+
+
+class AlertSink(Protocol):
+    def alert(self, event: str, **detail: Any) -> None:
+        """Tell the operators now (never an attacker): the audit log cannot be written, a
+        checkpoint cannot be written, a duplicate person was enrolled ..."""
+        ...
+
+
+class Directory(Protocol):
+    def search(self, base: str, filter: str, attributes: Sequence[str],
+               page_size: int = 500) -> Iterator[dict[str, list[str]]]:
+        """Every entry under `base` matching `filter`, paged (never capped by a size limit)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# ---- palm vein (R13): small on purpose, after python-fido2's CtapDevice ----------------------
+
+DEFAULT_MAX_FMR = 1e-7  # per comparison; docs/decisions/0003-vein.md (measured FNMR ≈ 1e-4 there)
+DEFAULT_MAX_RESULTS = 10
+DEFAULT_TIMEOUT_S = 15.0
+DEFAULT_MIN_QUALITY = 40
+DEFAULT_LIVENESS_THRESHOLD = 0.5
+
+Progress = Callable[[str], None]
+
+
+@runtime_checkable
+class GalleryLike(Protocol):
+    """A prepared 1:N gallery (built by VeinReader.prepare_gallery)."""
+
+    def add(self, id: Hashable, template: bytes) -> None: ...
+    def remove(self, id: Hashable) -> None: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, id: object) -> bool: ...
+
+
+@runtime_checkable
+class VeinReader(Protocol):
+    """open/close and a context manager, list the units, one long call (capture) that takes a
+    cancel event and a progress callback, enrolment that says "more samples needed" until
+    done, and typed errors (adapters.vein.errors) for every way a capture can fail."""
+
+    reader_id: str  # the id the device registry knows this reader by
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        """The reader's signing key (registered with the service, R12)."""
+        ...
+
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+    def list_readers(self) -> list[ReaderInfo]: ...
+
+    def capture(self, purpose: Purpose | str, challenge: bytes, timeout_s: float = DEFAULT_TIMEOUT_S,
+                cancel: threading.Event | None = None, progress: Progress | None = None) -> Capture:
+        """One signed capture bound to `challenge`. Raises NoHand, Reposition, PoorQuality,
+        PresentationAttack, CaptureTimeout, ReaderDisconnected, Cancelled or ReaderFault."""
+        ...
+
+    def enrol(self, captures: Sequence[Capture]) -> Enrolment:
+        """A template from the captures so far, or how many more good ones are needed."""
+        ...
+
+    def verify(self, capture: Capture, template: bytes, max_fmr: float = DEFAULT_MAX_FMR) -> Match:
+        """1:1 → (score, decision, fmr_achieved)."""
+        ...
+
+    def identify(self, capture: Capture, templates: Mapping[Hashable, bytes] | GalleryLike,
+                 max_fmr: float = DEFAULT_MAX_FMR,
+                 max_results: int = DEFAULT_MAX_RESULTS) -> list[Candidate]:
+        """1:N → candidates within `max_fmr` (per comparison), best first."""
+        ...
+
+    def prepare_gallery(self, templates: Mapping[Hashable, bytes] | None = None) -> GalleryLike: ...
+
+    def sample_vector(self, capture: Capture) -> Sequence[float] | None:
+        """The feature vector inside the capture's sample, for the server's replayed-sample
+        check (authsvc/domain/replay.py); None when the format cannot be read. In memory only:
+        never stored or logged (R15)."""
+        ...
