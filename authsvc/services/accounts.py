@@ -9,8 +9,6 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from authsvc.domain import identifiers, lifecycle
 from authsvc.domain.calendar import JST, access_ends, jst_iso
 from authsvc.domain.errors import DomainError, NotFound
@@ -165,49 +163,48 @@ def create_account(
     now = deps.clock.now()
     initial = generate_initial(deps.rule, user_id)
     hashed = deps.hasher.hash(initial)  # before the transaction: argon2 holds no locks
-    try:
-        with deps.uow() as uow:
-            con = uow.contract(contract)
-            if con is None:
-                raise NotFound("contract_not_found", contract=contract)
-            if con.ends_on is not None and now.astimezone(JST).date() > con.ends_on:
-                raise DomainError("contract_ended", contract=contract)  # cleanup period or later
-            ident = uow.identifier(key, lock=True)
-            if ident is not None:
-                identifiers.check_assignable(
-                    user_id, now, ident.holder_id is not None, ident.released_at,
-                    deps.settings.identifiers.reuse_after_days,
-                )
-            if person_id is None:
-                person = Person(name=name, created_at=now)
-                uow.add(person)
-            else:
-                found = uow.person(person_id)
-                if found is None:
-                    raise NotFound("person_not_found", person=person_id)
-                if "".join(found.name.split()) != "".join(name.split()):  # the wrong human?
-                    raise DomainError("person_name_mismatch", person=person_id)
-                person = found
-            acc = Account(
-                user_id=user_id, person_id=person.id, contract_id=con.id, role=role_.value,
-                status=Status.PENDING.value, password_hash=hashed, must_change_password=True,
-                created_by=actor.id, created_at=now, status_changed_at=now,
+    with deps.uow() as uow:
+        con = uow.contract(contract)
+        if con is None:
+            raise NotFound("contract_not_found", contract=contract)
+        if con.ends_on is not None and now.astimezone(JST).date() > con.ends_on:
+            raise DomainError("contract_ended", contract=contract)  # cleanup period or later
+        ident = uow.identifier(key, lock=True)
+        if ident is not None:
+            identifiers.check_assignable(
+                user_id, now, ident.holder_id is not None, ident.released_at,
+                deps.settings.identifiers.reuse_after_days,
             )
-            uow.add(acc)
-            uow.add(PasswordHistory(account_id=acc.id, hash=hashed, created_at=now))
-            if ident is None:
-                ident = Identifier(value=key, kind="account", assigned_by=actor.id, assigned_at=now)
-                uow.session.add(ident)
+        if person_id is None:
+            person = Person(name=name, created_at=now)
+            uow.add(person)
+        else:
+            found = uow.person(person_id)
+            if found is None:
+                raise NotFound("person_not_found", person=person_id)
+            if "".join(found.name.split()) != "".join(name.split()):  # the wrong human?
+                raise DomainError("person_name_mismatch", person=person_id)
+            person = found
+        acc = Account(
+            user_id=user_id, person_id=person.id, contract_id=con.id, role=role_.value,
+            status=Status.PENDING.value, password_hash=hashed, must_change_password=True,
+            created_by=actor.id, created_at=now, status_changed_at=now,
+        )
+        uow.add(acc)
+        uow.add(PasswordHistory(account_id=acc.id, hash=hashed, created_at=now))
+        if ident is None:
+            ident = Identifier(value=key, kind="account", holder_id=acc.id, assigned_by=actor.id,
+                               assigned_at=now)
+            if not uow.identifiers.claim(ident):  # a concurrent create took the same new ID first
+                raise DomainError("identifier_in_use", user_id=user_id)
+        else:
             ident.kind, ident.holder_id = "account", acc.id
             ident.assigned_by, ident.assigned_at = actor.id, now
             ident.approved_by = ident.approved_at = ident.released_at = None
-            uow.audit(now, actor, "account.create", user_id, role=role_.value, contract=contract,
-                      person_id=person.id, linked_person=person_id is not None)
-            uow.session.flush()
-            result = view(deps, uow, acc)
-            uow.commit()
-    except IntegrityError:  # a concurrent create took the same new identifier first
-        raise DomainError("identifier_in_use", user_id=user_id) from None
+        uow.audit(now, actor, "account.create", user_id, role=role_.value, contract=contract,
+                  person_id=person.id, linked_person=person_id is not None)
+        result = view(deps, uow, acc)
+        uow.commit()
     return Issued(result, initial)
 
 

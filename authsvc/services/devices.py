@@ -18,15 +18,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from authsvc.domain import identifiers
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.errors import DomainError, NotFound
 from authsvc.domain.roles import Actor, Perm
 from authsvc.services import Deps
-from authsvc.store.models import Contract, Device, Identifier
+from authsvc.store.models import Device, Identifier
 from authsvc.store.uow import UnitOfWork
 
 KINDS = ("terminal", "reader", "token", "card")
@@ -98,22 +96,10 @@ def _view(d: Device) -> DeviceView:
 
 
 def _device(uow: UnitOfWork, device_id: str, lock: bool = False) -> Device:
-    ident = uow.identifier(identifiers.canonical(device_id))
-    if ident is None or ident.kind != "device" or ident.holder_id is None:
-        raise NotFound("device_not_found", device=device_id)
-    q = select(Device).where(Device.id == ident.holder_id)
-    found = uow.session.scalars(q.with_for_update() if lock else q).first()
+    found = uow.devices.by_identifier(identifiers.canonical(device_id), lock=lock)
     if found is None:
         raise NotFound("device_not_found", device=device_id)
     return found
-
-
-def _key_holder(uow: UnitOfWork, fingerprint: str) -> tuple[str, str] | None:
-    """(device ID, status) of the device that holds this key, in any state (revoked rows keep
-    it for good)."""
-    row = uow.session.execute(select(Device.device_id, Device.status)
-                              .where(Device.key_fingerprint == fingerprint)).first()
-    return (row[0], row[1]) if row else None
 
 
 def _company(uow: UnitOfWork, company: str | None) -> str | None:
@@ -121,7 +107,7 @@ def _company(uow: UnitOfWork, company: str | None) -> str | None:
     if company is None or not company.strip():
         return None
     wanted = company_key(company)
-    for name in uow.session.scalars(select(Contract.company).distinct()):
+    for name in uow.devices.known_companies():
         if company_key(name) == wanted:
             return name
     raise DomainError("device_company_unknown", company=" ".join(company.split())[:200])
@@ -141,38 +127,37 @@ def register(deps: Deps, actor: Actor, device_id: str, public_key: str, kind: st
     description = " ".join((description or "").split())[:200]
     fingerprint = key_fingerprint(raw)
     now = deps.clock.now()
-    try:
-        with deps.uow() as uow:
-            ident = uow.identifier(key, lock=True)
-            if ident is not None:
-                identifiers.check_assignable(device_id, now, ident.holder_id is not None,
-                                             ident.released_at, deps.settings.identifiers.reuse_after_days)
-            bound = _company(uow, company)
-            holder = _key_holder(uow, fingerprint)
-            if holder is None:
-                # the unique index on the fingerprint settles a race with another registration
-                dev = Device(device_id=device_id, kind=kind, public_key=raw, key_fingerprint=fingerprint,
-                             company=bound, description=description, status="active",
-                             registered_by=actor.id, registered_at=now, status_changed_at=now, reason="")
-                uow.add(dev)
-                if ident is None:
-                    ident = Identifier(value=key, kind="device", assigned_by=actor.id, assigned_at=now)
-                    uow.session.add(ident)
-                # registered by a system administrator: assigned and approved in one act (004 第6 1(1)ア)
+    with deps.uow() as uow:
+        ident = uow.identifier(key, lock=True)
+        if ident is not None:
+            identifiers.check_assignable(device_id, now, ident.holder_id is not None,
+                                         ident.released_at, deps.settings.identifiers.reuse_after_days)
+        bound = _company(uow, company)
+        holder = uow.devices.key_holder(fingerprint)
+        if holder is None:
+            dev = Device(device_id=device_id, kind=kind, public_key=raw, key_fingerprint=fingerprint,
+                         company=bound, description=description, status="active",
+                         registered_by=actor.id, registered_at=now, status_changed_at=now, reason="")
+            # the unique index on the fingerprint settles a race with another registration
+            if not uow.devices.add(dev):
+                holder = uow.devices.key_holder(fingerprint)  # the registration that won it
+        if holder is None:
+            # registered by a system administrator: assigned and approved in one act (004 第6 1(1)ア)
+            if ident is None:
+                ident = Identifier(value=key, kind="device", holder_id=dev.id, assigned_by=actor.id,
+                                   assigned_at=now, approved_by=actor.id, approved_at=now)
+                if not uow.identifiers.claim(ident):  # a concurrent registration took the new ID
+                    raise DomainError("identifier_in_use", user_id=device_id)
+            else:
                 ident.kind, ident.holder_id, ident.assigned_by, ident.assigned_at = ("device", dev.id,
                                                                                      actor.id, now)
                 ident.approved_by, ident.approved_at, ident.released_at = actor.id, now, None
-                uow.audit(now, actor, "device.register", device_id, kind=kind, key=_b64(raw)[:16],
-                          key_fingerprint=fingerprint, **({"company": bound} if bound else {}))
-                result = _view(dev)
-                uow.commit()
-                return result
-    except IntegrityError:
-        with deps.uow(read_only=True) as uow:
-            holder = _key_holder(uow, fingerprint)
-        if holder is None:
-            raise  # not the key: let the caller see the conflict as it is
-    assert holder is not None
+            uow.audit(now, actor, "device.register", device_id, kind=kind, key=_b64(raw)[:16],
+                      key_fingerprint=fingerprint, **({"company": bound} if bound else {}))
+            result = _view(dev)
+            uow.commit()
+            return result
+    raise _key_refused(deps, actor, device_id, fingerprint, holder)
     raise _key_refused(deps, actor, device_id, fingerprint, holder)
 
 
@@ -212,7 +197,7 @@ def change(deps: Deps, actor: Actor, device_id: str, action: str, reason: str = 
 
 def list_devices(deps: Deps) -> list[DeviceView]:
     with deps.uow(read_only=True) as uow:
-        return [_view(d) for d in uow.session.scalars(select(Device).order_by(Device.device_id))]
+        return [_view(d) for d in uow.devices.all()]
 
 
 def active_device(deps: Deps, device_id: str) -> ActiveDevice | None:
@@ -222,10 +207,7 @@ def active_device(deps: Deps, device_id: str) -> ActiveDevice | None:
     if key is None:
         return None
     with deps.uow(read_only=True) as uow:
-        ident = uow.identifier(key)
-        if ident is None or ident.kind != "device" or ident.holder_id is None:
-            return None
-        dev = uow.session.get(Device, ident.holder_id)
+        dev = uow.devices.by_identifier(key)
         if dev is None or dev.status != "active":
             return None
         return ActiveDevice(dev.device_id, dev.public_key, dev.company)

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from adapters.vein import Capture, VeinError, VeinReader
 from authsvc.domain import identifiers
 from authsvc.domain import registration as rules
@@ -25,14 +23,7 @@ from authsvc.domain.registration import Party, State
 from authsvc.domain.roles import Actor, Perm, Role
 from authsvc.services import Deps, vein
 from authsvc.services.accounts import OPERATIONS_CONTRACT
-from authsvc.store.models import (
-    Account,
-    Consent,
-    Evidence,
-    Person,
-    RegistrationSession,
-    VeinEnrolment,
-)
+from authsvc.store.models import Account, Consent, Evidence, RegistrationSession
 from authsvc.store.uow import UnitOfWork
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
@@ -63,9 +54,8 @@ class SessionView:
 
 
 def _view(uow: UnitOfWork, row: RegistrationSession) -> SessionView:
-    held = sum(1 for e in uow.session.scalars(select(Evidence).where(Evidence.session_id == row.id))
-               if e.destroyed_at is None)
-    person = uow.session.get(Person, row.person_id)
+    held = uow.registrations.evidence_held(row.id)
+    person = uow.person(row.person_id)
     return SessionView(row.id, row.state, row.registrant, row.admin, row.company, row.opened_at,
                        row.last_activity_at, row.ended_at, row.reason, held,
                        person.name if person else "")
@@ -73,11 +63,6 @@ def _view(uow: UnitOfWork, row: RegistrationSession) -> SessionView:
 
 def _person(acc: Account) -> rules.Person:
     return rules.Person(acc.id, acc.person_id, acc.contract.company, acc.role, acc.status)
-
-
-def _enrolled(uow: UnitOfWork, person_id: int) -> bool:
-    return uow.session.scalars(select(VeinEnrolment.id).where(
-        VeinEnrolment.person_id == person_id)).first() is not None
 
 
 def _is(actor: Actor, user_id: str | None) -> bool:
@@ -91,8 +76,7 @@ def _audit(uow: UnitOfWork, now: datetime, actor: Actor, action: str, row: Regis
 
 
 def _row(uow: UnitOfWork, session_id: str) -> RegistrationSession:
-    q = select(RegistrationSession).where(RegistrationSession.id == str(session_id)[:64])
-    row = uow.session.scalars(q.with_for_update()).first()
+    row = uow.registrations.get(str(session_id)[:64], lock=True)
     if row is None:
         raise NotFound("registration_not_found")
     return row
@@ -135,11 +119,9 @@ def record_consent(deps: Deps, actor: Actor, user_id: str, given: bool) -> None:
         acc = uow.account(identifiers.canonical(user_id), lock=True)
         if acc is None:
             raise NotFound("account_not_found", user_id=user_id)
-        row = uow.session.scalars(select(Consent).where(Consent.account_id == acc.id)).first()
-        if row is None:
-            row = Consent(account_id=acc.id)
-            uow.session.add(row)
+        row = uow.registrations.consent_of(acc.id) or Consent(account_id=acc.id)
         row.given, row.recorded_by, row.recorded_at = bool(given), actor.id, now
+        uow.registrations.save_consent(row)
         uow.audit(now, actor, "registration.consent", acc.user_id, given=bool(given))
         uow.commit()
 
@@ -147,8 +129,7 @@ def record_consent(deps: Deps, actor: Actor, user_id: str, given: bool) -> None:
 def has_consent(deps: Deps, user_id: str) -> bool:
     with deps.uow(read_only=True) as uow:
         acc = uow.account(identifiers.canonical(user_id))
-        return acc is not None and bool(uow.session.scalar(
-            select(Consent.given).where(Consent.account_id == acc.id)))
+        return acc is not None and uow.registrations.consented(acc.id)
 
 
 # ---- the remote session ---------------------------------------------------------------------
@@ -164,18 +145,16 @@ def open_session(deps: Deps, actor: Actor, user_id: str) -> SessionView:
         acc = uow.account(identifiers.canonical(user_id), lock=True)
         if acc is None:
             raise NotFound("account_not_found", user_id=user_id)
-        consent = bool(uow.session.scalar(select(Consent.given).where(Consent.account_id == acc.id)))
+        consent = uow.registrations.consented(acc.id)
         try:
             rules.check_can_open(acc.status, acc.must_change_password, consent,
-                                 _enrolled(uow, acc.person_id))
+                                 uow.registrations.person_enrolled(acc.person_id))
         except DomainError as exc:
             uow.audit(now, actor, "registration.open", acc.user_id, "refused", reason=exc.code)
             uow.commit()
             raise
         idle = deps.settings.registration.idle_minutes
-        for live in uow.session.scalars(select(RegistrationSession).where(
-                RegistrationSession.account_id == acc.id,
-                RegistrationSession.state.not_in([s.value for s in rules.FINAL])).with_for_update()):
+        for live in uow.registrations.live_of_account(acc.id, lock=True):
             if rules.is_idle(live.state, live.last_activity_at, now, idle):
                 _expire(uow, live, now, SYSTEM)
             else:
@@ -186,7 +165,7 @@ def open_session(deps: Deps, actor: Actor, user_id: str) -> SessionView:
             id=secrets.token_urlsafe(32), account_id=acc.id, person_id=acc.person_id,
             registrant=acc.user_id, company=acc.contract.company, state=State.WAITING.value,
             terminal=actor.terminal[:100], opened_at=now, last_activity_at=now, reason="")
-        uow.add(row)
+        uow.registrations.add_session(row)
         _audit(uow, now, actor, "registration.opened", row, company=row.company)
         result = _view(uow, row)
         uow.commit()
@@ -200,9 +179,7 @@ def waiting_for(deps: Deps, admin: Actor) -> list[SessionView]:
         acc = uow.account(identifiers.canonical(admin.id))
         if acc is None or acc.role != Role.SYSTEM_ADMIN.value or Role.SYSTEM_ADMIN not in admin.roles:
             raise Forbidden("registration_not_admin")
-        rows = uow.session.scalars(select(RegistrationSession).where(
-            RegistrationSession.company == acc.contract.company,
-            RegistrationSession.state == State.WAITING.value).order_by(RegistrationSession.opened_at))
+        rows = uow.registrations.waiting_for(acc.contract.company)
         return [_view(uow, r) for r in rows
                 if not rules.is_idle(r.state, r.last_activity_at, now, idle)
                 and r.person_id != acc.person_id]
@@ -212,8 +189,7 @@ def get(deps: Deps, actor: Actor, session_id: str) -> SessionView:
     """The session as its registrant, its attending administrator or the agency sees it. A
     read, as both pages poll it; only a session found idle is expired (a write) first."""
     with deps.uow(read_only=True) as uow:
-        q = select(RegistrationSession).where(RegistrationSession.id == str(session_id)[:64])
-        row = uow.session.scalars(q).first()
+        row = uow.registrations.get(str(session_id)[:64])
         if row is None:
             raise NotFound("registration_not_found")
         if not (_is(actor, row.registrant) or _is(actor, row.admin) or _agency(uow, actor)):
@@ -232,7 +208,7 @@ def join(deps: Deps, admin: Actor, session_id: str) -> SessionView:
     now = deps.clock.now()
     with deps.uow() as uow:
         row = _load(deps, uow, session_id)
-        registrant = uow.session.get(Account, row.account_id)
+        registrant = uow.registrations.registrant_of(row)
         acc = uow.account(identifiers.canonical(admin.id))
         try:
             if acc is None or Role.SYSTEM_ADMIN not in admin.roles:
@@ -298,7 +274,7 @@ def capture_id(deps: Deps, actor: Actor, session_id: str, image: bytes) -> Sessi
         ev = Evidence(session_id=row.id, sealed=deps.sealer.seal(data, _aad(row.id)), sha256=digest,
                       content_type=kind, size=len(data), captured_by=actor.id, captured_at=now,
                       retain_until=keep)
-        uow.add(ev)
+        uow.registrations.add_evidence(ev)
         _audit(uow, now, actor, "registration.id_captured", row, sha256=digest, size=len(data),
                content_type=kind, evidence=ev.id, retain_until=keep.isoformat())
         result = _view(uow, row)
@@ -338,9 +314,7 @@ def capture_subject(session_id: str) -> str:
 
 def _latest_image(deps: Deps, uow: UnitOfWork, row: RegistrationSession) -> tuple[bytes, Evidence]:
     """The session's latest ID image still held, opened, with its evidence row."""
-    ev = uow.session.scalars(select(Evidence).where(
-        Evidence.session_id == row.id, Evidence.destroyed_at.is_(None))
-        .order_by(Evidence.id.desc())).first()
+    ev = uow.registrations.latest_evidence(row.id)
     if ev is None:
         raise NotFound("registration_no_evidence")
     return deps.sealer.open(ev.sealed, _aad(row.id)), ev
@@ -366,10 +340,7 @@ def live_session(deps: Deps, actor: Actor) -> SessionView | None:
     """The registrant's own session still in progress, if any (for the page to resume)."""
     now, idle = deps.clock.now(), deps.settings.registration.idle_minutes
     with deps.uow(read_only=True) as uow:
-        rows = uow.session.scalars(select(RegistrationSession).where(
-            RegistrationSession.registrant == identifiers.canonical(actor.id),
-            RegistrationSession.state.not_in([s.value for s in rules.FINAL]))
-            .order_by(RegistrationSession.opened_at.desc()))
+        rows = uow.registrations.live_of_registrant(identifiers.canonical(actor.id))
         return next((_view(uow, r) for r in rows
                      if not rules.is_idle(r.state, r.last_activity_at, now, idle)), None)
 
@@ -379,8 +350,7 @@ def recent(deps: Deps, actor: Actor, limit: int = 100) -> list[SessionView]:
     with deps.uow(read_only=True) as uow:
         if not _agency(uow, actor):
             raise Forbidden()
-        rows = uow.session.scalars(select(RegistrationSession)
-                                   .order_by(RegistrationSession.opened_at.desc()).limit(limit))
+        rows = uow.registrations.recent(limit)
         return [_view(uow, r) for r in rows]
 
 
@@ -442,10 +412,7 @@ def expire_idle(deps: Deps, actor: Actor = SYSTEM) -> list[str]:
     now, idle = deps.clock.now(), deps.settings.registration.idle_minutes
     done: list[str] = []
     with deps.uow() as uow:
-        rows = uow.session.scalars(select(RegistrationSession).where(
-            RegistrationSession.state.not_in([s.value for s in rules.FINAL]),
-            RegistrationSession.last_activity_at < now - timedelta(minutes=idle)).with_for_update())
-        for row in rows:
+        for row in uow.registrations.live_inactive_since(now - timedelta(minutes=idle), lock=True):
             if rules.is_idle(row.state, row.last_activity_at, now, idle):
                 _expire(uow, row, now, actor)
                 done.append(row.id)
@@ -481,7 +448,7 @@ def read_evidence(deps: Deps, actor: Actor, session_id: str) -> bytes:
     every reading (and every refusal) is audited."""
     now = deps.clock.now()
     with deps.uow() as uow:
-        row = uow.session.get(RegistrationSession, str(session_id)[:64])
+        row = uow.registrations.get(str(session_id)[:64])
         if row is None:
             raise NotFound("registration_not_found")
         if not _agency(uow, actor):
@@ -501,10 +468,9 @@ def purge_evidence(deps: Deps, actor: Actor = SYSTEM) -> int:
     now = deps.clock.now()
     count = 0
     with deps.uow() as uow:
-        for ev in uow.session.scalars(select(Evidence).where(
-                Evidence.destroyed_at.is_(None), Evidence.retain_until <= now).with_for_update()):
+        for ev in uow.registrations.evidence_due(now, lock=True):
             ev.sealed, ev.destroyed_at = "", now
-            row = uow.session.get(RegistrationSession, ev.session_id)
+            row = uow.registrations.get(ev.session_id)
             assert row is not None
             _audit(uow, now, actor, "registration.evidence_destroyed", row, evidence=ev.id,
                    sha256=ev.sha256, retain_until=ev.retain_until.isoformat())

@@ -32,7 +32,6 @@ Design:
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import unicodedata
 from dataclasses import dataclass, field
@@ -40,7 +39,6 @@ from datetime import timedelta
 
 import pyotp
 import segno
-from sqlalchemy import delete, or_, select, update
 
 from authsvc.domain import identifiers
 from authsvc.domain.errors import DomainError, Forbidden, NotFound
@@ -48,12 +46,13 @@ from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor, Perm
 from authsvc.domain.sealing import SealError
 from authsvc.services import Deps
-from authsvc.store.models import Account, Challenge, TotpCredential
+from authsvc.store.credentials import TOTP_ENROL
+from authsvc.store.models import Account, TotpCredential
 from authsvc.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-PURPOSE = "totp_enrol"
+PURPOSE = TOTP_ENROL  # the challenge rows of pending enrolments
 ENROL_MINUTES = 10
 _MAX_INPUT = 64  # longer input is refused before any normalisation work
 
@@ -86,20 +85,6 @@ def _active_account(uow: UnitOfWork, user_id: str, key: str) -> Account:
     if acc is None or acc.status != Status.ACTIVE:
         raise NotFound("account_not_found", user_id=user_id)
     return acc
-
-
-def _credential(uow: UnitOfWork, account_id: int) -> TotpCredential | None:
-    return uow.session.scalars(
-        select(TotpCredential).where(TotpCredential.account_id == account_id)
-    ).first()
-
-
-def _drop_pending(uow: UnitOfWork, key: str) -> int:
-    result = uow.session.execute(
-        delete(Challenge).where(Challenge.purpose == PURPOSE, Challenge.subject == key)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _normalise(code: object, digits: int) -> str | None:
@@ -136,10 +121,10 @@ def begin_enrolment(deps: Deps, actor: Actor, user_id: str) -> Enrolment:
     secret = pyotp.random_base32()  # 32 characters: 160 bits
     with deps.uow() as uow:
         acc = _active_account(uow, user_id, key)
-        _drop_pending(uow, key)
-        current = _credential(uow, acc.id)
+        uow.credentials.drop_pending_totp(key)
+        current = uow.credentials.totp_of(acc.id)
         if current is not None and current.confirmed_at is None:
-            uow.session.delete(current)  # an unconfirmed credential is replaced
+            uow.credentials.remove_totp(current)  # an unconfirmed credential is replaced
             current = None
         uow.put_challenge(
             PURPOSE, key,
@@ -164,12 +149,10 @@ def pending_enrolment(deps: Deps, actor: Actor, user_id: str) -> Enrolment | Non
     _require_self(actor, key)
     now = deps.clock.now()
     with deps.uow(read_only=True) as uow:
-        row = uow.session.scalars(select(Challenge).where(
-            Challenge.purpose == PURPOSE, Challenge.subject == key, Challenge.expires_at > now)).first()
+        data = uow.credentials.pending_totp(key, now)
         acc = uow.account(key)
-        if row is None or acc is None:
+        if data is None or acc is None:
             return None
-        data = json.loads(row.data)
         try:
             secret = deps.sealer.open(data["sealed"], _aad(int(data["account_id"]))).decode()
         except (SealError, KeyError, ValueError):
@@ -186,12 +169,8 @@ def confirm_enrolment(deps: Deps, actor: Actor, user_id: str, code: str) -> None
     now = deps.clock.now()
     with deps.uow() as uow:
         acc = _active_account(uow, user_id, key)
-        pending = uow.session.scalars(
-            select(Challenge).where(Challenge.purpose == PURPOSE, Challenge.subject == key,
-                                    Challenge.expires_at > now)
-        ).first()
-        data = json.loads(pending.data) if pending is not None else {}
-        if pending is None or data.get("account_id") != acc.id:
+        data = uow.credentials.pending_totp(key, now)
+        if data is None or data.get("account_id") != acc.id:
             raise DomainError("totp_enrol_expired")
         sealed = str(data["sealed"])
         try:
@@ -206,14 +185,13 @@ def confirm_enrolment(deps: Deps, actor: Actor, user_id: str, code: str) -> None
             raise DomainError("totp_invalid")
         if deps.sealer.needs_reseal(sealed):
             sealed = deps.sealer.seal(secret.encode(), _aad(acc.id))
-        _drop_pending(uow, key)
-        cred = _credential(uow, acc.id)
+        uow.credentials.drop_pending_totp(key)
+        cred = uow.credentials.totp_of(acc.id)
         replaced = cred is not None and cred.confirmed_at is not None
         if cred is None:
-            cred = TotpCredential(account_id=acc.id, secret=sealed, created_at=now)
-            uow.session.add(cred)
+            cred = TotpCredential(account_id=acc.id)
         cred.secret, cred.created_at, cred.confirmed_at, cred.last_step = sealed, now, now, step
-        uow.session.flush()
+        uow.credentials.save_totp(cred)
         uow.audit(now, actor, "totp.enrolled", acc.user_id, replaced=replaced)
         uow.commit()
 
@@ -227,7 +205,7 @@ def is_enrolled(deps: Deps, user_id: str) -> bool:
         acc = uow.account(key)
         if acc is None:
             return False
-        cred = _credential(uow, acc.id)
+        cred = uow.credentials.totp_of(acc.id)
         return cred is not None and cred.confirmed_at is not None
 
 
@@ -246,7 +224,7 @@ def verify(deps: Deps, user_id: str, code: str) -> bool:
         if acc is None or acc.status != Status.ACTIVE:
             return False
         account_id = acc.id
-        cred = _credential(uow, account_id)
+        cred = uow.credentials.totp_of(account_id)
         if cred is None or cred.confirmed_at is None:
             return False
         sealed, last_step = cred.secret, cred.last_step
@@ -258,20 +236,10 @@ def verify(deps: Deps, user_id: str, code: str) -> bool:
     step = _matching_step(deps, secret, normalised, last_step)
     if step is None:
         return False
-    values: dict[str, object] = {"last_step": step}
-    if deps.sealer.needs_reseal(sealed):
-        values["secret"] = deps.sealer.seal(secret.encode(), _aad(account_id))
+    reseal = (deps.sealer.seal(secret.encode(), _aad(account_id))
+              if deps.sealer.needs_reseal(sealed) else None)
     with deps.uow() as uow:
-        claimed = uow.session.execute(
-            update(TotpCredential)
-            .where(TotpCredential.account_id == account_id,
-                   TotpCredential.secret == sealed,
-                   TotpCredential.confirmed_at.is_not(None),
-                   or_(TotpCredential.last_step.is_(None), TotpCredential.last_step < step))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if not uow.credentials.claim_totp_step(account_id, sealed, step, reseal):
             return False
         uow.commit()
     return True
@@ -288,14 +256,13 @@ def remove(deps: Deps, actor: Actor, user_id: str) -> None:
         acc = uow.account(key, lock=True)
         if acc is None:
             raise NotFound("account_not_found", user_id=user_id)
-        pending = _drop_pending(uow, key)
-        cred = _credential(uow, acc.id)
+        pending = uow.credentials.drop_pending_totp(key)
+        cred = uow.credentials.totp_of(acc.id)
         if cred is None and not pending:
             raise NotFound("totp_not_enrolled", user_id=user_id)
         confirmed = cred is not None and cred.confirmed_at is not None
         if cred is not None:
-            uow.session.delete(cred)
-            uow.session.flush()
+            uow.credentials.remove_totp(cred)
         uow.audit(now, actor, "totp.removed", acc.user_id, confirmed=confirmed,
                   pending=bool(pending))
         uow.commit()

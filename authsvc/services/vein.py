@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from adapters.vein import Capture, InvalidRecord, VeinError, VeinReader
 from authsvc.domain import identifiers, replay
@@ -162,9 +161,9 @@ def _sketch(deps: Deps, cap: Capture) -> replay.Sketch:
 
 
 def _enrolment_for_update(uow: UnitOfWork, user: str) -> VeinEnrolment | None:
+    """The enrolment of `user`'s person, its row locked (taken before the audit chain's head)."""
     acc = uow.account(user)
-    return uow.session.scalars(select(VeinEnrolment).where(
-        VeinEnrolment.person_id == acc.person_id).with_for_update()).first() if acc else None
+    return uow.biometrics.enrolment_of(acc.person_id, lock=True) if acc else None
 
 
 def _replayed(deps: Deps, actor: Actor, user: str, cap: Capture) -> bool:
@@ -233,9 +232,7 @@ def _attempt(deps: Deps, actor: Actor, user: str, cap: Capture | None, reason: s
     """Match (if the capture got this far) and apply the biometric attempt limits."""
     pol, now = deps.settings.vein, deps.clock.now()
     with deps.uow() as uow:
-        acc = uow.account(user)
-        row = uow.session.scalars(select(VeinEnrolment).where(
-            VeinEnrolment.person_id == acc.person_id).with_for_update()).first() if acc else None
+        row = _enrolment_for_update(uow, user)
         if row is None:
             uow.audit(now, actor, "vein.capture", user, "refused", reason="not_enrolled", device=device)
             uow.commit()
@@ -269,8 +266,7 @@ def _attempt(deps: Deps, actor: Actor, user: str, cap: Capture | None, reason: s
 def is_enrolled(deps: Deps, user_id: str) -> bool:
     with deps.uow(read_only=True) as uow:
         acc = uow.account(identifiers.canonical(user_id))
-        return acc is not None and uow.session.scalars(select(VeinEnrolment.id).where(
-            VeinEnrolment.person_id == acc.person_id)).first() is not None
+        return acc is not None and uow.biometrics.is_enrolled(acc.person_id)
 
 
 def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
@@ -287,11 +283,10 @@ def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
         if acc is None:
             raise NotFound("account_not_found", user_id=user_id)
         person_id, shown_id = acc.person_id, acc.user_id
-        existing = uow.session.scalars(select(VeinEnrolment).where(
-            VeinEnrolment.person_id == person_id)).first()
-        if existing is not None and not replace:
+        replacing = uow.biometrics.is_enrolled(person_id)
+        if replacing and not replace:
             raise DomainError("vein_already_enrolled", person=person_id)
-        seen = _sealed_templates(uow, person_id)
+        seen = uow.biometrics.other_templates(person_id)
     take = capture or (lambda ch: reader.capture("enrol", ch))
     captures: list[Capture] = [take(secrets.token_bytes(CHALLENGE_BYTES)) for _ in range(samples)]
     result = reader.enrol(captures)
@@ -311,30 +306,32 @@ def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
     with deps.uow() as uow:
         # The person's row first, then the chain: the order a logon's capture takes them in
         # (_replayed, _attempt), so a re-enrolment and a logon never wait on each other in a cycle.
-        mine = select(VeinEnrolment).where(VeinEnrolment.person_id == person_id).with_for_update()
-        row = uow.session.scalars(mine).first()
+        row = uow.biometrics.enrolment_of(person_id, lock=True)
         # The search above ran outside any lock; enrolments that landed since are searched
         # again under the chain's lock, so two enrolments of one palm never both pass (R14).
         uow.serialize()
-        late = {pid: t for pid, t in _sealed_templates(uow, person_id).items() if seen.get(pid) != t}
+        late = {pid: t for pid, t in uow.biometrics.other_templates(person_id).items()
+                if seen.get(pid) != t}
         _refuse_duplicate(deps, witness, shown_id, person_id, reader, probe, late, uow)
         if row is None:  # a first enrolment of this person may have landed meanwhile
-            row = uow.session.scalars(mine).first()
+            row = uow.biometrics.enrolment_of(person_id, lock=True)
         for cap, sketch in zip(captures, sketches, strict=True):  # a sample of the person seen before
             if row is not None and replay.seen(row.seen_samples, sketch):
                 _enrol_replay(deps, witness, shown_id, cap, uow)
+        first = row is None
         if row is None:
             row = VeinEnrolment(person_id=person_id)
-            uow.session.add(row)
         row.seen_samples = replay.remember(row.seen_samples, *sketches)
         row.template = deps.sealer.seal(result.template, _aad(person_id))
         row.reader_id, row.enrolled_by, row.enrolled_at = captures[0].reader_id, witness.id, now
         row.consecutive_failures, row.total_failures, row.disabled_at, row.delay_until = 0, 0, None, None
+        if first:
+            uow.add(row)
         uow.audit(now, witness, "vein.enrol", shown_id, person=person_id, reader=row.reader_id,
-                  replaced=existing is not None, quality=result.quality)
+                  replaced=replacing, quality=result.quality)
         uow.commit()
     return {"user_id": shown_id, "person_id": person_id, "reader_id": captures[0].reader_id,
-            "replaced": existing is not None}
+            "replaced": replacing}
 
 
 def _enrol_replay(deps: Deps, witness: Actor, shown_id: str, cap: Capture, uow: Any = None) -> None:
@@ -345,12 +342,6 @@ def _enrol_replay(deps: Deps, witness: Actor, shown_id: str, cap: Capture, uow: 
                     purpose="enrol", device=cap.reader_id[:64])
         alert.commit()
     raise DomainError("vein_capture_refused")
-
-
-def _sealed_templates(uow: Any, but: int) -> dict[int, str]:
-    """Every other person's sealed template, as plain rows (no ORM objects: N can be large)."""
-    q = select(VeinEnrolment.person_id, VeinEnrolment.template).where(VeinEnrolment.person_id != but)
-    return {pid: t for pid, t in uow.session.execute(q)}
 
 
 def _refuse_duplicate(deps: Deps, witness: Actor, shown_id: str, person_id: int, reader: VeinReader,

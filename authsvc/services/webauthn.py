@@ -74,8 +74,6 @@ from fido2.webauthn import (
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from authsvc.domain import identifiers, lockout
 from authsvc.domain.calendar import jst_iso
@@ -84,7 +82,6 @@ from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor, Perm
 from authsvc.services import Deps
 from authsvc.store.models import Account, WebauthnCredential
-from authsvc.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +161,6 @@ def _json(options: Mapping[str, Any]) -> dict[str, Any]:
 def _require_self(actor: Actor, key: str) -> None:
     if actor.id.lower() != key:
         raise Forbidden()
-
-
-def _credentials(uow: UnitOfWork, account_id: int, lock: bool = False) -> list[WebauthnCredential]:
-    q = (select(WebauthnCredential).where(WebauthnCredential.account_id == account_id)
-         .order_by(WebauthnCredential.id))
-    return list(uow.session.scalars(q.with_for_update() if lock else q))
 
 
 def _active(acc: Account | None) -> bool:
@@ -271,7 +262,7 @@ def registration_options(deps: Deps, user_id: str) -> tuple[str, dict[str, Any]]
         if not _active(acc):
             raise NotFound("account_not_found", user_id=user_id)
         assert acc is not None
-        existing = _credentials(uow, acc.id)
+        existing = uow.credentials.webauthn_of(acc.id)
         if len(existing) >= MAX_CREDENTIALS:
             raise DomainError("webauthn_too_many", max=MAX_CREDENTIALS)
         options, state = server.register_begin(
@@ -325,7 +316,7 @@ def register(
     with deps.uow(read_only=True) as uow:
         acc = uow.account(key)
         account_id = acc.id if acc is not None else None
-        count = len(_credentials(uow, acc.id)) if acc is not None else 0
+        count = len(uow.credentials.webauthn_of(acc.id)) if acc is not None else 0
     name = _clean_name(name, count)  # before the challenge is taken: the user may correct it
     state = _take(deps, challenge_id, PURPOSE_REGISTER, key)
     try:
@@ -343,21 +334,15 @@ def register(
             acc = uow.account(key, lock=True)
             if not _active(acc) or acc is None or acc.id != state["account_id"]:
                 raise _Refused("account")
-            if len(_credentials(uow, acc.id)) >= MAX_CREDENTIALS:
+            if len(uow.credentials.webauthn_of(acc.id)) >= MAX_CREDENTIALS:
                 raise _Refused("too_many")
-            taken = uow.session.scalars(select(WebauthnCredential.id).where(
-                WebauthnCredential.credential_id == cred.credential_id)).first()
-            if taken is not None:
-                raise _Refused("duplicate")
-            uow.add(WebauthnCredential(
-                account_id=acc.id, credential_id=cred.credential_id, credential_data=bytes(cred),
-                sign_count=0, name=name, created_at=now, last_used_at=None))
+            if not uow.credentials.add_webauthn(WebauthnCredential(
+                    account_id=acc.id, credential_id=cred.credential_id, credential_data=bytes(cred),
+                    sign_count=0, name=name, created_at=now, last_used_at=None)):
+                raise _Refused("duplicate")  # registered before, or concurrently
             uow.audit(now, actor, "webauthn.registered", acc.user_id, name=name, credential=cred_hex,
                       alg=type(cred.public_key).ALGORITHM)
             uow.commit()
-    except IntegrityError:  # the same credential ID registered concurrently
-        _register_failed(deps, actor, key, "duplicate")
-        raise DomainError("webauthn_invalid") from None
     except _Refused as refused:
         _register_failed(deps, actor, key, refused.reason)
         raise DomainError("webauthn_invalid") from None
@@ -382,7 +367,7 @@ def authentication_options(deps: Deps, user_id: str) -> tuple[str, dict[str, Any
     with deps.uow() as uow:
         key = identifiers.canonical_or_none(user_id)
         acc = uow.account(key) if key else None
-        creds = _credentials(uow, acc.id) if acc is not None and _active(acc) else []
+        creds = uow.credentials.webauthn_of(acc.id) if acc is not None and _active(acc) else []
         if acc is None:
             # never store an unknown identifier in clear (decision 15)
             subject = lockout.throttle_key(str(user_id), deps.audit_key, lambda _k: False)
@@ -431,17 +416,14 @@ def authenticate(
         handle = parsed.response.user_handle
         if handle is not None and not hmac.compare_digest(handle, _user_handle(deps, acc.id)):
             return False
-        rows = {r.credential_id: r for r in _credentials(uow, acc.id)}
+        rows = {r.credential_id: r for r in uow.credentials.webauthn_of(acc.id)}
         try:
             stored = [AttestedCredentialData(r.credential_data) for r in rows.values()]
             matched = _server(deps).authenticate_complete(
                 {"challenge": state["challenge"], "user_verification": _UV_REQUIRED}, stored, parsed)
         except Exception:
             return False
-        row = uow.session.scalars(
-            select(WebauthnCredential).where(WebauthnCredential.id == rows[matched.credential_id].id)
-            .with_for_update()
-        ).first()
+        row = uow.credentials.webauthn_for_use(rows[matched.credential_id].id)
         if row is None:  # removed meanwhile
             return False
         received = parsed.response.authenticator_data.counter
@@ -467,7 +449,7 @@ def has_credentials(deps: Deps, user_id: str) -> bool:
         return False
     with deps.uow(read_only=True) as uow:
         acc = uow.account(key)
-        return acc is not None and bool(_credentials(uow, acc.id))
+        return acc is not None and bool(uow.credentials.webauthn_of(acc.id))
 
 
 def list_credentials(deps: Deps, user_id: str) -> list[dict[str, Any]]:
@@ -483,7 +465,7 @@ def list_credentials(deps: Deps, user_id: str) -> list[dict[str, Any]]:
             "name": c.name,
             "created_at": jst_iso(c.created_at),
             "last_used_at": jst_iso(c.last_used_at) if c.last_used_at else None,
-        } for c in _credentials(uow, acc.id)]
+        } for c in uow.credentials.webauthn_of(acc.id)]
 
 
 def remove_credential(deps: Deps, actor: Actor, user_id: str, credential_hex_prefix: str) -> None:
@@ -502,14 +484,14 @@ def remove_credential(deps: Deps, actor: Actor, user_id: str, credential_hex_pre
         acc = uow.account(key, lock=True)
         if acc is None:
             raise NotFound("account_not_found", user_id=user_id)
-        found = [c for c in _credentials(uow, acc.id, lock=True) if c.credential_id.hex().startswith(prefix)]
+        found = [c for c in uow.credentials.webauthn_of(acc.id, lock=True)
+                 if c.credential_id.hex().startswith(prefix)]
         if not found:
             raise NotFound("webauthn_not_found")
         if len(found) > 1:
             raise DomainError("webauthn_ambiguous")
         cred = found[0]
-        uow.session.delete(cred)
-        uow.session.flush()
+        uow.credentials.remove_webauthn(cred)
         uow.audit(now, actor, "webauthn.removed", acc.user_id, name=cred.name,
                   credential=_hex_prefix(cred.credential_id))
         uow.commit()

@@ -19,7 +19,11 @@ from adapters.checkpoints import Checkpointer
 from authsvc.domain import audit as chain
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.roles import Actor
+from authsvc.store.biometrics import Biometrics
+from authsvc.store.credentials import Credentials
 from authsvc.store.db import read_session
+from authsvc.store.devices import Devices
+from authsvc.store.identifiers import Identifiers
 from authsvc.store.models import (
     Account,
     AuditEvent,
@@ -34,6 +38,7 @@ from authsvc.store.models import (
     VeinEnrolment,
     WebauthnCredential,
 )
+from authsvc.store.registrations import Registrations
 
 log = logging.getLogger("authsvc.audit")
 
@@ -59,6 +64,12 @@ class UnitOfWork:
         self.session = read_session(self._sessions) if self._read_only else self._sessions()
         self._audited = ""  # the last action audited in this transaction
         self._head: tuple[int, str] | None = None  # the chain's head after this transaction
+        # the repositories, one per aggregate, all in this one transaction
+        self.registrations = Registrations(self.session)
+        self.credentials = Credentials(self.session)
+        self.devices = Devices(self.session)
+        self.biometrics = Biometrics(self.session)
+        self.identifiers = Identifiers(self.session)
         return self
 
     def __exit__(
