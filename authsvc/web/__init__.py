@@ -1,5 +1,6 @@
 """The Flask application factory: binds the services built by bootstrap, the blueprints,
-CSRF protection, language choice and strict security headers."""
+flask-login over our server-side sessions (auth.py), every error answer (errors.py), CSRF
+protection, language choice and strict security headers."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from authsvc.messages import LANGS, label, text
 from authsvc.services import Deps
 from authsvc.services.registration import MAX_IMAGE_BYTES
 from authsvc.settings import Settings, load_settings
-from authsvc.web import jsonbody
+from authsvc.web import auth, errors, jsonbody
 
 csrf = CSRFProtect()
 
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     )
     app.extensions["authsvc"] = deps
     jsonbody.install(app)  # every JSON body bounded; a refused one answers 400 invalid_json
+    errors.install(app)  # every other error answer, for every blueprint
+    auth.install(app)  # current_user, login_required, console_required
 
     @app.before_request
     def _image_upload_limit() -> None:
@@ -87,5 +90,4 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         return {"t": lambda code, **kw: text(code, lang, **kw), "lang": lang, "other_lang": other,
                 "tl": lambda prefix, value: label(prefix, value, lang)}
 
-    login.register_errors(app)
     return app

@@ -7,12 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, g, jsonify
+from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from authsvc.domain.errors import PasswordRejected
 from authsvc.domain.logon_flow import Step
 from authsvc.messages import text
 from authsvc.services import logon
+from authsvc.web.auth import session_required
 from authsvc.web.common import FIELD_MAX, bearer_token, client, deps
 from authsvc.web.jsonbody import json_body
 from authsvc.web.openapi import SPEC
@@ -118,10 +120,9 @@ def vein() -> Reply:
 
 
 # ---- the session ----------------------------------------------------------------------------
-
-
-def _session() -> logon.SessionView | None:
-    return logon.current(deps(), bearer_token())
+# current_user: the session of the bearer token (auth.py). login_required: an unlocked one;
+# session_required: locked too. Without one: 401 `unauthorised`. Lock, unlock and ending a
+# session hand the token to the service, which decides (a locked session may lock again).
 
 
 def _unauthorised() -> tuple[Response, int]:
@@ -129,12 +130,11 @@ def _unauthorised() -> tuple[Response, int]:
 
 
 @bp.get("/session")
+@session_required
 def session() -> Reply:
-    view = _session()
-    if view is None:
-        return _unauthorised()
+    view = current_user.view
     if not view.locked:
-        logon.touch(deps(), bearer_token())
+        logon.touch(deps(), current_user.token)
     return jsonify(user_id=view.user_id, factors=list(view.factors), locked=view.locked,
                    remote=view.remote, sid=view.sid)
 
@@ -155,26 +155,22 @@ def unlock() -> Reply:
 
 
 @bp.post("/logoff")
+@session_required
 def logoff() -> Reply:
-    if _session() is None:
-        return _unauthorised()
-    logon.logoff(deps(), bearer_token(), client())
+    logon.logoff(deps(), current_user.token, client())
     return jsonify(logged_off=True)
 
 
 @bp.get("/history")
+@login_required
 def history() -> Reply:
-    view = _session()
-    if view is None or view.locked:
-        return _unauthorised()
-    return jsonify(history=logon.history(deps(), view.user_id))
+    return jsonify(history=logon.history(deps(), current_user.view.user_id))
 
 
 @bp.get("/sessions")
+@login_required
 def sessions() -> Reply:
-    view = _session()
-    if view is None or view.locked:
-        return _unauthorised()
+    view = current_user.view
     return jsonify(sessions=logon.sessions_of(deps(), view.user_id), current=view.sid)
 
 

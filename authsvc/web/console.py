@@ -7,70 +7,28 @@ agency's registration records with their evidence."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from adapters.vein import VeinError
-from authsvc.domain import identifiers, network
+from authsvc.domain import identifiers
 from authsvc.domain.errors import DomainError, Forbidden
-from authsvc.domain.roles import Actor, Perm, Role
-from authsvc.messages import text
+from authsvc.domain.roles import Perm, Role
 from authsvc.services import logon, registration, vein
-from authsvc.web.common import CONSOLE, client, cookie_token, deps, field, set_token, status_of
+from authsvc.web.auth import console_required
+from authsvc.web.common import client, cookie_token, deps, field, set_token
+from authsvc.web.enrolment import challenges, script_messages, sent_captures
 from authsvc.web.jsonbody import json_body
-from authsvc.web.register import challenges, json_error, script_messages, sent_captures
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 ID_DOCUMENTS = ("driving_licence", "my_number_card", "passport", "residence_card", "other")
-
-
-def _actor() -> Actor | None:
-    """The console session's actor, checked on every request: from outside the internal
-    networks only for users approved in advance (R17), wherever the session was opened."""
-    view = logon.current(deps(), cookie_token(), CONSOLE)
-    approved = deps().settings.network.remote_admin
-    if view is None or not view.may_administer(approved) or not network.may_administer(
-            client().remote, view.user_id, approved):
-        return None
-    actor = logon.console_actor(deps(), view)
-    if actor is not None:
-        logon.touch(deps(), cookie_token())
-    return actor
-
-
-def page(view: Callable[..., Any]) -> Callable[..., Any]:
-    """A console page: a console session, or the console's logon; the actor in g.actor."""
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        g.actor = _actor()
-        if g.actor is None:
-            if request.method == "GET" and not request.path.endswith(".json"):
-                return redirect(url_for("console_logon.index"))
-            return jsonify(error="unauthorised", message=text("logon_failed", g.lang)), 401
-        return view(*args, **kwargs)
-    return wrapped
-
-
-BACK = {"registration": ".registrations", "records": ".records", "evidence": ".records",
-        "consent": ".consent", "enrol": ".enrol"}
-
-
-@bp.errorhandler(DomainError)
-def _refused(exc: DomainError) -> Any:
-    """A refusal: JSON for the pages' scripts, else the message with the way back."""
-    if request.is_json or request.path.endswith((".json", "/id")):
-        return json_error(exc)
-    view = (request.endpoint or "").removeprefix("console.")
-    back = next((to for name, to in BACK.items() if view.startswith(name)), ".index")
-    return render_template("message.html", code=exc.code, params=exc.params, back=True,
-                           back_url=url_for(back)), status_of(exc)
+# Every page and call but logoff is `console_required`: a console session the console gate
+# (services/console_gate.py) admits on each request; else the console's logon, or 401.
 
 
 @bp.get("/")
-@page
+@console_required
 def index() -> Any:
     return render_template("console/index.html", actor=g.actor, Perm=Perm, Role=Role,
                            agency=registration.is_agency(deps(), g.actor),
@@ -89,7 +47,7 @@ def logoff() -> Any:
 
 
 @bp.get("/registrations")
-@page
+@console_required
 def registrations() -> Any:
     waiting = registration.waiting_for(deps(), g.actor)
     return render_template("console/registrations.html", waiting=waiting, state=_list_state(waiting))
@@ -100,14 +58,14 @@ def _list_state(waiting: list[registration.SessionView]) -> str:
 
 
 @bp.get("/registrations.json")
-@page
+@console_required
 def registrations_state() -> Any:
     """What the waiting list's page polls: it reloads when someone opens or is taken."""
     return jsonify(state=_list_state(registration.waiting_for(deps(), g.actor)))
 
 
 @bp.get("/registrations/<sid>")
-@page
+@console_required
 def registration_page(sid: str) -> Any:
     view = registration.get(deps(), g.actor, sid)
     attending = identifiers.canonical(view.admin or "-") == identifiers.canonical(g.actor.id)
@@ -116,13 +74,13 @@ def registration_page(sid: str) -> Any:
 
 
 @bp.get("/registrations/<sid>/state.json")
-@page
+@console_required
 def registration_state(sid: str) -> Any:
     return jsonify(state=registration.get(deps(), g.actor, sid).state)
 
 
 @bp.get("/registrations/<sid>/id")
-@page
+@console_required
 def registration_id(sid: str) -> Any:
     """The photo ID just captured, for the attending administrator (never cached)."""
     data, kind = registration.view_id(deps(), g.actor, sid)
@@ -135,7 +93,7 @@ ACTIONS: dict[str, Callable[..., registration.SessionView]] = {
 
 
 @bp.post("/registrations/<sid>/<action>")
-@page
+@console_required
 def registration_act(sid: str, action: str) -> Any:
     if action == "reject":
         registration.reject(deps(), g.actor, sid, field("reason")[:200])
@@ -152,13 +110,13 @@ def registration_act(sid: str, action: str) -> Any:
 
 
 @bp.get("/records")
-@page
+@console_required
 def records() -> Any:
     return render_template("console/records.html", rows=registration.recent(deps(), g.actor))
 
 
 @bp.get("/records/<sid>/evidence")
-@page
+@console_required
 def evidence(sid: str) -> Any:
     data = registration.read_evidence(deps(), g.actor, sid)
     kind = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
@@ -191,7 +149,7 @@ def _checked_station(form: dict[str, str]) -> None:
 
 
 @bp.get("/enrol")
-@page
+@console_required
 def enrol() -> Any:
     if not _station():
         raise Forbidden()
@@ -200,7 +158,7 @@ def enrol() -> Any:
 
 
 @bp.post("/enrol/challenges")
-@page
+@console_required
 def enrol_challenges() -> Any:
     form = _station_form()
     _checked_station(form)
@@ -209,17 +167,14 @@ def enrol_challenges() -> Any:
 
 
 @bp.post("/enrol/vein")
-@page
+@console_required
 def enrol_vein() -> Any:
     form = _station_form()
     _checked_station(form)
     take = vein.enrol_captures(deps(), g.actor, form["user_id"], _station_subject(form["user_id"]),
                                sent_captures())
-    try:
-        done = registration.enrol_in_person(deps(), g.actor, form["user_id"], deps().vein, take,
-                                            form["id_document"])
-    except VeinError:
-        return jsonify(error="vein_not_read", message=text("vein_not_read", g.lang)), 422
+    done = registration.enrol_in_person(deps(), g.actor, form["user_id"], deps().vein, take,
+                                        form["id_document"])  # unreadable samples: 422 (errors.py)
     return jsonify(next=url_for(".enrol", done=done["user_id"]))
 
 
@@ -227,14 +182,14 @@ def enrol_vein() -> Any:
 
 
 @bp.get("/consent")
-@page
+@console_required
 def consent() -> Any:
     return render_template("console/consent.html", done=request.args.get("done", "")[:64],
                            given=request.args.get("given", ""))
 
 
 @bp.post("/consent")
-@page
+@console_required
 def consent_record() -> Any:
     user, given = field("user_id")[:64], field("given") == "yes"
     registration.record_consent(deps(), g.actor, user, given)

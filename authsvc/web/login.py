@@ -5,91 +5,42 @@ for every refusal (R5)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import (
-    Blueprint,
-    Flask,
-    current_app,
-    g,
-    jsonify,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
-from flask_wtf.csrf import CSRFError
-from redis.exceptions import RedisError
-from sqlalchemy.exc import InterfaceError, OperationalError
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, g, jsonify, make_response, redirect, render_template, url_for
+from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from authsvc.domain.errors import PasswordRejected
 from authsvc.domain.logon_flow import Step
 from authsvc.messages import text
 from authsvc.services import logon
-from authsvc.services.registration import MAX_IMAGE_BYTES
-from authsvc.web.common import CONSOLE, client, cookie_token, deps, field, set_token, surface
+from authsvc.web.auth import session_view
+from authsvc.web.common import client, cookie_token, deps, field, set_token, surface
 from authsvc.web.jsonbody import json_body
-
-bp = Blueprint("login", __name__)
+from authsvc.web.steps import STEP_PAGES, Page, go, next_page
 
 # This blueprint serves the user's logon at / and, registered a second time, the console's
 # own logon at /console/logon (R8): the same steps, its own cookie, its own kind of session.
-STEP_PAGES = {
-    Step.CHANGE_PASSWORD: ".password_form",
-    Step.ENROL: ".enrol",
-    Step.SECOND_FACTOR: ".factor",
-    Step.REGISTER: "register.index",
-    Step.DONE: ".home",
-}
-Page = Response | str | tuple[str, int]
-
-
-def _next_page(step: Step | None) -> str:
-    if step is Step.DONE and surface() == CONSOLE:
-        return url_for("console.index")
-    endpoint = STEP_PAGES.get(step, ".index")  # type: ignore[arg-type]
-    own = "console_logon" if surface() == CONSOLE else "login"  # also when called from elsewhere
-    return url_for(own + endpoint if endpoint.startswith(".") else endpoint)
-
-
-def _go(state: logon.State, failed_status: int = 401) -> Page:
-    """Send the browser to the page of the step it has reached, carrying the new token."""
-    if state.step is Step.NO_FACTOR:
-        resp: Any = (render_template("message.html", code="second_factor_unavailable", back=True), 403)
-    elif state.failed or state.step not in STEP_PAGES:
-        resp = (render_template("login.html", error="logon_failed"), failed_status)
-    else:
-        resp = redirect(_next_page(state.step))
-    out = current_app.make_response(resp)
-    if state.token or state.failed or state.step is Step.NO_FACTOR:
-        set_token(out, state.token)
-    return out
+bp = Blueprint("login", __name__)
 
 
 def _pending() -> logon.State:
     return logon.pending(deps(), cookie_token())
 
 
-def _current() -> logon.SessionView | None:
-    return logon.current(deps(), cookie_token(), surface())
-
-
 @bp.get("/")
 def index() -> Page:
-    view = _current()
+    view = session_view()
     if view is not None:
-        return redirect(url_for(".lock_screen") if view.locked else _next_page(Step.DONE))
+        return redirect(url_for(".lock_screen") if view.locked else next_page(Step.DONE))
     state = _pending()
     if not state.failed and state.step in STEP_PAGES:
-        return redirect(_next_page(state.step))
+        return redirect(next_page(state.step))
     return render_template("login.html")
 
 
 @bp.post("/login")
 def do_login() -> Page:
-    return _go(logon.begin(deps(), field("user_id"), field("password"), client(), surface()))
+    return go(logon.begin(deps(), field("user_id"), field("password"), client(), surface()))
 
 
 # ---- forced change --------------------------------------------------------------------------
@@ -114,7 +65,7 @@ def password_change() -> Page:
     except PasswordRejected as exc:
         params = {**_rule_params(), **exc.params}
         return render_template("password.html", errors=[text(c, g.lang, **params) for c in exc.reasons]), 400
-    return _go(state)
+    return go(state)
 
 
 def _rule_params() -> dict[str, int]:
@@ -159,7 +110,7 @@ def factor_totp() -> Page:
             enrolment = logon.totp_enrolment(deps(), cookie_token(), client())
             return render_template("totp_enrol.html", enrolment=enrolment, error="logon_failed"), 401
         return render_template("factor.html", options=state.options, error="logon_failed"), 401
-    return _go(state)
+    return go(state)
 
 
 @bp.get("/factor/webauthn")
@@ -222,7 +173,7 @@ def _json_step(state: logon.State) -> Response | tuple[Response, int]:
     """The answer to a script-driven factor step: where to go next, or the one refusal."""
     if state.refused:
         return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
-    resp = jsonify(next=_next_page(state.step))
+    resp = jsonify(next=next_page(state.step))
     if state.token:
         set_token(resp, state.token)
     return resp
@@ -232,13 +183,10 @@ def _json_step(state: logon.State) -> Response | tuple[Response, int]:
 
 
 @bp.get("/home")
+@login_required  # an unlocked user session; else the lock screen, or the logon page
 def home() -> Page:
-    view = _current()
-    if view is None or view.surface == CONSOLE:
-        return redirect(url_for(".index"))
-    if view.locked:
-        return redirect(url_for(".lock_screen"))
-    logon.touch(deps(), cookie_token())
+    view = current_user.view
+    logon.touch(deps(), current_user.token)
     return render_template("home.html", view=view, history=logon.history(deps(), view.user_id),
                            sessions=logon.sessions_of(deps(), view.user_id))
 
@@ -257,7 +205,7 @@ def lock() -> Page:
 
 @bp.get("/lock")
 def lock_screen() -> Page:
-    view = _current()
+    view = session_view()
     if view is None:
         return redirect(url_for(".index"))
     if not view.locked:
@@ -269,52 +217,16 @@ def lock_screen() -> Page:
 def unlock() -> Page:
     state = logon.begin_unlock(deps(), cookie_token(), field("password"), client())
     if state.step is Step.PASSWORD or state.failed:
-        if _current() is None:
-            return _go(logon.FAILED)
+        if session_view() is None:
+            return go(logon.FAILED)
         view_user = state.user_id or ""
         return render_template("locked.html", user_id=view_user, error="logon_failed"), 401
-    return _go(state)
+    return go(state)
 
 
 @bp.post("/logoff")
 def logoff() -> Page:
     logon.logoff(deps(), cookie_token(), client())
-    resp = current_app.make_response(render_template("message.html", code="logged_off", back=True))
+    resp = make_response(render_template("message.html", code="logged_off", back=True))
     set_token(resp, None)
     return resp
-
-
-# ---- errors ---------------------------------------------------------------------------------
-
-
-def register_errors(app: Flask) -> None:
-    def wants_json() -> bool:
-        path = request.path
-        return (path.startswith("/api/") or "/webauthn/" in path or "/vein/" in path
-                or path.endswith(".json") or request.is_json)
-
-    def answer(code: str, status: int) -> Any:
-        if wants_json():
-            return jsonify(error=code, message=text(code, getattr(g, "lang", "ja"))), status
-        return render_template("message.html", code=code, back=True), status
-
-    @app.errorhandler(CSRFError)
-    def _csrf(_exc: CSRFError) -> Any:
-        return answer("request_invalid", 400)
-
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(InterfaceError)
-    @app.errorhandler(RedisError)
-    def _db_down(exc: Exception) -> Any:
-        current_app.logger.error("database unavailable: %s", type(exc).__name__)
-        return answer("service_unavailable", 503)
-
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> Any:
-        if exc.code == 413 and request.endpoint == "register.capture_id":
-            return jsonify(error="registration_image_too_large", message=text(
-                "registration_image_too_large", getattr(g, "lang", "ja"),
-                limit=MAX_IMAGE_BYTES // (1024 * 1024))), 413
-        body, status = answer("request_invalid", exc.code or 400)
-        # the error's own headers (Allow on a 405), but not the content type of its HTML page
-        return body, status, [h for h in exc.get_headers() if h[0].lower() != "content-type"]
