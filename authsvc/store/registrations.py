@@ -67,9 +67,10 @@ class Registrations:
         return list(self._s.scalars(q.with_for_update() if lock else q))
 
     def live_of_registrant(self, registrant: str) -> list[RegistrationSession]:
-        """The sessions of this registrant user ID not in a final state, newest first."""
+        """The sessions of this registrant user ID (in any case: IDs are stored as assigned)
+        not in a final state, newest first."""
         return list(self._s.scalars(select(RegistrationSession).where(
-            RegistrationSession.registrant == registrant,
+            func.lower(RegistrationSession.registrant) == registrant.lower(),
             RegistrationSession.state.not_in(_FINAL)).order_by(RegistrationSession.opened_at.desc())))
 
     def waiting_for(self, company: str) -> list[RegistrationSession]:

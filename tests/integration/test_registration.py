@@ -317,7 +317,7 @@ def test_id_image_evidence(world, operator, clock):
     assert [(e.actor, e.result) for e in reads][:2] == [("kanri", "ok"), ("unyo", "ok")]
     assert all(e.result == "refused" for e in reads[2:]) and len(reads) == 8
     # bound to its session: the sealed value does not open elsewhere
-    from authsvc.domain.sealing import SealError
+    from authsvc.domain.errors import SealError
     from authsvc.store.models import Evidence
     with deps.uow() as uow:
         sealed = uow.session.query(Evidence).one().sealed
@@ -376,3 +376,16 @@ def test_a_session_closed_while_the_palm_is_read_keeps_the_witnessed_enrolment(w
     assert vein.is_enrolled(deps, "yamada") and result["person_id"]
     [done] = [e for e in reg_events(deps) if e.action == "registration.enrolled"]
     assert done.data["session_ended_during_enrolment"] == "closed"
+
+
+def test_a_registrant_whose_id_has_capitals_finds_their_own_live_session(world, account_admin, operator):
+    """The session records the ID as assigned (`Tanaka-B`); the registrant arrives with the
+    canonical form (`tanaka-b`) or any other case: the page must resume their session."""
+    deps = world
+    ready(deps, account_admin, operator, "Tanaka-B", name="田中 二郎")
+    registration.record_consent(deps, operator, "Tanaka-B", True)
+    who = Actor("tanaka-b", frozenset({Role.USER}), terminal="TERMINAL-1")
+    opened = registration.open_session(deps, who, "tanaka-b")
+    for form in ("tanaka-b", "Tanaka-B", "TANAKA-B"):
+        found = registration.live_session(deps, Actor(form, frozenset({Role.USER})))
+        assert found is not None and found.id == opened.id, form
