@@ -8,13 +8,15 @@ from pathlib import Path
 
 import redis
 
+from adapters.blocklist import BadPasswordsBlocklist
 from adapters.checkpoints import Checkpointer, FileCheckpoints
 from adapters.clock import SystemClock
 from adapters.counters import RedisCounters
+from adapters.hashing import Hasher
+from adapters.holidays import JpHolidays
+from adapters.sealing import Sealer
 from adapters.sessions import RedisSessions
-from adapters.vein import open_reader
-from authsvc.domain.hashing import Hasher
-from authsvc.domain.sealing import Sealer
+from adapters.vein import LshReplayCheck, open_reader
 from authsvc.ports import Clock, Counters, SessionStore
 from authsvc.services import Deps
 from authsvc.settings import Settings
@@ -79,6 +81,9 @@ def build(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
         sessions=session_store,
         sealer=Sealer(data_keys(settings)),
         vein=open_reader(settings.vein.reader, unit_id=None, min_quality=settings.vein.min_quality),
+        replay=LshReplayCheck(audit_key),
+        holidays=JpHolidays(),
+        blocklist=BadPasswordsBlocklist(),
     )
 
 

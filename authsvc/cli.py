@@ -20,8 +20,8 @@ import click
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from authsvc.domain.errors import DomainError
+from authsvc.domain.messages import text
 from authsvc.domain.roles import Actor, Role
-from authsvc.messages import text
 from authsvc.services import Deps, accounts, audit, devices, maintenance, passwords, vein
 from authsvc.settings import ConfigError, load_settings
 

@@ -9,6 +9,11 @@ in `tests/fakes.py`. A service is typed by these Protocols, never by an implemen
     VeinReader       a palm-vein reader or matcher (R13), and its 1:N gallery
     AlertSink        where operator alerts go (the log today; the alerting of [10 of 12] next)
     Directory        an LDAP-style directory to import from and export to ([9 of 12])
+    PasswordHasher   argon2id hashing and verification (adapters/hashing.py)
+    Sealer           AES-256-GCM sealing of secrets at rest with a key ring (adapters/sealing.py)
+    Holidays         Japanese public holidays, for business days (adapters/holidays.py)
+    Blocklist        common and breached passwords (adapters/blocklist.py)
+    ReplayCheck      recognising a palm sample seen before (adapters/vein/replay.py)
 
 The unit of work with its repositories is `authsvc.store.uow.UnitOfWork` (one transaction over
 the SQL store); its in-memory fake is the next step of [6 of 12]."""
@@ -17,14 +22,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Protocol, Self, runtime_checkable
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from adapters.vein.records import Candidate, Capture, Enrolment, Match, Purpose, ReaderInfo
 from authsvc.domain.audit import Checkpoint
 from authsvc.domain.lockout import Decision, Failure
+
+if TYPE_CHECKING:  # names for the annotations only: no adapter is imported at run time
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from adapters.vein.records import Candidate, Capture, Enrolment, Match, Purpose, ReaderInfo
 
 
 class Clock(Protocol):
@@ -105,6 +112,60 @@ class Directory(Protocol):
     def close(self) -> None: ...
 
 
+# ---- secrets at rest and the rules' data sources ---------------------------------------------
+# The domain stays plain Python (tests/unit/test_layers.py): the technologies live in adapters/
+# behind these, and the rules take the data sources as plain callables (`deps.holidays.is_holiday`).
+
+
+class PasswordHasher(Protocol):
+    """Password hashing (R3, R5): argon2id in adapters/hashing.py."""
+
+    def hash(self, password: str) -> str:
+        """A fresh salted hash of the (NFKC-normalised) password."""
+        ...
+
+    def verify(self, stored: str | None, password: str) -> bool:
+        """Whether `password` matches `stored`. With no stored hash (an unknown user) the same
+        work is spent on a dummy and the answer is False (R5); a malformed hash is False."""
+        ...
+
+    def needs_rehash(self, stored: str) -> bool:
+        """Whether `stored` was made with other parameters than today's (re-hash on success)."""
+        ...
+
+
+class Sealer(Protocol):
+    """Secrets sealed at rest under a key ring kept outside the database (R15): AES-256-GCM in
+    adapters/sealing.py. `aad` binds a sealed value to its place (say b"totp:42")."""
+
+    def seal(self, plaintext: bytes, aad: bytes) -> str:
+        """Sealed under the current (first) key."""
+        ...
+
+    def open(self, sealed: str, aad: bytes) -> bytes:
+        """The plaintext; raises authsvc.domain.errors.SealError if `sealed` is malformed, under
+        an unknown key, tampered with, or bound to another `aad`."""
+        ...
+
+    def needs_reseal(self, sealed: str) -> bool:
+        """Whether `sealed` is not under the current key (key rotation: re-seal on use)."""
+        ...
+
+
+class Holidays(Protocol):
+    """The public holidays the business-day calendar skips (R7): Japan's in adapters/holidays.py."""
+
+    def is_holiday(self, day: date) -> bool: ...
+
+
+class Blocklist(Protocol):
+    """Common and breached passwords (R1): the bundled list in adapters/blocklist.py."""
+
+    def is_breached(self, password: str) -> bool:
+        """Whether `password` is on the list, exactly as given (the rule folds case itself)."""
+        ...
+
+
 # ---- palm vein (R13): small on purpose, after python-fido2's CtapDevice ----------------------
 
 DEFAULT_MAX_FMR = 1e-7  # per comparison; docs/decisions/0003-vein.md (measured FNMR ≈ 1e-4 there)
@@ -170,6 +231,34 @@ class VeinReader(Protocol):
 
     def sample_vector(self, capture: Capture) -> Sequence[float] | None:
         """The feature vector inside the capture's sample, for the server's replayed-sample
-        check (authsvc/domain/replay.py); None when the format cannot be read. In memory only:
+        check (adapters/vein/replay.py); None when the format cannot be read. In memory only:
         never stored or logged (R15)."""
+        ...
+
+
+class SampleSketch(Protocol):
+    """What the replay check makes of one sample: `record`, the bytes kept for it (never the
+    sample or its features); whatever else it carries lives only for the check."""
+
+    @property
+    def record(self) -> bytes: ...
+
+
+class ReplayCheck(Protocol):
+    """Replayed palm samples (R11, R15): a sample identical or implausibly close to one already
+    seen for the person is a replay. Keyed one-way digests in adapters/vein/replay.py.
+    `history` is the person's opaque record of samples seen (None: nothing yet)."""
+
+    def sketch(self, sample: bytes, vector: Sequence[float] | None) -> SampleSketch:
+        """The record and probes of one sample; `vector` is its feature vector
+        (`VeinReader.sample_vector`), None when the format cannot be read."""
+        ...
+
+    def seen(self, history: bytes | None, sketch: SampleSketch) -> bool:
+        """Whether `sketch` (one this check made) is identical or implausibly close to a sample
+        in `history`."""
+        ...
+
+    def remember(self, history: bytes | None, *sketches: SampleSketch) -> bytes:
+        """`history` with the records of `sketches` appended, keeping only the newest."""
         ...

@@ -1,4 +1,4 @@
-"""The replayed-sample check (authsvc/domain/replay.py) on the emulated population: how often a
+"""The replayed-sample check (adapters/vein/replay.py) on the emulated population: how often a
 fresh genuine capture would be taken for a replay (false alarms), how close a doctored replay
 must stay to be caught, and what the check costs. Figures are printed, never asserted.
 
@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from authsvc.domain import replay  # noqa: E402
+from adapters.vein import replay  # noqa: E402
 from vein_sdk_stub import Hand, Population  # noqa: E402
 from vein_sdk_stub.bir import quantise, unit_rows  # noqa: E402
 

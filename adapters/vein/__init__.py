@@ -1,4 +1,4 @@
-"""Palm-vein readers behind one interface (R13): `VeinReader` (the capability),
+"""Palm-vein readers behind one interface (R13): `VeinReader` (the port, authsvc.ports),
 `EmulatedVeinReader` and `SdkVeinReader` (the technologies), chosen by a config string:
 
     with open_reader("emulated", seed=0) as reader:          # the stub, with its control channel
@@ -27,7 +27,10 @@ from adapters.vein.errors import (
     Reposition,
     VeinError,
 )
-from adapters.vein.reader import (
+from adapters.vein.records import Candidate, Capture, Enrolment, Match, Purpose, ReaderInfo
+from adapters.vein.replay import LshReplayCheck
+from adapters.vein.sdk import EmulatedVeinReader, Gallery, SdkVeinReader, VeinSdk
+from authsvc.ports import (
     DEFAULT_LIVENESS_THRESHOLD,
     DEFAULT_MAX_FMR,
     DEFAULT_MAX_RESULTS,
@@ -36,8 +39,6 @@ from adapters.vein.reader import (
     GalleryLike,
     VeinReader,
 )
-from adapters.vein.records import Candidate, Capture, Enrolment, Match, Purpose, ReaderInfo
-from adapters.vein.sdk import EmulatedVeinReader, Gallery, SdkVeinReader, VeinSdk
 
 KINDS = ("emulated", "sdk")
 
@@ -80,6 +81,7 @@ __all__ = [
     "Gallery",
     "GalleryLike",
     "InvalidRecord",
+    "LshReplayCheck",
     "Match",
     "NoHand",
     "PoorQuality",

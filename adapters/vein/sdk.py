@@ -33,16 +33,16 @@ from adapters.vein.errors import (
     Reposition,
     VeinError,
 )
-from adapters.vein.reader import (
+from adapters.vein.records import Candidate, Capture, Enrolment, Match, Purpose, ReaderInfo
+from authsvc.ports import (
     DEFAULT_LIVENESS_THRESHOLD,
     DEFAULT_MAX_FMR,
     DEFAULT_MAX_RESULTS,
     DEFAULT_MIN_QUALITY,
     DEFAULT_TIMEOUT_S,
+    Clock,
     Progress,
 )
-from adapters.vein.records import Candidate, Capture, Enrolment, Match, Purpose, ReaderInfo
-from authsvc.ports import Clock
 from vein_sdk_stub import Bir, Code, DataType, GuiResponse, GuiState, SdkError
 
 _PURPOSES = {Purpose.VERIFY: stub.Purpose.VERIFY, Purpose.IDENTIFY: stub.Purpose.IDENTIFY,

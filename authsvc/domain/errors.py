@@ -16,7 +16,7 @@ class DomainError(Exception):
         super().__init__(self.code)
 
     def message(self, lang: str = "ja") -> str:
-        from authsvc.messages import text
+        from authsvc.domain.messages import text
 
         return text(self.code, lang, **self.params)
 
@@ -47,6 +47,14 @@ class PasswordRejected(DomainError):
         self.reasons = reasons
 
     def message(self, lang: str = "ja") -> str:
-        from authsvc.messages import text
+        from authsvc.domain.messages import text
 
         return " ".join(text(r, lang, **self.params) for r in self.reasons)
+
+
+class SealError(ValueError):
+    """A sealed value is malformed, was sealed under an unknown key, or was tampered with.
+
+    The error of the `Sealer` port (authsvc/ports.py): its adapter (adapters/sealing.py) raises
+    it, so a service catches it without knowing the technology behind the port. A ValueError,
+    as it always was; not a DomainError (it is never shown to a user)."""

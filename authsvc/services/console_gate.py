@@ -6,25 +6,52 @@ from outside)."""
 
 from __future__ import annotations
 
-from authsvc.domain import network
-from authsvc.domain.roles import Actor
-from authsvc.services import Deps, logon
+from authsvc.domain import identifiers, network
+from authsvc.domain.lifecycle import Status
+from authsvc.domain.roles import Actor, Role
+from authsvc.services import Deps, sessions
+from authsvc.services.sessions import CONSOLE, Client, SessionView
 
 
-def may_use_console(deps: Deps, view: logon.SessionView | None, client: logon.Client) -> Actor | None:
+def may_use_console(deps: Deps, view: SessionView | None, client: Client) -> Actor | None:
     """Who acts in this console request, or None when the gate refuses it."""
-    if view is None or view.surface != logon.CONSOLE:
+    if view is None or view.surface != CONSOLE:
         return None
     approved = deps.settings.network.remote_admin
     if not view.may_administer(approved) or not network.may_administer(client.remote, view.user_id,
                                                                        approved):
         return None
-    return logon.console_actor(deps, view)
+    return console_actor(deps, view)
 
 
-def admit(deps: Deps, view: logon.SessionView | None, token: str, client: logon.Client) -> Actor | None:
+def admit(deps: Deps, view: SessionView | None, token: str, client: Client) -> Actor | None:
     """`may_use_console`, and an admitted request is activity: the session's idle clock moves."""
     actor = may_use_console(deps, view, client)
     if actor is not None:
-        logon.touch(deps, token)
+        sessions.touch(deps, token)
     return actor
+
+
+ADMIN_ROLES = frozenset(Role) - {Role.USER, Role.DATA_MANAGER}
+
+
+def _role(deps: Deps, user_id: str) -> Role | None:
+    with deps.uow(read_only=True) as uow:
+        acc = uow.account(identifiers.canonical(user_id))
+        return Role(acc.role) if acc is not None and acc.status == Status.ACTIVE.value else None
+
+
+def may_open(deps: Deps, user_id: str, client: Client) -> bool:
+    """A console session only for administrative roles, and from outside the internal
+    networks only for users approved in advance (R17)."""
+    return (_role(deps, user_id) in ADMIN_ROLES
+            and network.may_administer(client.remote, user_id, deps.settings.network.remote_admin))
+
+
+def console_actor(deps: Deps, view: SessionView) -> Actor | None:
+    """Who acts in a console session: the account, with its role as it is now (a role taken
+    away ends the console at the next request)."""
+    role = _role(deps, view.user_id)
+    if view.surface != CONSOLE or role not in ADMIN_ROLES:
+        return None
+    return Actor(view.user_id, frozenset({role}), terminal=view.terminal[:100], source=view.source[:100])

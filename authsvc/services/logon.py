@@ -8,21 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from authsvc.domain import identifiers, lockout, network
+from authsvc.domain import identifiers, lockout
 from authsvc.domain import logon_flow as lf
 from authsvc.domain import session as sess
-from authsvc.domain.calendar import jst_iso
 from authsvc.domain.errors import DomainError
-from authsvc.domain.lifecycle import Status
-from authsvc.domain.roles import Actor, Role
-from authsvc.domain.tokens import new_token, session_id
-from authsvc.services import Deps, totp, vein, webauthn
+from authsvc.domain.roles import Actor
+from authsvc.domain.tokens import new_token
+from authsvc.services import Deps, console_gate, sessions, totp, vein, webauthn
 from authsvc.services import passwords as password_service
-from authsvc.services.accounts import access_end, last_use
+from authsvc.services.sessions import CONSOLE, USER, Client
 from authsvc.store.models import Account
 
 
@@ -38,19 +36,6 @@ class PasswordStep:
     outcome: Outcome
     user_id: str | None = None  # only set when the password step succeeded
     enrolled: tuple[str, ...] = field(default=(), compare=False)  # the second factors it has
-
-
-@dataclass(frozen=True)
-class Client:
-    """Where a request comes from: terminal (user agent or terminal id), source address, and
-    whether that address is outside the internal networks (R17)."""
-
-    terminal: str = ""
-    source: str = ""
-    remote: bool = False
-
-    def actor(self, who: str) -> Actor:
-        return Actor(id=who[:100] or "-", terminal=self.terminal[:100], source=self.source[:100])
 
 
 @dataclass(frozen=True)
@@ -77,31 +62,6 @@ class State:
 
 
 FAILED = State()
-
-# The surfaces a session belongs to (R8): the user's pages, and the administrators' console,
-# reached only by a logon of its own with fresh MFA; a session of one is no use on the other.
-USER, CONSOLE = sess.USER, sess.CONSOLE
-
-
-@dataclass(frozen=True)
-class SessionView:
-    sid: str
-    user_id: str
-    factors: tuple[str, ...]
-    created_at: float
-    last_seen: float
-    locked: bool
-    remote: bool
-    terminal: str
-    source: str
-    unlocking: lf.Flow | None = field(default=None)
-    surface: str = USER
-
-    def may_administer(self, approved_remote: tuple[str, ...]) -> bool:
-        """The gate of the admin surface (R8, R17): an unlocked MFA session, and from outside
-        the internal networks only for users approved in advance."""
-        return not self.locked and network.may_administer(self.remote, self.user_id, approved_remote)
-
 
 # ---- the password step ---------------------------------------------------------------------
 
@@ -186,18 +146,7 @@ def _count_failure(deps: Deps, decision: lockout.Decision, now: datetime, actor:
 
 def _refusal(deps: Deps, acc: Account | None, matched: bool, now: datetime) -> str | None:
     """The operator-only reason a logon is refused, or None when it may proceed."""
-    if acc is None:
-        return "unknown_user"
-    if acc.status != Status.ACTIVE:
-        return f"status_{acc.status}"
-    ends = access_end(deps, acc.contract)
-    if ends is not None and now >= ends:
-        return "contract_ended"
-    if identifiers.is_inactive(last_use(acc), now, deps.settings.identifiers.disable_after_days):
-        return "inactive"  # fail closed even before the maintenance job has disabled it
-    if not matched:
-        return "wrong_password"
-    return None
+    return sessions.refusal(deps, acc, now) or (None if matched else "wrong_password")
 
 
 def _note(uow: Any, now: datetime, actor: Actor, client: Client, step: str, subject: str,
@@ -251,7 +200,7 @@ def _advance(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client
         return State(None, lf.Step.NO_FACTOR, (), flow.user_id)
     if flow.step is lf.Step.DONE:
         return _finish(deps, token, data, flow, client)
-    _store(deps, token, {**data, "flow": flow.to_dict()})
+    sessions.store(deps, token, {**data, "flow": flow.to_dict()})
     if flow.step is lf.Step.REGISTER and vein.is_enrolled(deps, flow.user_id):
         # enrolled, yet not usable: disabled after failures. Not an invitation to register
         # again: the operators re-enrol (the registration page says so; the API answers so).
@@ -261,15 +210,6 @@ def _advance(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client
             uow.commit()
         return replace(_state(token, flow), blocked="vein_disabled")
     return _state(token, flow)
-
-
-def _store(deps: Deps, token: str, data: dict[str, Any]) -> None:
-    """Keep a pending logon (no owner, the logon's lifetime) or a session (its user's, until
-    its absolute end) under `token`."""
-    if data.get("kind") == "logon":
-        deps.sessions.put(token, data, None, _ttl_logon(deps))
-    else:
-        deps.sessions.put(token, data, data["user_id"], _ttl_session(deps, data))
 
 
 def _load_flow(deps: Deps, token: str) -> tuple[dict[str, Any], lf.Flow] | None:
@@ -297,7 +237,7 @@ def _claim(deps: Deps, token: str, ready: Callable[[lf.Flow], bool]) -> tuple[di
     claimed = _live_flow(deps, token, data)
     if claimed is None or not ready(claimed[1]):
         if data and (claimed is not None or data.get("kind") == "session"):
-            _store(deps, token, data)  # not this step's: left as it was
+            sessions.store(deps, token, data)  # not this step's: left as it was
         return None
     return claimed
 
@@ -317,7 +257,7 @@ def change_password(deps: Deps, token: str, new_password: str, client: Client) -
     try:
         password_service.change_password(deps, client.actor(flow.user_id), flow.user_id, new_password)
     except Exception:
-        _store(deps, token, data)  # refused: the logon stays at the change
+        sessions.store(deps, token, data)  # refused: the logon stays at the change
         raise
     return _advance(deps, token, data, lf.password_changed(flow), client)
 
@@ -338,10 +278,10 @@ def second_factor(deps: Deps, token: str, factor: str, verify: Callable[[str, bo
     decision = deps.counters.consume(flow.user_id, now, pol.max_failures, pol.lock_minutes)
     if not _may_evaluate(deps, decision, now, actor, client, step, flow.user_id):
         if decision.busy:  # others' attempts in flight: this logon may try again
-            _store(deps, token, data)
+            sessions.store(deps, token, data)
             return retry
         return FAILED
-    ok = (_account_may_logon(deps, flow.user_id, now)
+    ok = (sessions.may_logon(deps, flow.user_id, now)
           and verify(flow.user_id, flow.step is lf.Step.ENROL))
     with deps.uow() as uow:
         _note(uow, now, actor, client, step, flow.user_id, "ok" if ok else "failed",
@@ -350,24 +290,10 @@ def second_factor(deps: Deps, token: str, factor: str, verify: Callable[[str, bo
     if not ok:
         if _count_failure(deps, decision, now, actor, flow.user_id).locks_now:
             return FAILED  # locked: this logon (or unlock) ends with the account's sessions
-        _store(deps, token, data)
+        sessions.store(deps, token, data)
         return retry
     deps.counters.release(flow.user_id, decision.attempt)
     return _advance(deps, token, data, lf.factor_passed(flow, factor), client)
-
-
-def _account_may_logon(deps: Deps, user_id: str, now: datetime) -> bool:
-    with deps.uow(read_only=True) as uow:
-        return _refusal(deps, uow.account(user_id), True, now) is None
-
-
-def _ttl_session(deps: Deps, data: dict[str, Any]) -> int:
-    return max(1, int(float(data["created_at"]) + deps.settings.sessions.absolute_hours * 3600
-                      - time_now(deps)))
-
-
-def time_now(deps: Deps) -> float:
-    return deps.clock.now().timestamp()
 
 
 def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client: Client) -> State:
@@ -383,13 +309,13 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
         unlocked = sess.Record.of(data)
         assert unlocked is not None  # an unlock runs on a session (begin_unlock)
         session = replace(unlocked, locked=False, last_seen=now.timestamp(), flow=None).data()
-        deps.sessions.put(fresh, session, user, _ttl_session(deps, session))
+        deps.sessions.put(fresh, session, user, sessions.ttl(deps, session))
         with deps.uow() as uow:
             _note(uow, now, actor, client, "unlock", user, "ok", "", factors)
             uow.commit()
         return State(fresh, lf.Step.DONE, (), user)
     surface = CONSOLE if flow.purpose == CONSOLE else USER
-    if surface == CONSOLE and not _may_administer(deps, user, client):
+    if surface == CONSOLE and not console_gate.may_open(deps, user, client):
         with deps.uow() as uow:
             _note(uow, now, actor, client, "console", user, "refused", "not_administrator")
             uow.commit()
@@ -408,7 +334,7 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
     origin = data.get("client", _client_dict(client))
     session = sess.Record(user, flow.passed, now.timestamp(), now.timestamp(), False, surface,
                           bool(origin["remote"]), origin["terminal"], origin["source"]).data()
-    deps.sessions.put(fresh, session, user, _ttl_session(deps, session))
+    deps.sessions.put(fresh, session, user, sessions.ttl(deps, session))
     deps.counters.succeed(user)
     with deps.uow() as uow:
         # a second logon of the same account is flagged: sharing IDs is prohibited (003)
@@ -419,121 +345,20 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
     return State(fresh, lf.Step.DONE, (), user)
 
 
-# ---- sessions ------------------------------------------------------------------------------
-
-
-def _lifetime(deps: Deps) -> sess.Lifetime:
-    pol = deps.settings.sessions
-    return sess.Lifetime(pol.idle_minutes, pol.absolute_hours)
-
-
-def _record(deps: Deps, token: str | None) -> sess.Record | None:
-    return sess.Record.of(deps.sessions.get(token)) if token and isinstance(token, str) else None
-
-
-def current(deps: Deps, token: str | None, surface: str = USER) -> SessionView | None:
-    """The session behind `token` on `surface`, as the session rules find it now (ended,
-    locked after idling, or as it was: domain/session.py); None when there is none, or its
-    account may no longer log on."""
-    rec = _record(deps, token)
-    if rec is None or rec.surface != surface:
-        return None
-    assert token is not None
-    found = sess.seen(rec, time_now(deps), _lifetime(deps))
-    if found is None or not _account_may_logon(deps, rec.user_id, deps.clock.now()):
-        deps.sessions.delete(token)
-        return None
-    if found != rec:
-        _store(deps, token, found.data())  # R16: idle too long: locked until MFA again
-    flow = lf.Flow.from_dict(found.flow) if found.flow else None
-    return SessionView(session_id(token), found.user_id, found.factors, found.created_at,
-                       found.last_seen, found.locked, found.remote, found.terminal, found.source,
-                       flow, surface)
-
-
-def touch(deps: Deps, token: str) -> None:
-    """Activity on an unlocked session moves its idle clock."""
-    rec = _record(deps, token)
-    if rec is not None and not rec.locked:
-        _store(deps, token, replace(rec, last_seen=time_now(deps)).data())
-
-
-def lock(deps: Deps, token: str, client: Client) -> bool:
-    """The user leaves the desk (R16): the session stays, but needs MFA to continue."""
-    rec = _record(deps, token)
-    if rec is None or rec.surface != USER:
-        return False
-    _store(deps, token, replace(rec, locked=True, flow=None).data())
-    now = deps.clock.now()
-    with deps.uow() as uow:
-        uow.audit(now, client.actor(rec.user_id), "session.lock", rec.user_id)
-        uow.commit()
-    return True
-
-
 def begin_unlock(deps: Deps, token: str, password: str, client: Client) -> State:
     """Unlocking a locked session: the same user's password, then a second factor."""
-    view = current(deps, token)
+    view = sessions.current(deps, token)
     if view is None or not view.locked:
         return FAILED
     step = start(deps, view.user_id, password, client.terminal, client.source, client.remote,
                  step="unlock.password")
     if step.outcome is Outcome.FAILED:
         return State(token, lf.Step.PASSWORD, (), view.user_id)  # still locked; try again
-    flow = lf.begin(view.user_id, "unlock", time_now(deps), deps.settings.mfa.second_factors,
+    flow = lf.begin(view.user_id, "unlock", sessions.time_now(deps), deps.settings.mfa.second_factors,
                     step.enrolled)
     flow = lf.password_passed(flow, must_change=False)
     data = deps.sessions.get(token) or {}
     return _advance(deps, token, data, flow, client)
-
-
-def logoff(deps: Deps, token: str, client: Client) -> None:
-    """Ends the session on the server at once (R16)."""
-    data = deps.sessions.get(token) if token else None
-    deps.sessions.delete(token) if token else None
-    if data and data.get("user_id"):
-        now = deps.clock.now()
-        with deps.uow() as uow:
-            uow.audit(now, client.actor(data["user_id"]), "session.logoff", data["user_id"])
-            uow.commit()
-
-
-def end_session(deps: Deps, token: str, sid: str, client: Client) -> bool:
-    """The user ends one of their own sessions (another terminal, say)."""
-    view = current(deps, token)
-    if view is None or view.locked or sid not in deps.sessions.of_user(view.user_id):
-        return False
-    deps.sessions.delete_id(sid)
-    now = deps.clock.now()
-    with deps.uow() as uow:
-        uow.audit(now, client.actor(view.user_id), "session.end", view.user_id, session=sid[:12])
-        uow.commit()
-    return True
-
-
-def sessions_of(deps: Deps, user_id: str) -> list[dict[str, Any]]:
-    out = []
-    for sid, d in deps.sessions.of_user(user_id).items():
-        rec = sess.Record.of(d)
-        if rec is None:
-            continue
-        out.append({"sid": sid, "surface": rec.surface, "created_at": jst_iso(_dt(rec.created_at)),
-                    "last_seen": jst_iso(_dt(rec.last_seen)), "locked": rec.locked,
-                    "remote": rec.remote, "terminal": rec.terminal, "source": rec.source})
-    return sorted(out, key=lambda s: s["created_at"], reverse=True)
-
-
-def history(deps: Deps, user_id: str, limit: int = 50, with_reason: bool = False) -> list[dict[str, Any]]:
-    """The account's logon history (R9); the real reason only for operators."""
-    with deps.uow(read_only=True) as uow:
-        rows = uow.logon_history(identifiers.canonical(user_id), limit)
-        return [{"at": jst_iso(r.at), "step": r.step, "result": r.result, "factors": r.factors,
-                 "terminal": r.terminal, "source": r.source, "remote": r.remote,
-                 **({"reason": r.reason} if with_reason else {})} for r in rows]
-
-
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 # ---- second factors, as the web pages and the API call them --------------------------------
@@ -609,30 +434,7 @@ def vein_step(deps: Deps, token: str, challenge_id: str, capture: dict[str, Any]
 
 # ---- the console (R8) and the palm-vein registration step (R14) ----------------------------
 
-ADMIN_ROLES = frozenset(Role) - {Role.USER, Role.DATA_MANAGER}
 REFRESH_S = 60  # how often the registration pages' use restarts the waiting logon's clock
-
-
-def _role(deps: Deps, user_id: str) -> Role | None:
-    with deps.uow(read_only=True) as uow:
-        acc = uow.account(identifiers.canonical(user_id))
-        return Role(acc.role) if acc is not None and acc.status == Status.ACTIVE.value else None
-
-
-def _may_administer(deps: Deps, user_id: str, client: Client) -> bool:
-    """A console session only for administrative roles, and from outside the internal
-    networks only for users approved in advance (R17)."""
-    return (_role(deps, user_id) in ADMIN_ROLES
-            and network.may_administer(client.remote, user_id, deps.settings.network.remote_admin))
-
-
-def console_actor(deps: Deps, view: SessionView) -> Actor | None:
-    """Who acts in a console session: the account, with its role as it is now (a role taken
-    away ends the console at the next request)."""
-    role = _role(deps, view.user_id)
-    if view.surface != CONSOLE or role not in ADMIN_ROLES:
-        return None
-    return Actor(view.user_id, frozenset({role}), terminal=view.terminal[:100], source=view.source[:100])
 
 
 def registrant(deps: Deps, token: str) -> str | None:
@@ -643,8 +445,8 @@ def registrant(deps: Deps, token: str) -> str | None:
     if loaded is None or loaded[1].step is not lf.Step.REGISTER:
         return None
     data, flow = loaded
-    if time_now(deps) - flow.started_at >= REFRESH_S:  # not a write on every poll of the pages
-        flow = replace(flow, started_at=time_now(deps))
+    if sessions.time_now(deps) - flow.started_at >= REFRESH_S:  # not a write on every poll of the pages
+        flow = replace(flow, started_at=sessions.time_now(deps))
         deps.sessions.put(token, {**data, "flow": flow.to_dict()}, None, _ttl_logon(deps))
     return flow.user_id
 
@@ -658,4 +460,4 @@ def registered(deps: Deps, token: str, client: Client) -> State:
     with deps.uow(read_only=True) as uow:
         acc = uow.account(flow.user_id)
         have = uow.enrolled_factors(acc.id, acc.person_id) if acc is not None else ()
-    return _advance(deps, token, data, lf.registered(flow, tuple(have), time_now(deps)), client)
+    return _advance(deps, token, data, lf.registered(flow, tuple(have), sessions.time_now(deps)), client)

@@ -20,7 +20,8 @@ def check_candidate(deps: Deps, candidate: str, user_id: str | None = None) -> l
             if acc is None:
                 raise NotFound("account_not_found", user_id=user_id)
             names = (acc.person.name,)
-    return passwords.violations(candidate, deps.rule, user_id, names)
+    return passwords.violations(candidate, deps.rule, user_id, names,
+                                is_breached=deps.blocklist.is_breached)
 
 
 def change_password(deps: Deps, actor: Actor, user_id: str, new_password: str) -> None:
@@ -34,7 +35,8 @@ def change_password(deps: Deps, actor: Actor, user_id: str, new_password: str) -
         name = acc.person.name
         account_id = acc.id
         recent = [h.hash for h in uow.password_history(account_id, deps.settings.password.history)]
-    normalized = passwords.check(new_password, deps.rule, user_id, (name,))
+    normalized = passwords.check(new_password, deps.rule, user_id, (name,),
+                                 is_breached=deps.blocklist.is_breached)
     if any(deps.hasher.verify(h, normalized) for h in recent):
         raise PasswordRejected(["pw_reused"], history=deps.settings.password.history)
     hashed = deps.hasher.hash(normalized)

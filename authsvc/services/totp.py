@@ -41,10 +41,9 @@ import pyotp
 import segno
 
 from authsvc.domain import identifiers
-from authsvc.domain.errors import DomainError, Forbidden, NotFound
+from authsvc.domain.errors import DomainError, Forbidden, NotFound, SealError
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor, Perm
-from authsvc.domain.sealing import SealError
 from authsvc.services import Deps
 from authsvc.store.credentials import TOTP_ENROL
 from authsvc.store.models import Account, TotpCredential

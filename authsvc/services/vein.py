@@ -5,7 +5,7 @@ to their person; raw samples are never stored.
 
 A terminal key can leak. So a sample identical or implausibly close to one already seen for
 the person (a recorded capture signed again for a new challenge) is refused as a replay and
-audited as an alert (authsvc/domain/replay.py keeps only keyed one-way digests), and a
+audited as an alert (the check, `deps.replay`, keeps only keyed one-way digests), and a
 terminal bound to a company serves only users of that company's contracts."""
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
-
 from adapters.vein import Capture, InvalidRecord, VeinError, VeinReader
-from authsvc.domain import identifiers, replay
-from authsvc.domain.errors import DomainError, InvalidInput, NotFound
+from authsvc.domain import identifiers
+from authsvc.domain.errors import DomainError, InvalidInput, NotFound, SealError
 from authsvc.domain.roles import Actor, Perm
-from authsvc.domain.sealing import SealError
+from authsvc.ports import SampleSketch
 from authsvc.services import Deps, devices
 from authsvc.store.models import VeinEnrolment
 from authsvc.store.uow import UnitOfWork
@@ -153,11 +151,9 @@ def _of_company(deps: Deps, user: str, company: str) -> bool:
         return acc is not None and devices.company_key(acc.contract.company) == devices.company_key(company)
 
 
-def _sketch(deps: Deps, cap: Capture) -> replay.Sketch:
+def _sketch(deps: Deps, cap: Capture) -> SampleSketch:
     """The replay check's record and probes of the capture's sample (no sample is kept)."""
-    vector = deps.vein.sample_vector(cap)
-    return replay.sketch(replay.derive_key(deps.audit_key), cap.sample,
-                         None if vector is None else np.asarray(vector, dtype=np.float64))
+    return deps.replay.sketch(cap.sample, deps.vein.sample_vector(cap))
 
 
 def _enrolment_for_update(uow: UnitOfWork, user: str) -> VeinEnrolment | None:
@@ -177,8 +173,8 @@ def _replayed(deps: Deps, actor: Actor, user: str, cap: Capture) -> bool:
         row = _enrolment_for_update(uow, user)
         if row is None:
             return False
-        again = replay.seen(row.seen_samples, sketch)
-        row.seen_samples = replay.remember(row.seen_samples, sketch)
+        again = deps.replay.seen(row.seen_samples, sketch)
+        row.seen_samples = deps.replay.remember(row.seen_samples, sketch)
         if again:
             extra = _count_failure(row, pol, now)
             uow.audit(now, actor, "vein.capture", user, "alert", reason=REPLAYED,
@@ -295,7 +291,7 @@ def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
         result = reader.enrol(captures)
     sketches = [_sketch(deps, c) for c in captures]
     for i, sketch in enumerate(sketches):  # one sample presented as several readings
-        if replay.seen(replay.remember(None, *sketches[:i]), sketch):
+        if deps.replay.seen(deps.replay.remember(None, *sketches[:i]), sketch):
             _enrol_replay(deps, witness, shown_id, captures[i])
     if not result.complete or result.template is None:
         raise DomainError("vein_more_samples", needed=result.samples_needed)
@@ -316,12 +312,12 @@ def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
         if row is None:  # a first enrolment of this person may have landed meanwhile
             row = uow.biometrics.enrolment_of(person_id, lock=True)
         for cap, sketch in zip(captures, sketches, strict=True):  # a sample of the person seen before
-            if row is not None and replay.seen(row.seen_samples, sketch):
+            if row is not None and deps.replay.seen(row.seen_samples, sketch):
                 _enrol_replay(deps, witness, shown_id, cap, uow)
         first = row is None
         if row is None:
             row = VeinEnrolment(person_id=person_id)
-        row.seen_samples = replay.remember(row.seen_samples, *sketches)
+        row.seen_samples = deps.replay.remember(row.seen_samples, *sketches)
         row.template = deps.sealer.seal(result.template, _aad(person_id))
         row.reader_id, row.enrolled_by, row.enrolled_at = captures[0].reader_id, witness.id, now
         row.consecutive_failures, row.total_failures, row.disabled_at, row.delay_until = 0, 0, None, None

@@ -257,7 +257,7 @@ class VeinEnrolment(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     delay_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # keyed one-way digests of the samples seen for the person, newest last, for the
-    # replayed-sample check (authsvc/domain/replay.py): never a sample or its features (R15)
+    # replayed-sample check (adapters/vein/replay.py): never a sample or its features (R15)
     seen_samples: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 

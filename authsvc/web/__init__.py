@@ -10,7 +10,7 @@ from flask import Flask, Response, g, request
 from flask_wtf.csrf import CSRFProtect
 
 from authsvc.bootstrap import build, instance_key
-from authsvc.messages import LANGS, label, text
+from authsvc.domain.messages import LANGS, label, text
 from authsvc.services import Deps
 from authsvc.services.registration import MAX_IMAGE_BYTES
 from authsvc.settings import Settings, load_settings

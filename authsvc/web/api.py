@@ -12,8 +12,9 @@ from werkzeug.wrappers import Response
 
 from authsvc.domain.errors import PasswordRejected
 from authsvc.domain.logon_flow import Step
-from authsvc.messages import text
+from authsvc.domain.messages import text
 from authsvc.services import logon
+from authsvc.services import sessions as session_service
 from authsvc.web.auth import session_required
 from authsvc.web.common import FIELD_MAX, bearer_token, client, deps
 from authsvc.web.jsonbody import json_body
@@ -134,14 +135,14 @@ def _unauthorised() -> tuple[Response, int]:
 def session() -> Reply:
     view = current_user.view
     if not view.locked:
-        logon.touch(deps(), current_user.token)
+        session_service.touch(deps(), current_user.token)
     return jsonify(user_id=view.user_id, factors=list(view.factors), locked=view.locked,
                    remote=view.remote, sid=view.sid)
 
 
 @bp.post("/session/lock")
 def lock() -> Reply:
-    if not logon.lock(deps(), bearer_token(), client()):
+    if not session_service.lock(deps(), bearer_token(), client()):
         return _unauthorised()
     return jsonify(locked=True)
 
@@ -157,25 +158,25 @@ def unlock() -> Reply:
 @bp.post("/logoff")
 @session_required
 def logoff() -> Reply:
-    logon.logoff(deps(), current_user.token, client())
+    session_service.logoff(deps(), current_user.token, client())
     return jsonify(logged_off=True)
 
 
 @bp.get("/history")
 @login_required
 def history() -> Reply:
-    return jsonify(history=logon.history(deps(), current_user.view.user_id))
+    return jsonify(history=session_service.history(deps(), current_user.view.user_id))
 
 
 @bp.get("/sessions")
 @login_required
 def sessions() -> Reply:
     view = current_user.view
-    return jsonify(sessions=logon.sessions_of(deps(), view.user_id), current=view.sid)
+    return jsonify(sessions=session_service.sessions_of(deps(), view.user_id), current=view.sid)
 
 
 @bp.delete("/sessions/<sid>")
 def end_session(sid: str) -> Reply:
-    if not logon.end_session(deps(), bearer_token(), sid[:64], client()):
+    if not session_service.end_session(deps(), bearer_token(), sid[:64], client()):
         return jsonify(error="not_found", message=text("not_found", g.lang)), 404
     return jsonify(ended=True)

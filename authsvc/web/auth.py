@@ -1,7 +1,7 @@
 """Who is behind a request, through flask-login. The session stays server-side, in our session
 store keyed by the token's hash, with every rule it has (absolute lifetime, idle lock, the
 console's idle end, surfaces, the account still allowed): the request loader asks
-`logon.current` with the surface's token — the surface's own cookie for pages (common.py),
+`sessions.current` with the surface's token — the surface's own cookie for pages (common.py),
 the bearer token for the API. flask-login keeps nothing: no user id in Flask's session, no
 remember-me cookie, no session protection writing to Flask's session; the token's cookie and
 its properties stay ours (`common.set_token`).
@@ -24,9 +24,9 @@ from flask import Flask, g, jsonify, redirect, request, url_for
 from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.wrappers import Request, Response
 
-from authsvc.messages import text
-from authsvc.services import console_gate, logon
-from authsvc.services.logon import USER, SessionView
+from authsvc.domain.messages import text
+from authsvc.services import console_gate, sessions
+from authsvc.services.sessions import USER, SessionView
 from authsvc.web.common import bearer_token, client, cookie_token, deps, surface
 
 API = "api"  # the blueprint whose token is a bearer token
@@ -73,7 +73,7 @@ def _load(req: Request) -> SessionUser | None:
     cookie (the console's under /console, the user's elsewhere)."""
     api = req.blueprint == API
     presented = bearer_token() if api else cookie_token()
-    view = logon.current(deps(), presented, USER if api else surface())
+    view = sessions.current(deps(), presented, USER if api else surface())
     return SessionUser(view, presented) if view is not None else None
 
 

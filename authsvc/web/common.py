@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 from authsvc.domain import network
 from authsvc.domain.errors import DomainError, Forbidden, InvalidInput, NotFound
 from authsvc.services import Deps
-from authsvc.services.logon import CONSOLE, USER, Client
+from authsvc.services.sessions import CONSOLE, USER, Client
 
 TOKEN_COOKIE = "authsvc_session"  # noqa: S105 (a cookie name)
 CONSOLE_COOKIE = "authsvc_console"  # the console's own session (R8), sent only under /console

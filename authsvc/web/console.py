@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from authsvc.domain import identifiers
 from authsvc.domain.errors import DomainError, Forbidden
 from authsvc.domain.roles import Perm, Role
-from authsvc.services import logon, registration, vein
+from authsvc.services import registration, sessions, vein
 from authsvc.web.auth import console_required
 from authsvc.web.common import client, cookie_token, deps, field, set_token
 from authsvc.web.enrolment import challenges, script_messages, sent_captures
@@ -37,7 +37,7 @@ def index() -> Any:
 
 @bp.post("/logoff")
 def logoff() -> Any:
-    logon.logoff(deps(), cookie_token(), client())
+    sessions.logoff(deps(), cookie_token(), client())
     resp = redirect(url_for("console_logon.index"))
     set_token(resp, None)
     return resp

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import g, jsonify
 from werkzeug.wrappers import Response
 
-from authsvc.messages import text
+from authsvc.domain.messages import text
 from authsvc.services import registration, vein
 from authsvc.web.common import deps
 from authsvc.web.jsonbody import json_body

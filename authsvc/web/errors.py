@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from authsvc import faults
 from authsvc.domain.errors import DomainError
-from authsvc.messages import text
+from authsvc.domain.messages import text
 from authsvc.services.registration import MAX_IMAGE_BYTES
 from authsvc.web.common import status_of
 

@@ -16,7 +16,7 @@ from flask import Flask, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.wrappers import Response
 
-from authsvc.messages import text
+from authsvc.domain.messages import text
 
 MAX_BYTES = 64 * 1024
 MAX_DEPTH = 32

@@ -11,8 +11,8 @@ from werkzeug.wrappers import Response
 
 from authsvc.domain.errors import PasswordRejected
 from authsvc.domain.logon_flow import Step
-from authsvc.messages import text
-from authsvc.services import logon
+from authsvc.domain.messages import text
+from authsvc.services import logon, sessions
 from authsvc.web.auth import session_view
 from authsvc.web.common import client, cookie_token, deps, field, set_token, surface
 from authsvc.web.jsonbody import json_body
@@ -186,20 +186,20 @@ def _json_step(state: logon.State) -> Response | tuple[Response, int]:
 @login_required  # an unlocked user session; else the lock screen, or the logon page
 def home() -> Page:
     view = current_user.view
-    logon.touch(deps(), current_user.token)
-    return render_template("home.html", view=view, history=logon.history(deps(), view.user_id),
-                           sessions=logon.sessions_of(deps(), view.user_id))
+    sessions.touch(deps(), current_user.token)
+    return render_template("home.html", view=view, history=sessions.history(deps(), view.user_id),
+                           sessions=sessions.sessions_of(deps(), view.user_id))
 
 
 @bp.post("/sessions/end")
 def end_session() -> Page:
-    logon.end_session(deps(), cookie_token(), field("sid"), client())
+    sessions.end_session(deps(), cookie_token(), field("sid"), client())
     return redirect(url_for(".home"))
 
 
 @bp.post("/lock")
 def lock() -> Page:
-    logon.lock(deps(), cookie_token(), client())
+    sessions.lock(deps(), cookie_token(), client())
     return redirect(url_for(".lock_screen"))
 
 
@@ -226,7 +226,7 @@ def unlock() -> Page:
 
 @bp.post("/logoff")
 def logoff() -> Page:
-    logon.logoff(deps(), cookie_token(), client())
+    sessions.logoff(deps(), cookie_token(), client())
     resp = make_response(render_template("message.html", code="logged_off", back=True))
     set_token(resp, None)
     return resp

@@ -14,7 +14,7 @@ from flask import Blueprint, g, jsonify, redirect, render_template, request, url
 from werkzeug.wrappers import Response
 
 from authsvc.domain.errors import DomainError
-from authsvc.messages import text
+from authsvc.domain.messages import text
 from authsvc.services import logon, registration, vein
 from authsvc.web.common import client, cookie_token, deps, status_of
 from authsvc.web.enrolment import challenges, script_messages, sent_captures

@@ -7,8 +7,8 @@ from datetime import date
 import pyotp
 import pytest
 
-from authsvc.messages import text
-from authsvc.services import accounts
+from authsvc.domain.messages import text
+from authsvc.services import accounts, sessions
 from authsvc.web import create_app
 
 NEW = "Vt8$wQ3#nRz7"
@@ -226,16 +226,15 @@ def test_remote_sessions_are_marked_and_forwarded_for_is_believed_only_from_prox
 
 
 def test_the_admin_gate_refuses_remote_and_locked_sessions(make_client, operator, clock):
-    from authsvc.services import logon
 
     deps, client = make_client(network={"trusted_proxies": ["127.0.0.1/32"], "internal": ["10.0.0.0/8"],
                                         "remote_admin": ["approved"]})
     token, _ = enrol_totp(client, deps, add_user(deps, operator))  # from 127.0.0.1: not internal here
-    view = logon.current(deps, token)
+    view = sessions.current(deps, token)
     assert view.remote and not view.may_administer(deps.settings.network.remote_admin)
     assert view.may_administer(("sato",))
     call(client, "/api/v1/session/lock", {}, token)
-    assert not logon.current(deps, token).may_administer(("sato",))  # locked: never
+    assert not sessions.current(deps, token).may_administer(("sato",))  # locked: never
 
 
 def test_a_dead_redis_fails_closed_with_a_clear_answer(make_deps, make_client, operator):

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from authsvc.domain.messages import text
 from authsvc.domain.roles import Actor, Role
-from authsvc.messages import text
 from authsvc.services import registration, totp, vein
 from authsvc.services.accounts import OPERATIONS_CONTRACT
 from authsvc.services.passwords import change_password

@@ -17,8 +17,8 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from adapters.vein import Capture, open_reader
+from authsvc.domain.messages import text
 from authsvc.domain.roles import Actor, Role
-from authsvc.messages import text
 from authsvc.services import devices, vein
 from authsvc.services.passwords import change_password
 from tests.e2e.browser_support import (

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from adapters.vein import open_reader
+from authsvc.domain.messages import text
 from authsvc.domain.roles import Actor, Role
-from authsvc.messages import text
-from authsvc.services import Deps, accounts, devices, logon, registration, totp, vein
+from authsvc.services import Deps, accounts, devices, registration, sessions, totp, vein
 from authsvc.services.accounts import OPERATIONS_CONTRACT
 from authsvc.services.passwords import change_password
 from authsvc.store.models import Evidence, RegistrationSession
@@ -164,7 +164,7 @@ def without_tokens(resp: Any) -> str:
 
 
 def history(deps: Deps, user_id: str) -> list[tuple[str, str, str]]:
-    return [(r["step"], r["result"], r["reason"]) for r in logon.history(deps, user_id, with_reason=True)]
+    return [(r["step"], r["result"], r["reason"]) for r in sessions.history(deps, user_id, with_reason=True)]
 
 
 def b64decode(value: str) -> bytes:
@@ -338,7 +338,7 @@ def test_an_idle_console_session_ends_instead_of_locking(people):
     web.deps.clock.advance(minutes=idle, seconds=1)
     assert where(get(client, "/console/")) == "/console/logon/"
     assert web.deps.sessions.get(token) is None  # gone, not locked
-    assert logon.current(web.deps, token, logon.CONSOLE) is None
+    assert sessions.current(web.deps, token, sessions.CONSOLE) is None
     page = get(client, "/console/logon/")
     assert page.status_code == 200 and 'id="password"' in page.get_data(as_text=True)
     assert "unlock" not in page.get_data(as_text=True)
@@ -367,7 +367,7 @@ def test_remote_console_only_for_users_approved_in_advance(make_deps):
         # approved in advance: a console session, marked remote
         approved = console(web, "unyo", REMOTE)
         assert get(approved, "/console/").status_code == 200
-        view = logon.current(web.deps, console_token(approved), logon.CONSOLE)
+        view = sessions.current(web.deps, console_token(approved), sessions.CONSOLE)
         assert view is not None and view.remote and view.source == REMOTE
     finally:
         web.reader.close()

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from authsvc.domain.errors import Conflict, Forbidden
-from authsvc.messages import text
-from authsvc.services import logon, registration
+from authsvc.domain.messages import text
+from authsvc.services import logon, registration, sessions
 from authsvc.store.db import make_engine, session_factory
 from authsvc.store.uow import UnitOfWork
 from tests.e2e.test_web_console import BASE, Web, console, console_token, cookie, get, log_on, make_web, post
@@ -76,7 +76,7 @@ ROUTES: list[tuple[str, Call, bool]] = [
 REFUSING = {"login page": (logon, "begin"), "login script": (logon, "vein_challenge"),
             "login in JSON": (logon, "begin"),
             "console logon page": (logon, "begin"), "api": (logon, "begin"),
-            "api session": (logon, "history"), "user page": (logon, "history"),
+            "api session": (sessions, "history"), "user page": (sessions, "history"),
             "register page": (registration, "live_session"), "register script": (registration, "get"),
             "console page": (registration, "recent"), "console script": (registration, "waiting_for")}
 BACK = {"register page": 'href="/register/"', "console page": 'href="/console/records"'}

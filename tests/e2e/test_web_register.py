@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from adapters.vein import open_reader
+from authsvc.domain.messages import text
 from authsvc.domain.roles import Actor, Role
-from authsvc.messages import text
 from authsvc.services import registration, vein
 from authsvc.services.accounts import OPERATIONS_CONTRACT
 from authsvc.store.models import RegistrationSession

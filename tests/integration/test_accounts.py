@@ -40,7 +40,8 @@ def test_create_account_is_pending_with_a_fresh_initial_password(deps, account_a
     assert first.account.must_change_password is True
     assert first.account.created_by == account_admin.id
     # generated, unguessable by the rule, and different for every account
-    assert violations(first.initial_password, deps.rule, "tanaka") == []
+    assert violations(first.initial_password, deps.rule, "tanaka",
+                      is_breached=deps.blocklist.is_breached) == []
     assert len(first.initial_password) >= deps.settings.password.min_length
     assert first.initial_password != second.initial_password
     assert accounts.show(deps, "tanaka").status == "pending"
@@ -302,7 +303,8 @@ def test_reset_password_issues_a_new_initial_password(deps, operator, account_ad
 
     reset = accounts.reset_password(deps, account_admin, "tanaka")
     assert reset.initial_password not in (issued.initial_password, CHOSEN[0])
-    assert violations(reset.initial_password, deps.rule, "tanaka") == []
+    assert violations(reset.initial_password, deps.rule, "tanaka",
+                      is_breached=deps.blocklist.is_breached) == []
     assert reset.account.must_change_password is True
     assert logon.start(deps, "tanaka", CHOSEN[0]) == PasswordStep(Outcome.FAILED)
     assert logon.start(deps, "tanaka", issued.initial_password) == PasswordStep(Outcome.FAILED)

@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from adapters.vein import open_reader
 from authsvc.domain.errors import DomainError, Forbidden
 from authsvc.domain.roles import Actor, Role
-from authsvc.services import devices, logon, vein
-from authsvc.services.logon import Client
+from authsvc.services import devices, logon, sessions, vein
+from authsvc.services.sessions import Client
 from tests.integration.support import CHOSEN, active_account, add_contract, events
 
 PALM = 42
@@ -85,7 +85,7 @@ def test_password_and_palm_vein_log_on(deps, user, station):
     token = logon_to_vein(deps)
     made, cap = capture_for(deps, token, station["terminal"])
     state = logon.vein_step(deps, token, made.id, cap.to_dict(), CLIENT)
-    assert state.step.value == "done" and logon.current(deps, state.token).factors == ("password", "vein")
+    assert state.step.value == "done" and sessions.current(deps, state.token).factors == ("password", "vein")
 
 
 def test_replayed_capture_is_refused(deps, user, station):
@@ -408,7 +408,7 @@ def test_fresh_genuine_captures_keep_passing(deps, user, station):
     assert alerts(deps) == []
     from sqlalchemy import select
 
-    from authsvc.domain import replay
+    from adapters.vein import replay
     from authsvc.store.models import VeinEnrolment
 
     with deps.uow() as uow:  # every one was compared with all before it, and kept
@@ -522,8 +522,8 @@ def test_what_is_kept_of_the_samples_cannot_give_one_back(deps, user, station, b
 
     from sqlalchemy import select
 
+    from adapters.vein import replay
     from adapters.vein.records import b64url
-    from authsvc.domain import replay
     from authsvc.store.models import VeinEnrolment
     from tests.integration.support import dump_all
 

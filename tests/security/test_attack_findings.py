@@ -14,8 +14,9 @@ import pytest
 import redis
 
 from authsvc.domain.roles import Actor
-from authsvc.services import Deps, accounts, audit, logon, totp
-from authsvc.services.logon import Client, Outcome
+from authsvc.services import Deps, accounts, audit, logon, sessions, totp
+from authsvc.services.logon import Outcome
+from authsvc.services.sessions import Client
 from tests.integration.support import CHOSEN, active_account, add_contract, events, pseudonym
 
 CLIENT = Client("pc-1", "10.0.0.5", False)
@@ -96,8 +97,8 @@ def test_three_valid_codes_at_once_finish_one_logon_once(make_deps, clock, opera
         done = [s for s in states if s.step is not None and s.step.value == "done"]
         assert len(done) == 1, states
         assert len([e for e in events(deps, "logon.complete", "kato")]) == _round + 1
-        assert len([s for s in logon.sessions_of(deps, "kato")]) == 1  # replace: the newest
-        assert logon.current(deps, token) is None  # the pending logon's token is spent
+        assert len([s for s in sessions.sessions_of(deps, "kato")]) == 1  # replace: the newest
+        assert sessions.current(deps, token) is None  # the pending logon's token is spent
     assert audit.verify(deps).problem is None or audit.verify(deps).problem.reason == "unanchored"
 
 

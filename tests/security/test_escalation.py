@@ -9,7 +9,7 @@ import pytest
 
 from authsvc.domain.errors import Forbidden
 from authsvc.domain.roles import Actor, Role
-from authsvc.services import accounts, audit, maintenance, totp, webauthn
+from authsvc.services import accounts, audit, maintenance, sessions, totp, webauthn
 from tests.integration.support import CHOSEN, active_account, add_contract, row_counts
 
 ADMIN_CALLS = {
@@ -71,10 +71,10 @@ def _user_session(deps, clock, user_id: str) -> str:
     made = totp.begin_enrolment(deps, Actor(user_id), user_id)
     totp.confirm_enrolment(deps, Actor(user_id), user_id, pyotp.TOTP(made.secret).at(clock.now()))
     clock.advance(seconds=30)
-    client = logon.Client("t", "127.0.0.1", False)
+    client = sessions.Client("t", "127.0.0.1", False)
     state = logon.begin(deps, user_id, CHOSEN[0], client)
     state = logon.totp_step(deps, state.token, pyotp.TOTP(made.secret).at(clock.now()), client)
-    assert state.step.value == "done" and logon.current(deps, state.token) is not None
+    assert state.step.value == "done" and sessions.current(deps, state.token) is not None
     return state.token
 
 

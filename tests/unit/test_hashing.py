@@ -6,7 +6,7 @@ import time
 import pytest
 from argon2 import Type, extract_parameters
 
-from authsvc.domain.hashing import Hasher
+from adapters.hashing import Hasher
 
 LOW = {"time_cost": 1, "memory_cost_kib": 1024, "parallelism": 1}
 PASSWORD = "Gz7!mK2#pLq9"

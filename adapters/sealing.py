@@ -1,6 +1,11 @@
-"""AES-256-GCM sealing of secrets at rest (TOTP secrets now, biometric templates later: R15),
-with a key ring kept outside the database: the first key seals, every key opens, so keys can
-be rotated by putting a new one first and re-sealing at leisure."""
+"""AES-256-GCM sealing of secrets at rest (TOTP secrets, palm templates, registration
+evidence: R15), with a key ring kept outside the database: the first key seals, every key
+opens, so keys can be rotated by putting a new one first and re-sealing at leisure.
+
+The technology behind the `Sealer` port (authsvc/ports.py). Its error, `SealError`, is the
+port's and lives in the domain (authsvc/domain/errors.py): this adapter raises it and services
+catch it from there, never importing this module. It is re-exported here for callers that
+hold the adapter itself (bootstrap, the tests)."""
 
 from __future__ import annotations
 
@@ -10,9 +15,9 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from authsvc.domain.errors import SealError
 
-class SealError(ValueError):
-    """A sealed value is malformed, was sealed under an unknown key, or was tampered with."""
+__all__ = ["SealError", "Sealer"]
 
 
 class Sealer:

@@ -1,5 +1,8 @@
 """argon2id password hashing with parameters from config, a dummy hash for unknown users,
-and transparent re-hashing when the parameters change (R3, R5)."""
+and transparent re-hashing when the parameters change (R3, R5).
+
+The technology behind the `PasswordHasher` port (authsvc/ports.py); the password's
+normalisation before hashing is the domain's (authsvc/domain/passwords.py)."""
 
 from __future__ import annotations
 

@@ -20,16 +20,23 @@ Per sample the server keeps one 64-byte record, never the sample or its features
 
 A digest is one-way and keyed: without the key it says nothing; with the key, finding a vector
 that produces a given 256-bit pattern is a search over the sphere, and the record keeps no
-magnitude, no quantisation and no format. The probe digests exist only during the check."""
+magnitude, no quantisation and no format. The probe digests exist only during the check.
+
+Biometric signal processing, so an adapter: `LshReplayCheck` implements the `ReplayCheck`
+port (authsvc/ports.py) that services reach through `deps.replay`; the functions below are
+its parts (and what bench/vein_replay.py measures)."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
+from authsvc.ports import SampleSketch
 
 TABLES = 6  # independent tables of projections
 BITS = 256  # sign bits per table
@@ -157,3 +164,27 @@ def remember(history: bytes | None, *sketches: Sketch, limit: int = HISTORY) -> 
     """`history` with the records of `sketches` appended, keeping the newest `limit`."""
     rows = _records(history).tobytes() + b"".join(s.record for s in sketches)
     return VERSION + rows[-limit * RECORD:] if limit else VERSION
+
+
+class LshReplayCheck:
+    """The replayed-sample check as the service uses it (the `ReplayCheck` port): the key is
+    derived once from the service's long-term key (`derive_key`), and a feature vector comes
+    as the reader gives it (`VeinReader.sample_vector`)."""
+
+    def __init__(self, master: bytes) -> None:
+        self._key = derive_key(master)
+
+    def sketch(self, sample: bytes, vector: Sequence[float] | None) -> Sketch:
+        return sketch(self._key, sample, None if vector is None else np.asarray(vector, dtype=np.float64))
+
+    def seen(self, history: bytes | None, sketch: SampleSketch) -> bool:
+        return seen(history, _own(sketch))
+
+    def remember(self, history: bytes | None, *sketches: SampleSketch) -> bytes:
+        return remember(history, *map(_own, sketches))
+
+
+def _own(s: SampleSketch) -> Sketch:
+    if not isinstance(s, Sketch):
+        raise TypeError(f"not a sketch of this replay check: {type(s).__name__}")
+    return s
