@@ -16,7 +16,7 @@ in `tests/fakes.py`. A service is typed by these Protocols, never by an implemen
     ReplayCheck      recognising a palm sample seen before (adapters/vein/replay.py)
 
 The unit of work with its repositories is `authsvc.store.uow.UnitOfWork` (one transaction over
-the SQL store); its in-memory fake is the next step of [6 of 12]."""
+the SQL store); its in-memory fake is `tests/fakes.py:MemoryUnitOfWork`."""
 
 from __future__ import annotations
 

@@ -67,9 +67,19 @@ def _truncate_pg(deps: Deps) -> None:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
+    """The database a test runs on: the embedded default (SQLite), and PostgreSQL as well
+    where the production shape is the point -- a test or module marked
+    `@pytest.mark.backends("sqlite", "postgres")` (contracts of the store, concurrency,
+    migrations, tampering straight in the database)."""
     return request.param
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        metafunc.parametrize("backend", marker.args if marker else ("sqlite",), indirect=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,20 +1,50 @@
-"""In-memory fakes of our own ports (authsvc/ports.py), for fast service-level tests. Each one
-runs the same contract tests as the real implementations (tests/integration/test_counters.py,
-test_session_stores.py), so a test over a fake means what it would over Redis or SQL."""
+"""In-memory fakes of our own ports (authsvc/ports.py) and of the unit of work, for fast
+service-level tests over `fake_deps()`. Each runs the same contract tests as the real
+implementations (tests/integration/test_counters.py, test_session_stores.py,
+test_unit_of_work.py), so a test over a fake means what it would over Redis or SQL."""
 
 from __future__ import annotations
 
 import copy
 import json
+import secrets
 import threading
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cache
+from types import TracebackType
 from typing import Any
 
+from adapters.blocklist import BadPasswordsBlocklist
+from adapters.checkpoints import Checkpointer
+from adapters.clock import FixedClock
+from adapters.hashing import Hasher
+from adapters.holidays import JpHolidays
+from adapters.sealing import Sealer
+from adapters.vein import LshReplayCheck, open_reader
+from authsvc.domain import audit as chain
 from authsvc.domain import lockout
 from authsvc.domain.audit import Checkpoint
+from authsvc.domain.calendar import jst_iso
+from authsvc.domain.roles import Actor
 from authsvc.domain.tokens import new_token, session_id
+from authsvc.services import Deps
+from authsvc.store.credentials import TOTP_ENROL
+from authsvc.store.models import (
+    Account,
+    AuditEvent,
+    AuditHead,
+    Challenge,
+    Contract,
+    Identifier,
+    LogonHistory,
+    PasswordHistory,
+    Person,
+    TotpCredential,
+)
+from authsvc.store.uow import AuditUnavailable
+from tests.conftest import START, make_settings
 
 
 class MemoryCounters:
@@ -139,3 +169,379 @@ class MemoryCheckpoints:
 
     def read(self) -> tuple[list[Checkpoint], list[str]]:
         return list(self.lines), []
+
+
+# ---- the unit of work ------------------------------------------------------------------------
+# A fake of `authsvc.store.uow.UnitOfWork` over ORM model instances held in memory (no session,
+# no database). One `MemoryDatabase` per fake deployment: every `deps.uow()` of it sees the
+# others' committed changes. A transaction works on its own copies of the rows and publishes
+# copies of them at commit, so an uncommitted one leaves nothing behind and a reader never sees
+# a writer's work in progress; a writer holds the database's one lock from open to close (like
+# SQLite's BEGIN IMMEDIATE), so the transactions that write are serialised.
+
+# rows that change after they are written, by primary key; each transaction copies them
+_MUTABLE = (Contract, Person, Identifier, Account, AuditHead, Challenge, TotpCredential)
+# rows that are only ever appended: shared between transactions, never copied
+_APPENDED = (AuditEvent, LogonHistory, PasswordHistory)
+_LOCK_TIMEOUT_S = 30.0  # SQLite's busy_timeout: a writer waiting longer fails, it never hangs
+
+
+def _pk(cls: type) -> str:
+    [column] = cls.__table__.primary_key.columns  # type: ignore[attr-defined]
+    return str(column.key)
+
+
+def _clone(row: Any) -> Any:
+    cls = type(row)
+    return cls(**{c.key: getattr(row, c.key) for c in cls.__table__.columns})
+
+
+@dataclass
+class _Tables:
+    rows: dict[type, dict[Any, Any]] = field(default_factory=lambda: {c: {} for c in _MUTABLE})
+    logs: dict[type, list[Any]] = field(default_factory=lambda: {c: [] for c in _APPENDED})
+    next_id: dict[type, int] = field(default_factory=dict)
+
+    def copy(self) -> _Tables:
+        rows = {cls: {k: _clone(r) for k, r in table.items()} for cls, table in self.rows.items()}
+        for acc in rows[Account].values():
+            _link(rows, acc)
+        return _Tables(rows, {cls: list(log) for cls, log in self.logs.items()}, dict(self.next_id))
+
+
+def _link(rows: dict[type, dict[Any, Any]], acc: Account) -> None:
+    """Set an account's relationships from its foreign keys (what the ORM's joined load does)."""
+    acc.person = rows[Person].get(acc.person_id)  # type: ignore[assignment]
+    acc.contract = rows[Contract].get(acc.contract_id)  # type: ignore[assignment]
+
+
+class MemoryDatabase:
+    """The committed state of one fake deployment, and its writer lock. `vein_persons` and
+    `webauthn_accounts` are what `enrolled_factors` finds for those factors (tests fill them:
+    the fake has no biometrics or WebAuthn repository); TOTP credentials are real rows."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.writer: int | None = None  # the thread holding the lock
+        self.committed = _Tables()
+        self.vein_persons: set[int] = set()
+        self.webauthn_accounts: set[int] = set()
+
+    def rows(self, cls: type) -> list[Any]:
+        """The committed rows of a model, for tests to look at (copies: changing them does nothing)."""
+        state = self.committed
+        found = state.rows[cls].values() if cls in state.rows else state.logs[cls]
+        return [_clone(r) for r in found]
+
+
+class _Missing:
+    """A repository the fake does not have: any use fails loudly, naming what is missing."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        raise NotImplementedError(
+            f"MemoryUnitOfWork has no `{self._name}.{attr}`: the in-memory unit of work covers "
+            f"accounts, logons, TOTP and the audit chain only; run this test on the SQL store")
+
+
+class _MemoryIdentifiers:
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    def claim(self, ident: Identifier) -> bool:
+        if self._uow.identifier(ident.value) is not None:
+            return False
+        self._uow.add(ident)
+        return True
+
+
+class _MemoryCredentials(_Missing):
+    """The TOTP half of `authsvc.store.credentials.Credentials`; WebAuthn is missing."""
+
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        super().__init__("credentials")
+        self._uow = uow
+
+    def _rows(self) -> dict[Any, TotpCredential]:
+        return self._uow._t.rows[TotpCredential]
+
+    def totp_of(self, account_id: int) -> TotpCredential | None:
+        return next((c for c in self._rows().values() if c.account_id == account_id), None)
+
+    def _pending(self, subject: str) -> list[Challenge]:
+        return [c for c in self._uow._t.rows[Challenge].values()
+                if c.purpose == TOTP_ENROL and c.subject == subject]
+
+    def pending_totp(self, subject: str, now: datetime) -> dict[str, Any] | None:
+        row = next((c for c in self._pending(subject) if c.expires_at > now), None)
+        return None if row is None else dict(json.loads(row.data))
+
+    def drop_pending_totp(self, subject: str) -> int:
+        found = self._pending(subject)
+        for row in found:
+            del self._uow._t.rows[Challenge][row.id]
+        return len(found)
+
+    def save_totp(self, credential: TotpCredential) -> None:
+        if credential.id is None:
+            if self.totp_of(credential.account_id) is not None:
+                raise RuntimeError("unique constraint: the account has a TOTP credential already")
+            self._uow.add(credential)
+
+    def remove_totp(self, credential: TotpCredential) -> None:
+        self._rows().pop(credential.id, None)
+
+    def claim_totp_step(self, account_id: int, sealed: str, step: int,
+                        reseal: str | None = None) -> bool:
+        cred = self.totp_of(account_id)
+        if (cred is None or cred.secret != sealed or cred.confirmed_at is None
+                or (cred.last_step is not None and cred.last_step >= step)):
+            return False
+        cred.last_step = step
+        if reseal is not None:
+            cred.secret = reseal
+        return True
+
+
+class MemoryUnitOfWork:
+    """`authsvc.store.uow.UnitOfWork` in memory: the queries the account, password, session,
+    logon, TOTP and audit services use, with the same transaction and audit-chain semantics."""
+
+    def __init__(self, db: MemoryDatabase, audit_key: bytes, read_only: bool = False,
+                 checkpointer: Checkpointer | None = None) -> None:
+        self._db = db
+        self._audit_key = audit_key
+        self._read_only = read_only
+        self._checkpointer = checkpointer
+        self._t: _Tables
+
+    def __enter__(self) -> MemoryUnitOfWork:
+        if not self._read_only:
+            if self._db.writer == threading.get_ident():
+                raise RuntimeError("a write transaction inside another one of the same thread "
+                                   "(the SQL store would wait for its own lock)")
+            if not self._db.lock.acquire(timeout=_LOCK_TIMEOUT_S):
+                raise TimeoutError("MemoryDatabase is locked (a writer held it too long)")
+            self._db.writer = threading.get_ident()
+        self._t = self._db.committed.copy()
+        self._head: tuple[int, str] | None = None
+        self._audited = ""
+        self.identifiers = _MemoryIdentifiers(self)
+        self.credentials = _MemoryCredentials(self)
+        self.registrations = _Missing("registrations")
+        self.biometrics = _Missing("biometrics")
+        self.devices = _Missing("devices")
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        del self._t  # what was not committed is gone
+        if not self._read_only:
+            self._db.writer = None
+            self._db.lock.release()
+
+    def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("commit in a read-only unit of work")
+        self._db.committed = self._t.copy()  # copies: later changes need a commit of their own
+        if self._head is not None and self._checkpointer is not None:
+            self._checkpointer.note(*self._head)
+
+    def add(self, obj: object) -> None:
+        cls = type(obj)
+        if cls not in _MUTABLE and cls not in _APPENDED:
+            raise NotImplementedError(f"MemoryUnitOfWork cannot store {cls.__name__} rows")
+        for column in cls.__table__.columns:  # type: ignore[attr-defined]
+            default = column.default
+            if getattr(obj, column.key) is None and default is not None and default.is_scalar:
+                setattr(obj, column.key, default.arg)
+        key = _pk(cls)
+        if getattr(obj, key) is None:
+            self._t.next_id[cls] = self._t.next_id.get(cls, 0) + 1
+            setattr(obj, key, self._t.next_id[cls])
+        if cls in _APPENDED:
+            self._t.logs[cls].append(obj)
+            return
+        table = self._t.rows[cls]
+        if getattr(obj, key) in table and table[getattr(obj, key)] is not obj:
+            raise RuntimeError(f"duplicate primary key in {cls.__name__}: {getattr(obj, key)!r}")
+        table[getattr(obj, key)] = obj
+        if isinstance(obj, Account):
+            _link(self._t.rows, obj)
+
+    # ---- repositories -------------------------------------------------------------------
+
+    def identifier(self, value: str, lock: bool = False) -> Identifier | None:
+        return self._t.rows[Identifier].get(value)
+
+    def holder(self, canonical_id: str) -> tuple[Identifier | None, Account | None]:
+        ident = self.identifier(canonical_id)
+        if ident is None or ident.kind != "account" or ident.holder_id is None:
+            return ident, None
+        return ident, self._t.rows[Account].get(ident.holder_id)
+
+    def account(self, canonical_id: str, lock: bool = False) -> Account | None:
+        return self.holder(canonical_id)[1]
+
+    def account_for_update(self, account_id: int) -> Account | None:
+        return self._t.rows[Account].get(account_id)
+
+    def enrolled_factors(self, account_id: int, person_id: int) -> tuple[str, ...]:
+        have = {
+            "vein": person_id in self._db.vein_persons,
+            "totp": any(c.account_id == account_id and c.confirmed_at is not None
+                        for c in self._t.rows[TotpCredential].values()),
+            "webauthn": account_id in self._db.webauthn_accounts,
+        }
+        return tuple(f for f, has in have.items() if has)
+
+    def accounts(self, status: str | None = None, contract: str | None = None,
+                 role: str | None = None) -> list[Account]:
+        found = [a for a in self._t.rows[Account].values()
+                 if (not status or a.status == status) and (not role or a.role == role)
+                 and (not contract or a.contract.number == contract)]
+        return sorted(found, key=lambda a: (a.user_id.lower(), a.id))
+
+    def accounts_of_person(self, person_id: int) -> list[Account]:
+        return [a for a in self._t.rows[Account].values() if a.person_id == person_id]
+
+    def contract(self, number: str) -> Contract | None:
+        return next((c for c in self._t.rows[Contract].values() if c.number == number), None)
+
+    def contracts(self) -> list[Contract]:
+        return sorted(self._t.rows[Contract].values(), key=lambda c: c.number)
+
+    def person(self, person_id: int) -> Person | None:
+        return self._t.rows[Person].get(person_id)
+
+    def password_history(self, account_id: int, limit: int) -> list[PasswordHistory]:
+        mine = [h for h in self._t.logs[PasswordHistory] if h.account_id == account_id]
+        return sorted(mine, key=lambda h: h.id, reverse=True)[:limit]
+
+    def put_challenge(self, purpose: str, subject: str, data: dict[str, Any],
+                      expires_at: datetime) -> str:
+        cid = secrets.token_urlsafe(32)
+        self.add(Challenge(id=cid, purpose=purpose, subject=subject, data=json.dumps(data),
+                           expires_at=expires_at))
+        return cid
+
+    def take_challenge(self, cid: str, purpose: str, subject: str,
+                       now: datetime) -> dict[str, Any] | None:
+        if not isinstance(cid, str) or len(cid) > 64:
+            return None
+        table = self._t.rows[Challenge]
+        row = table.pop(cid, None)
+        for expired in [k for k, c in table.items() if c.expires_at <= now]:
+            del table[expired]
+        if row is None or row.purpose != purpose or row.subject != subject or row.expires_at <= now:
+            return None
+        return dict(json.loads(row.data))
+
+    def record_logon(self, now: datetime, subject: str, step: str, result: str, actor: Actor,
+                     reason: str = "", factors: str = "", remote: bool = False) -> None:
+        self.add(LogonHistory(
+            subject=subject[:100], at=now, result=result, step=step, factors=factors[:100],
+            terminal=actor.terminal[:100], source=actor.source[:100], remote=remote, reason=reason[:64]))
+
+    def logon_history(self, subject: str, limit: int = 50) -> list[LogonHistory]:
+        mine = [r for r in self._t.logs[LogonHistory] if r.subject == subject]
+        return sorted(mine, key=lambda r: r.id, reverse=True)[:limit]
+
+    def count_accounts(self) -> int:
+        return len(self._t.rows[Account])
+
+    # ---- audit chain (as UnitOfWork.audit writes it) --------------------------------------
+
+    def audit(self, now: datetime, actor: Actor, action: str, subject: str, result: str = "ok",
+              **detail: Any) -> AuditEvent:
+        head = self._t.rows[AuditHead].get(1)
+        if head is None:
+            if self._t.logs[AuditEvent]:
+                raise AuditUnavailable("audit head is missing while events exist")
+            if self._checkpointer is not None:
+                found = chain.anchor(self._checkpointer.store.read()[0])
+                if found is not None and found.seq > 0:
+                    raise AuditUnavailable(f"audit log erased: a checkpoint outside it has seq {found.seq}")
+            head = AuditHead(id=1, seq=0, hash=chain.GENESIS, mac="")
+            self._t.rows[AuditHead][1] = head
+        fields = {
+            "seq": head.seq + 1, "ts": jst_iso(now), "actor": actor.id, "action": action,
+            "subject": subject, "result": result, "terminal": actor.terminal, "source": actor.source,
+            "detail": json.dumps(detail, sort_keys=True, ensure_ascii=False, default=str),
+        }
+        digest = chain.chain_hash(head.hash, fields)
+        event = AuditEvent(**fields, prev_hash=head.hash, hash=digest,
+                           mac=chain.sign_row(self._audit_key, fields["seq"], digest))
+        self._t.logs[AuditEvent].append(event)
+        head.seq, head.hash = fields["seq"], digest
+        head.mac = chain.sign_head(self._audit_key, head.seq, digest)
+        self._head = (head.seq, digest)
+        self._audited = action
+        return event
+
+    def serialize(self) -> None:
+        """Nothing to do: a writer holds the database's one lock already."""
+
+    def audit_head(self) -> AuditHead | None:
+        return self._t.rows[AuditHead].get(1)
+
+    def audit_rows(self, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        for r in sorted(self._t.logs[AuditEvent], key=lambda e: e.seq):
+            yield {c: getattr(r, c) for c in (*chain.FIELDS, "prev_hash", "hash", "mac")}
+
+    def audit_events(self, subjects: list[str] | None = None, limit: int = 100) -> list[AuditEvent]:
+        wanted = {s.lower() for s in subjects} if subjects else None
+        found = [e for e in self._t.logs[AuditEvent] if wanted is None or e.subject.lower() in wanted]
+        return sorted(found, key=lambda e: e.seq, reverse=True)[:limit]
+
+
+class MemoryStore:
+    """The unit-of-work factory of one fake deployment (`deps.uow`), over its one database."""
+
+    def __init__(self, audit_key: bytes, checkpointer: Checkpointer | None = None) -> None:
+        self.db = MemoryDatabase()
+        self._audit_key, self._checkpointer = audit_key, checkpointer
+
+    def __call__(self, read_only: bool = False) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self.db, self._audit_key, read_only, self._checkpointer)
+
+
+# ---- a whole deployment over the fakes -------------------------------------------------------
+
+_FAKE_AUDIT_KEY = bytes(range(32))
+
+
+@cache
+def _data_sources() -> tuple[JpHolidays, BadPasswordsBlocklist]:
+    return JpHolidays(), BadPasswordsBlocklist()  # read-only data: loaded once per run
+
+
+def fake_deps(clock: FixedClock | None = None, **sections: dict[str, Any]) -> Deps:
+    """`Deps` over the in-memory fakes: no database, no Redis, no files. Real domain, real
+    hashing (cheap argon2) and sealing; settings as `tests.conftest.make_settings` makes them,
+    with `sections` on top. `deps.uow.db` is the deployment's `MemoryDatabase`; `deps.checkpointer.store`
+    its `MemoryCheckpoints`."""
+    clock = clock or FixedClock(START)
+    settings = make_settings("/nonexistent/authsvc-fake-instance", **sections)
+    a = settings.argon2
+    checkpointer = Checkpointer(MemoryCheckpoints(_FAKE_AUDIT_KEY, clock.now),  # type: ignore[arg-type]
+                                settings.audit.checkpoint_seconds)
+    holidays, blocklist = _data_sources()
+    return Deps(
+        settings=settings,
+        uow=MemoryStore(_FAKE_AUDIT_KEY, checkpointer),  # type: ignore[arg-type]
+        checkpointer=checkpointer,
+        clock=clock,
+        hasher=Hasher(a.time_cost, a.memory_cost_kib, a.parallelism, a.hash_len, a.salt_len),
+        audit_key=_FAKE_AUDIT_KEY,
+        engine=None,
+        counters=MemoryCounters(settings.lockout.pending_seconds),
+        sessions=MemorySessions(clock.now),
+        sealer=Sealer([("k1", bytes(range(32, 64)))]),
+        vein=open_reader("emulated", unit_id=None, min_quality=settings.vein.min_quality),
+        replay=LshReplayCheck(_FAKE_AUDIT_KEY),
+        holidays=holidays,
+        blocklist=blocklist,
+    )

@@ -133,6 +133,7 @@ def test_a_key_serves_one_device_id(deps, operator, state):
     assert [d.device_id for d in devices.list_devices(deps)] == ["TERM-A"]
 
 
+@pytest.mark.backends("sqlite", "postgres")  # concurrency: the production shape is the point
 def test_parallel_registrations_of_one_key_under_two_ids(deps, operator):
     """The database decides (a unique index on the key's fingerprint): of registrations racing
     with one key under different IDs, exactly one succeeds."""

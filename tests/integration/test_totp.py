@@ -310,6 +310,7 @@ def test_a_code_checked_against_a_secret_replaced_meanwhile_is_refused(users, cl
 # ---- concurrency ---------------------------------------------------------------------------
 
 
+@pytest.mark.backends("sqlite", "postgres")  # concurrency: the production shape is the point
 def test_one_code_twenty_concurrent_requests_two_instances_exactly_one_accepted(
     make_deps, backend, clock, operator, account_admin
 ):

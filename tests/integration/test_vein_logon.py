@@ -416,6 +416,7 @@ def test_fresh_genuine_captures_keep_passing(deps, user, station):
     assert len(kept) == 1 + replay.RECORD * (3 + 50)
 
 
+@pytest.mark.backends("sqlite", "postgres")  # concurrency: the production shape is the point
 def test_concurrent_replays_of_one_sample_let_at_most_one_through(deps, user, station, borrowed):
     """One sample, never seen before, bound to several challenges of the user and sent at
     once: checked and recorded under the enrolment's row lock, so exactly one passes."""

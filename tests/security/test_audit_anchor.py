@@ -21,6 +21,8 @@ from authsvc.store.uow import AuditUnavailable
 from tests.conftest import make_settings
 from tests.integration.support import CHOSEN, active_account, add_contract, events, sql
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")  # the production shape is the point here
+
 EVERY = {"audit": {"checkpoint_seconds": 0}}  # anchor at every audited action
 
 

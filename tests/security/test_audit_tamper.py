@@ -26,6 +26,8 @@ from tests.integration.support import (
     sql,
 )
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")  # the production shape is the point here
+
 
 def busy_day(deps: Deps, operator, account_admin) -> int:
     """A realistic mix of actions; returns the number of audit events written."""
@@ -157,6 +159,7 @@ def rechain(deps: Deps, start: int, change: Callable[[dict], None], move_head: b
 def test_rechained_log_is_found_at_the_first_rewritten_row(
     deps, operator, account_admin, move_head
 ):
+
     n = busy_day(deps, operator, account_admin)
     target = next(r for r in rows(deps) if r["result"] == "failed")["seq"]
     assert target < n - 1

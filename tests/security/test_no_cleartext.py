@@ -19,6 +19,8 @@ from authsvc.services.passwords import change_password, check_candidate
 from authsvc.store.models import LogonThrottle
 from tests.integration.support import CHOSEN, active_account, add_contract, dump_all, pseudonym
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")  # the production shape is the point here
+
 
 def forms(secret: str) -> set[str]:
     nfkc = unicodedata.normalize("NFKC", secret)
@@ -160,6 +162,7 @@ def test_a_password_typed_into_the_id_field_is_recorded_only_as_a_pseudonym(
 def test_a_password_typed_into_the_id_field_is_not_in_the_sql_log(
     sqlite_deps, caplog, operator, account_admin
 ):
+
     deps = sqlite_deps
     add_contract(deps, operator)
     current = active_account(deps, account_admin, operator, "alice").initial_password
