@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.exc import InterfaceError, OperationalError
 
+from authsvc import faults
 from authsvc.domain.errors import DomainError
 from authsvc.domain.messages import text
 from authsvc.domain.roles import Actor, Role
@@ -103,7 +103,7 @@ def command(group: click.Group, name: str) -> Callable[[Callable[..., Any]], Any
                 _fail(ctx, as_json, exc.code, exc.message(ctx.lang), 1)
             except ConfigError as exc:
                 _fail(ctx, as_json, "config", str(exc), 2)
-            except (OperationalError, InterfaceError) as exc:
+            except faults.BACKEND_UNAVAILABLE as exc:  # the database or Redis: exit 3, fail closed
                 msg = f"{text('service_unavailable', ctx.lang)} ({type(exc).__name__})"
                 _fail(ctx, as_json, "database_unavailable", msg, 3)
 

@@ -118,6 +118,13 @@ def test_clear_errors_for_bad_input_config_and_dead_database(cli):
                          env={**env, "AUTHSVC__DATABASE__URL":
                               "postgresql://postgres@127.0.0.1:1/none"})
     assert dead.exit_code == 3 and json.loads(dead.stdout)["error"] == "database_unavailable"
+    # Redis counters that do not answer: the documented 3 as well (it was 1, with a traceback)
+    cli("contract", "create", "C-R", "--company", "X", "--start", "2026-04-01")
+    cli("user", "create", "redisdown", "--name", "A", "--contract", "C-R", "--role", "user")
+    down = runner.invoke(main, ["user", "unlock", "redisdown", "--json"],
+                         env={**env, "AUTHSVC__COUNTERS__BACKEND": "redis",
+                              "AUTHSVC__REDIS__URL": "redis://127.0.0.1:1/15"})
+    assert down.exit_code == 3 and json.loads(down.stdout)["error"] == "database_unavailable"
 
 
 HOSTILE = "\x1b]0;owned\x07evil\x9b31m\u202eboom"  # OSC title, BEL, 8-bit CSI, bidi override
