@@ -33,6 +33,10 @@ from authsvc.services import Deps, accounts, devices
 from authsvc.web import create_app
 from tests.conftest import START, make_settings
 
+# The browser's waits (not timed assertions): the machines are shared and noisy, and one palm
+# logon under a loaded CI once needed more than Playwright's default 5 s to reach /home.
+expect.set_options(timeout=15_000)
+
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
