@@ -71,7 +71,8 @@ def build(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
                                 settings.audit.checkpoint_seconds)
     return Deps(
         settings=settings,
-        uow=lambda read_only=False: UnitOfWork(sessions, audit_key, read_only, checkpointer),
+        uow=lambda read_only=False, snapshot=False: UnitOfWork(sessions, audit_key, read_only,
+                                                              checkpointer, snapshot),
         checkpointer=checkpointer,
         clock=clock,
         hasher=hasher,

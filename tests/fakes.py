@@ -504,7 +504,8 @@ class MemoryStore:
         self.db = MemoryDatabase()
         self._audit_key, self._checkpointer = audit_key, checkpointer
 
-    def __call__(self, read_only: bool = False) -> MemoryUnitOfWork:
+    def __call__(self, read_only: bool = False, snapshot: bool = False) -> MemoryUnitOfWork:
+        """`snapshot` changes nothing here: a fake transaction always reads one state."""
         return MemoryUnitOfWork(self.db, self._audit_key, read_only, self._checkpointer)
 
 

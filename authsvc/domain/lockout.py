@@ -89,7 +89,3 @@ def fail(failures: int, locked_until: datetime | None, now: datetime, max_failur
         return Failure(failures, now + timedelta(minutes=lock_minutes), True)
     return Failure(failures, None, False)
 
-
-def reserved_until(now: datetime, pending_seconds: int) -> datetime:
-    """When an undecided reservation lapses."""
-    return now + timedelta(seconds=pending_seconds)

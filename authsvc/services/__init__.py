@@ -27,7 +27,8 @@ from authsvc.store.uow import UnitOfWork
 @dataclass(frozen=True)
 class Deps:
     settings: Settings
-    uow: Callable[..., UnitOfWork]  # uow() for a transaction; uow(read_only=True) to read
+    # uow() for a transaction; uow(read_only=True) to read; snapshot=True: one consistent state
+    uow: Callable[..., UnitOfWork]
     clock: Clock
     hasher: PasswordHasher
     audit_key: bytes

@@ -58,7 +58,7 @@ def verify(deps: Deps) -> Verification:
                 hash_at[row["seq"]] = row["hash"]
             yield row
 
-    with deps.uow(read_only=True) as uow:
+    with deps.uow(read_only=True, snapshot=True) as uow:  # the service appends meanwhile
         head = uow.audit_head()
         if head is None:
             first = list(uow.audit_rows(batch=1))

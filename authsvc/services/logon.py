@@ -160,10 +160,6 @@ def _note(uow: Any, now: datetime, actor: Actor, client: Client, step: str, subj
 # ---- the state machine ---------------------------------------------------------------------
 
 
-def _ttl_logon(deps: Deps) -> int:
-    return deps.settings.mfa.logon_minutes * 60
-
-
 def _state(token: str, flow: lf.Flow) -> State:
     return State(token, flow.step, flow.options, flow.user_id)
 
@@ -447,7 +443,7 @@ def registrant(deps: Deps, token: str) -> str | None:
     data, flow = loaded
     if sessions.time_now(deps) - flow.started_at >= REFRESH_S:  # not a write on every poll of the pages
         flow = replace(flow, started_at=sessions.time_now(deps))
-        deps.sessions.put(token, {**data, "flow": flow.to_dict()}, None, _ttl_logon(deps))
+        sessions.store(deps, token, {**data, "flow": flow.to_dict()})
     return flow.user_id
 
 

@@ -52,13 +52,14 @@ def make_engine(url: str) -> Engine:
 READ_ONLY = {"authsvc_read_only": True}
 
 
-def read_session(sessions: sessionmaker[Session]) -> Session:
-    """A session for reads only, on one snapshot: on SQLite it does not wait for, or block,
-    writers (WAL); on PostgreSQL it reads at REPEATABLE READ, so a long read (the audit
-    verification walking the chain while the service appends) sees one consistent state."""
+def read_session(sessions: sessionmaker[Session], snapshot: bool = False) -> Session:
+    """A session for reads only: on SQLite it does not wait for, or block, writers (WAL), and
+    reads one snapshot. On PostgreSQL `snapshot` asks for REPEATABLE READ, for a long read
+    that must see one consistent state while the service writes (the audit verification);
+    other reads keep the default and its round trips stay off the hot path."""
     session = sessions()
     options: dict[str, object] = dict(READ_ONLY)
-    if session.get_bind().dialect.name == "postgresql":
+    if snapshot and session.get_bind().dialect.name == "postgresql":
         options["isolation_level"] = "REPEATABLE READ"
     session.connection(execution_options=options)
     return session

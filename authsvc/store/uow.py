@@ -53,15 +53,17 @@ class AuditUnavailable(RuntimeError):
 
 class UnitOfWork:
     def __init__(self, sessions: sessionmaker[Session], audit_key: bytes, read_only: bool = False,
-                 checkpointer: Checkpointer | None = None) -> None:
+                 checkpointer: Checkpointer | None = None, snapshot: bool = False) -> None:
         self._sessions = sessions
         self._audit_key = audit_key
         self._read_only = read_only
         self._checkpointer = checkpointer
+        self._snapshot = snapshot
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
-        self.session = read_session(self._sessions) if self._read_only else self._sessions()
+        self.session = (read_session(self._sessions, self._snapshot) if self._read_only
+                        else self._sessions())
         self._audited = ""  # the last action audited in this transaction
         self._head: tuple[int, str] | None = None  # the chain's head after this transaction
         # the repositories, one per aggregate, all in this one transaction
