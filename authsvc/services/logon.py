@@ -2,7 +2,12 @@
 a second factor of another kind (enrolled on first logon), the session with its idle lock
 and MFA unlock, logoff. Every refusal looks the same to the caller; the real reason goes to
 the audit log and the logon history for operators. Every factor attempt is counted toward
-the lockout before it is evaluated."""
+the lockout before it is evaluated.
+
+One way in, one answer: a logon starts with `begin` (ID and password) and every step answers
+with a `State` (`State.failed` when refused; otherwise `State.step`, an `lf.Step`, says what
+comes next). The password step itself (`_password_step`) is private to this module: `begin`
+and `begin_unlock` run it."""
 
 from __future__ import annotations
 
@@ -24,7 +29,9 @@ from authsvc.services.sessions import CONSOLE, USER, Client
 from authsvc.store.models import Account
 
 
-class Outcome(StrEnum):
+class _Outcome(StrEnum):
+    """What the password step found; its value is the audit event's `next`."""
+
     FAILED = "failed"                                      # the one answer an attacker sees
     # R2: after an initial password only the change is reachable
     PASSWORD_CHANGE_REQUIRED = "password_change_required"  # noqa: S105
@@ -32,8 +39,10 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class PasswordStep:
-    outcome: Outcome
+class _PasswordStep:
+    """The password step's answer inside this module; callers get a `State` from `begin`."""
+
+    outcome: _Outcome
     user_id: str | None = None  # only set when the password step succeeded
     enrolled: tuple[str, ...] = field(default=(), compare=False)  # the second factors it has
 
@@ -66,11 +75,12 @@ FAILED = State()
 # ---- the password step ---------------------------------------------------------------------
 
 
-def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: str = "",
-          remote: bool = False, step: str = "password") -> PasswordStep:
+def _password_step(deps: Deps, user_id: str, password: str, client: Client,
+                   step: str = "password") -> _PasswordStep:
+    """ID and password, counted toward the lockout before they are evaluated (R4); an unknown
+    ID costs the same hash (R5). `step` names the attempt in the audit log and the history."""
     pol = deps.settings.lockout
     now = deps.clock.now()
-    client = Client(terminal, source, remote)
     with deps.uow(read_only=True) as uow:  # one read: identifier and account
         found: dict[str, Any] = {}
 
@@ -86,7 +96,7 @@ def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: s
     # 1. reserve an attempt, atomically and before any hashing: exact under concurrency (R4)
     decision = deps.counters.consume(key, now, pol.max_failures, pol.lock_minutes)
     if not _may_evaluate(deps, decision, now, actor, client, step, key):
-        return PasswordStep(Outcome.FAILED)
+        return _PasswordStep(_Outcome.FAILED)
     # 2. verify (a dummy hash when the account is unknown: same work, same time, R5)
     matched = deps.hasher.verify(stored, password)
     # 3. record the outcome, then settle the reservation
@@ -99,18 +109,18 @@ def start(deps: Deps, user_id: str, password: str, terminal: str = "", source: s
             acc.last_used_at = now
             if acc.password_hash and deps.hasher.needs_rehash(acc.password_hash):
                 acc.password_hash = deps.hasher.hash(password)  # R3: transparent upgrade
-            outcome = (Outcome.PASSWORD_CHANGE_REQUIRED if acc.must_change_password
-                       else Outcome.PASSWORD_OK)
+            outcome = (_Outcome.PASSWORD_CHANGE_REQUIRED if acc.must_change_password
+                       else _Outcome.PASSWORD_OK)
             _note(uow, now, actor, client, step, key, "ok", "", next=outcome.value)
             enrolled = uow.enrolled_factors(acc.id, acc.person_id)
             uow.commit()
             # the logon is not complete yet: give this attempt back, forgive nothing earlier
             deps.counters.release(key, decision.attempt)
-            return PasswordStep(outcome, acc.user_id, enrolled)
+            return _PasswordStep(outcome, acc.user_id, enrolled)
         _note(uow, now, actor, client, step, key, "failed", reason, failures=decision.failures + 1)
         uow.commit()
     _count_failure(deps, decision, now, actor, key)
-    return PasswordStep(Outcome.FAILED)
+    return _PasswordStep(_Outcome.FAILED)
 
 
 def _may_evaluate(deps: Deps, decision: lockout.Decision, now: datetime, actor: Actor,
@@ -167,14 +177,14 @@ def _state(token: str, flow: lf.Flow) -> State:
 def begin(deps: Deps, user_id: str, password: str, client: Client, surface: str = USER) -> State:
     """The first step of a logon (to the user's pages, or to the console): ID and password.
     Returns a fresh logon token on success."""
-    step = start(deps, user_id, password, client.terminal, client.source, client.remote,
-                 step="password" if surface == USER else "console.password")
-    if step.outcome is Outcome.FAILED or step.user_id is None:
+    step = _password_step(deps, user_id, password, client,
+                          step="password" if surface == USER else "console.password")
+    if step.outcome is _Outcome.FAILED or step.user_id is None:
         return FAILED
     canonical = identifiers.canonical(step.user_id)
     flow = lf.begin(canonical, "logon" if surface == USER else CONSOLE, deps.clock.now().timestamp(),
                     deps.settings.mfa.second_factors, step.enrolled)
-    flow = lf.password_passed(flow, step.outcome is Outcome.PASSWORD_CHANGE_REQUIRED)
+    flow = lf.password_passed(flow, step.outcome is _Outcome.PASSWORD_CHANGE_REQUIRED)
     return _advance(deps, new_token(), {"kind": "logon", "client": _client_dict(client)}, flow, client)
 
 
@@ -346,9 +356,8 @@ def begin_unlock(deps: Deps, token: str, password: str, client: Client) -> State
     view = sessions.current(deps, token)
     if view is None or not view.locked:
         return FAILED
-    step = start(deps, view.user_id, password, client.terminal, client.source, client.remote,
-                 step="unlock.password")
-    if step.outcome is Outcome.FAILED:
+    step = _password_step(deps, view.user_id, password, client, step="unlock.password")
+    if step.outcome is _Outcome.FAILED:
         return State(token, lf.Step.PASSWORD, (), view.user_id)  # still locked; try again
     flow = lf.begin(view.user_id, "unlock", sessions.time_now(deps), deps.settings.mfa.second_factors,
                     step.enrolled)

@@ -12,8 +12,9 @@ from sqlalchemy import func, select, text
 from adapters.clock import FixedClock
 from authsvc.domain import lockout
 from authsvc.domain.roles import Actor
-from authsvc.services import Deps, accounts
+from authsvc.services import Deps, accounts, logon
 from authsvc.services.accounts import Issued
+from authsvc.services.sessions import Client
 from authsvc.store.models import AuditEvent, Base
 
 # Passwords a user may choose: each passes the rule (checked in the tests that use them).
@@ -38,6 +39,16 @@ def active_account(
                                      person_id=person_id)
     accounts.approve_identifier(deps, approver, user_id)
     return issued
+
+
+def password_step(deps: Deps, user_id: str, password: str, terminal: str = "", source: str = "",
+                  remote: bool = False) -> logon.State:
+    """A logon's first step (ID and password) through its one entry point, `logon.begin`, from
+    `terminal` and `source`. Asserts nothing: the caller checks the State -- `logon.FAILED`
+    when refused; CHANGE_PASSWORD after an initial password (R2); otherwise the step the
+    user's second factors lead to: SECOND_FACTOR with one enrolled, and with none REGISTER,
+    palm vein being among the tests' second factors (tests/conftest.py)."""
+    return logon.begin(deps, user_id, password, Client(terminal, source, remote))
 
 
 @dataclass(frozen=True)

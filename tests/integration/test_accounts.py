@@ -7,12 +7,12 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
+from authsvc.domain import logon_flow as lf
 from authsvc.domain.calendar import JST
 from authsvc.domain.errors import DomainError, Forbidden, NotFound
 from authsvc.domain.passwords import violations
 from authsvc.domain.roles import Actor, Role
 from authsvc.services import accounts, logon
-from authsvc.services.logon import Outcome, PasswordStep
 from authsvc.services.passwords import change_password
 from authsvc.store.models import Account, Identifier
 from tests.integration.support import (
@@ -21,6 +21,7 @@ from tests.integration.support import (
     add_contract,
     audit_count,
     events,
+    password_step,
     row_counts,
     set_time,
 )
@@ -48,7 +49,7 @@ def test_create_account_is_pending_with_a_fresh_initial_password(deps, account_a
     created = events(deps, "account.create", "tanaka")
     assert len(created) == 1 and created[0].actor == account_admin.id
     # pending: the identifier is not yet effective, even with the right password
-    assert logon.start(deps, "tanaka", first.initial_password) == PasswordStep(Outcome.FAILED)
+    assert password_step(deps, "tanaka", first.initial_password) == logon.FAILED
 
 
 def test_system_admin_approves(deps, operator, account_admin, contract):
@@ -59,8 +60,7 @@ def test_system_admin_approves(deps, operator, account_admin, contract):
     [ev] = events(deps, "identifier.approve", "tanaka")
     assert ev.actor == operator.id
     assert json.loads(ev.detail)["assigned_by"] == account_admin.id
-    assert logon.start(deps, "tanaka", issued.initial_password).outcome \
-        == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "tanaka", issued.initial_password).step is lf.Step.CHANGE_PASSWORD
     with pytest.raises(DomainError) as err:  # approving twice is refused
         accounts.approve_identifier(deps, operator, "tanaka")
     assert err.value.code == "identifier_not_pending"
@@ -124,7 +124,7 @@ def test_deleted_identifier_is_tombstoned_for_the_reuse_window(
     [ev] = events(deps, "account.delete", "tanaka")
     assert json.loads(ev.detail) == {"status_from": "active", "reason": "left the company"}
     # the authenticator is invalidated with the account
-    assert logon.start(deps, "tanaka", issued.initial_password) == PasswordStep(Outcome.FAILED)
+    assert password_step(deps, "tanaka", issued.initial_password) == logon.FAILED
     with pytest.raises(NotFound):
         accounts.show(deps, "tanaka")
 
@@ -266,10 +266,9 @@ def test_update_name_and_role_is_audited(deps, operator, account_admin, contract
 def test_suspend_and_resume(deps, operator, account_admin, contract):
     issued = active_account(deps, account_admin, operator, "tanaka")
     assert accounts.suspend(deps, account_admin, "tanaka", reason="on leave").status == "suspended"
-    assert logon.start(deps, "tanaka", issued.initial_password) == PasswordStep(Outcome.FAILED)
+    assert password_step(deps, "tanaka", issued.initial_password) == logon.FAILED
     assert accounts.resume(deps, account_admin, "tanaka").status == "active"
-    assert logon.start(deps, "tanaka", issued.initial_password).outcome \
-        == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "tanaka", issued.initial_password).step is lf.Step.CHANGE_PASSWORD
     [sus] = events(deps, "account.suspend", "tanaka")
     [res] = events(deps, "account.resume", "tanaka")
     assert json.loads(sus.detail) == {"status_from": "active", "reason": "on leave"}
@@ -295,21 +294,20 @@ def test_resume_of_a_deleted_account_refused(deps, operator, account_admin, cont
 
 def test_reset_password_issues_a_new_initial_password(deps, operator, account_admin, contract):
     issued = active_account(deps, account_admin, operator, "tanaka")
-    assert logon.start(deps, "tanaka", issued.initial_password).outcome \
-        == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "tanaka", issued.initial_password).step is lf.Step.CHANGE_PASSWORD
     user = Actor("tanaka")
     change_password(deps, user, "tanaka", CHOSEN[0])
-    assert logon.start(deps, "tanaka", CHOSEN[0]).outcome == Outcome.PASSWORD_OK
+    assert password_step(deps, "tanaka", CHOSEN[0]).step is lf.Step.REGISTER
 
     reset = accounts.reset_password(deps, account_admin, "tanaka")
     assert reset.initial_password not in (issued.initial_password, CHOSEN[0])
     assert violations(reset.initial_password, deps.rule, "tanaka",
                       is_breached=deps.blocklist.is_breached) == []
     assert reset.account.must_change_password is True
-    assert logon.start(deps, "tanaka", CHOSEN[0]) == PasswordStep(Outcome.FAILED)
-    assert logon.start(deps, "tanaka", issued.initial_password) == PasswordStep(Outcome.FAILED)
-    step = logon.start(deps, "tanaka", reset.initial_password)
-    assert step == PasswordStep(Outcome.PASSWORD_CHANGE_REQUIRED, "tanaka")
+    assert password_step(deps, "tanaka", CHOSEN[0]) == logon.FAILED
+    assert password_step(deps, "tanaka", issued.initial_password) == logon.FAILED
+    state = password_step(deps, "tanaka", reset.initial_password)
+    assert (state.step, state.user_id) == (lf.Step.CHANGE_PASSWORD, "tanaka") and state.token
     [ev] = events(deps, "password.reset", "tanaka")
     assert ev.actor == account_admin.id
 

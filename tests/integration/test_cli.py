@@ -158,10 +158,11 @@ def test_a_hostile_user_agent_is_kept_exactly_and_shown_escaped(cli):
     from authsvc.bootstrap import build
     from authsvc.services import audit, logon
     from authsvc.settings import load_settings
+    from tests.integration.support import password_step
 
     agent = "Mozilla\x1b[2J\u202etxt.exe\x7f\u2028next"
     deps = build(load_settings(environ=cli.env))
-    logon.start(deps, "nobody-1", "x", terminal=agent, source="10.0.0.9")
+    assert password_step(deps, "nobody-1", "x", terminal=agent, source="10.0.0.9") == logon.FAILED
     assert audit.verify(deps).problem is None or audit.verify(deps).problem.reason != "modified"
     deps.engine.dispose()
     out = cli("audit", "show", "--limit", "1").output
@@ -175,9 +176,10 @@ def test_a_hostile_unknown_identifier_is_never_stored(cli):
     from authsvc.bootstrap import build
     from authsvc.services import logon
     from authsvc.settings import load_settings
+    from tests.integration.support import password_step
 
     deps = build(load_settings(environ=cli.env))
-    logon.start(deps, HOSTILE, "x")
+    assert password_step(deps, HOSTILE, "x") == logon.FAILED
     deps.engine.dispose()
     out = cli("audit", "show", "--limit", "5").output
     assert "owned" not in out and "\x1b" not in out
@@ -194,11 +196,12 @@ def test_operator_asks_whether_an_unknown_id_was_tried(cli):
     from authsvc.bootstrap import build
     from authsvc.services import logon
     from authsvc.settings import load_settings
+    from tests.integration.support import password_step
 
     cli("contract", "create", "C-1", "--company", "X", "--start", "2026-04-01")
     deps = build(load_settings(environ=cli.env))
     for uid in ("NoSuchUser", "nosuchuser", "other-ghost"):
-        logon.start(deps, uid, "Kx7#vQm2pLz9", terminal="T-3")
+        assert password_step(deps, uid, "Kx7#vQm2pLz9", terminal="T-3") == logon.FAILED
     deps.engine.dispose()
     found = as_json(cli("audit", "show", "--subject", "NoSuchUser", "--json"))
     assert [(e["action"], e["result"], e["terminal"]) for e in found] \

@@ -8,10 +8,10 @@ from datetime import date, timedelta
 import pytest
 
 from authsvc.bootstrap import build
+from authsvc.domain import logon_flow as lf
 from authsvc.domain.errors import DomainError, Forbidden, NotFound, PasswordRejected
 from authsvc.domain.roles import Actor, Role
 from authsvc.services import accounts, audit, logon
-from authsvc.services.logon import Outcome, PasswordStep
 from authsvc.services.passwords import change_password
 from authsvc.store.models import Account, LogonThrottle
 from tests.conftest import make_settings
@@ -21,10 +21,11 @@ from tests.integration.support import (
     add_contract,
     dump_all,
     events,
+    password_step,
     pseudonym,
 )
 
-FAILED = PasswordStep(Outcome.FAILED)
+FAILED = logon.FAILED
 
 
 @pytest.fixture
@@ -47,8 +48,8 @@ def reasons(deps, subject: str) -> list[tuple[str, str]]:
 
 
 def test_initial_password_leads_to_forced_change(deps, clock, alice):
-    step = logon.start(deps, "alice", alice, terminal="T-01", source="10.0.0.5")
-    assert step == PasswordStep(Outcome.PASSWORD_CHANGE_REQUIRED, "alice")
+    state = password_step(deps, "alice", alice, terminal="T-01", source="10.0.0.5")
+    assert (state.step, state.user_id) == (lf.Step.CHANGE_PASSWORD, "alice") and state.token
     # R9: usage began, and the logon history names terminal and source
     view = accounts.show(deps, "alice")
     assert view.first_used_at is not None and view.first_used_at.endswith("+09:00")
@@ -57,7 +58,7 @@ def test_initial_password_leads_to_forced_change(deps, clock, alice):
     assert ev.data["next"] == "password_change_required"
     # nothing else is reachable: the initial password keeps leading to the change
     clock.advance(minutes=5)
-    assert logon.start(deps, "alice", alice).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "alice", alice).step is lf.Step.CHANGE_PASSWORD
     assert accounts.show(deps, "alice").first_used_at == view.first_used_at
 
 
@@ -82,14 +83,15 @@ def test_change_password_enforces_the_rule(deps, alice, candidate, expected):
     assert err.value.message("en")
     assert stored_hash(deps, "alice") == before
     assert events(deps, "password.change") == []
-    assert logon.start(deps, "alice", alice).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
-    assert logon.start(deps, "alice", candidate) == FAILED
+    assert password_step(deps, "alice", alice).step is lf.Step.CHANGE_PASSWORD
+    assert password_step(deps, "alice", candidate) == FAILED
 
 
 def test_accepted_password_ends_the_forced_change(deps, alice):
     change_password(deps, Actor("alice"), "alice", CHOSEN[3])
-    assert logon.start(deps, "alice", CHOSEN[3]) == PasswordStep(Outcome.PASSWORD_OK, "alice")
-    assert logon.start(deps, "alice", alice) == FAILED
+    state = password_step(deps, "alice", CHOSEN[3])
+    assert (state.step, state.user_id) == (lf.Step.REGISTER, "alice")
+    assert password_step(deps, "alice", alice) == FAILED
     assert accounts.show(deps, "alice").must_change_password is False
 
 
@@ -105,14 +107,15 @@ def test_history_refuses_the_last_n_including_the_initial(make_deps, backend, op
     add_contract(deps, operator)
     initial = active_account(deps, account_admin, operator, "alice").initial_password
     user = Actor("alice")
-    assert logon.start(deps, "alice", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "alice", initial).step is lf.Step.CHANGE_PASSWORD
 
     with pytest.raises(PasswordRejected) as err:
         change_password(deps, user, "alice", initial)
     assert err.value.reasons == ["pw_reused"]
     change_password(deps, user, "alice", CHOSEN[0])
-    assert logon.start(deps, "alice", CHOSEN[0]) == PasswordStep(Outcome.PASSWORD_OK, "alice")
-    assert logon.start(deps, "alice", initial) == FAILED
+    state = password_step(deps, "alice", CHOSEN[0])
+    assert (state.step, state.user_id) == (lf.Step.REGISTER, "alice")
+    assert password_step(deps, "alice", initial) == FAILED
 
     change_password(deps, user, "alice", CHOSEN[1])
     # history 3 = {CHOSEN[1], CHOSEN[0], initial}: all refused, also in full-width form
@@ -124,7 +127,8 @@ def test_history_refuses_the_last_n_including_the_initial(make_deps, backend, op
     change_password(deps, user, "alice", CHOSEN[2])
     # the initial password is now the 4th most recent: outside the window of 3
     change_password(deps, user, "alice", initial)
-    assert logon.start(deps, "alice", initial) == PasswordStep(Outcome.PASSWORD_OK, "alice")
+    state = password_step(deps, "alice", initial)
+    assert (state.step, state.user_id) == (lf.Step.REGISTER, "alice")
     assert [e.actor for e in events(deps, "password.change", "alice")] == ["alice"] * 4
 
 
@@ -134,8 +138,8 @@ def to_fullwidth(text: str) -> str:
 
 def test_full_width_password_is_the_same_password(deps, alice):
     change_password(deps, Actor("alice"), "alice", to_fullwidth(CHOSEN[0]))
-    assert logon.start(deps, "alice", CHOSEN[0]).outcome == Outcome.PASSWORD_OK
-    assert logon.start(deps, "alice", to_fullwidth(CHOSEN[0])).outcome == Outcome.PASSWORD_OK
+    assert password_step(deps, "alice", CHOSEN[0]).step is lf.Step.REGISTER
+    assert password_step(deps, "alice", to_fullwidth(CHOSEN[0])).step is lf.Step.REGISTER
 
 
 def test_every_refusal_looks_the_same(deps, clock, operator, account_admin):
@@ -147,8 +151,7 @@ def test_every_refusal_looks_the_same(deps, clock, operator, account_admin):
     suspended = active_account(deps, account_admin, operator, "carol").initial_password
     accounts.suspend(deps, account_admin, "carol")
     ending = active_account(deps, account_admin, operator, "dave", contract="C-END")
-    assert logon.start(deps, "dave", ending.initial_password).outcome \
-        == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "dave", ending.initial_password).step is lf.Step.CHANGE_PASSWORD
     # past the contract's end and its cleanup period; the maintenance job has not run yet
     ends = accounts.show(deps, "dave").access_ends_at
     assert ends is not None
@@ -162,7 +165,7 @@ def test_every_refusal_looks_the_same(deps, clock, operator, account_admin):
         "dave": (ending.initial_password, "contract_ended"),
         "nobody": (active, "unknown_user"),
     }
-    results = {uid: logon.start(deps, uid, pw, terminal="T-9") for uid, (pw, _) in attempts.items()}
+    results = {uid: password_step(deps, uid, pw, terminal="T-9") for uid, (pw, _) in attempts.items()}
     assert set(results.values()) == {FAILED}
     assert all(r == FAILED and r.user_id is None and repr(r) == repr(FAILED)
                for r in results.values())
@@ -179,20 +182,20 @@ def test_lockout_and_operator_unlock(make_deps, backend, operator, account_admin
     # a correct password gives back its own attempt but forgives nothing earlier: only a
     # completed multi-factor logon (or an operator) clears the count
     for _ in range(2):
-        assert logon.start(deps, "alice", CHOSEN[0]) == FAILED
-    assert logon.start(deps, "alice", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+        assert password_step(deps, "alice", CHOSEN[0]) == FAILED
+    assert password_step(deps, "alice", initial).step is lf.Step.CHANGE_PASSWORD
     assert accounts.show(deps, "alice").failures == 2
     deps.counters.succeed("alice")  # what a completed logon does
     assert accounts.show(deps, "alice").failures == 0
 
     for _ in range(3):
-        assert logon.start(deps, "alice", CHOSEN[0]) == FAILED
+        assert password_step(deps, "alice", CHOSEN[0]) == FAILED
     view = accounts.show(deps, "alice")
     assert view.locked and view.failures == 3
     [lock] = events(deps, "account.lock", "alice")
     assert lock.data["failures"] == 3
     # locked: the right password is not even evaluated, and the answer is the same
-    assert logon.start(deps, "alice", initial) == FAILED
+    assert password_step(deps, "alice", initial) == FAILED
     assert reasons(deps, "alice")[-1] == ("refused", "locked")
 
     unlocked = accounts.unlock(deps, account_admin, "alice")
@@ -200,7 +203,7 @@ def test_lockout_and_operator_unlock(make_deps, backend, operator, account_admin
     [ev] = events(deps, "account.unlock", "alice")
     assert ev.actor == account_admin.id
     assert ev.data == {"was_locked": True, "failures": 3}
-    assert logon.start(deps, "alice", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "alice", initial).step is lf.Step.CHANGE_PASSWORD
 
 
 def test_lock_lifts_by_itself_after_the_period(make_deps, backend, clock, operator,
@@ -209,20 +212,20 @@ def test_lock_lifts_by_itself_after_the_period(make_deps, backend, clock, operat
     add_contract(deps, operator)
     initial = active_account(deps, account_admin, operator, "alice").initial_password
     for _ in range(3):
-        logon.start(deps, "alice", CHOSEN[0])
+        password_step(deps, "alice", CHOSEN[0])
     clock.advance(minutes=10, seconds=-1)
-    assert logon.start(deps, "alice", initial) == FAILED
+    assert password_step(deps, "alice", initial) == FAILED
     assert events(deps, "account.auto_unlock") == []
     clock.advance(seconds=1)
     assert not accounts.show(deps, "alice").locked
-    assert logon.start(deps, "alice", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "alice", initial).step is lf.Step.CHANGE_PASSWORD
     [auto] = events(deps, "account.auto_unlock", "alice")
     assert auto.seq < events(deps, "logon.password", "alice")[-1].seq
     # after the lapse the count starts afresh: max_failures more tries before the next lock
     for _ in range(2):
-        logon.start(deps, "alice", CHOSEN[0])
+        password_step(deps, "alice", CHOSEN[0])
     assert not accounts.show(deps, "alice").locked
-    logon.start(deps, "alice", CHOSEN[0])
+    password_step(deps, "alice", CHOSEN[0])
     assert accounts.show(deps, "alice").locked
     assert len(events(deps, "account.lock", "alice")) == 2
 
@@ -232,8 +235,8 @@ def test_unknown_identifier_locks_like_a_real_one(make_deps, backend, operator, 
     add_contract(deps, operator)
     initial = active_account(deps, account_admin, operator, "alice").initial_password
 
-    def attack(user_id: str) -> list[PasswordStep]:
-        return [logon.start(deps, user_id, CHOSEN[0]) for _ in range(5)]
+    def attack(user_id: str) -> list[logon.State]:
+        return [password_step(deps, user_id, CHOSEN[0]) for _ in range(5)]
 
     assert attack("alice") == attack("ghost") == [FAILED] * 5
     ghost = pseudonym(deps, "ghost")
@@ -250,9 +253,9 @@ def test_unknown_identifier_locks_like_a_real_one(make_deps, backend, operator, 
     # the unknown ID itself is kept nowhere: neither as throttle key nor as audit subject/actor
     assert "ghost" not in dump_all(deps)
     # the lock belongs to the submitted identifier, in any letter case
-    assert logon.start(deps, "ALICE", initial) == FAILED
+    assert password_step(deps, "ALICE", initial) == FAILED
     assert reasons(deps, "alice")[-1] == ("refused", "locked")
-    assert logon.start(deps, " Ghost ", CHOSEN[0]) == FAILED
+    assert password_step(deps, " Ghost ", CHOSEN[0]) == FAILED
     assert reasons(deps, ghost)[-1] == ("refused", "locked")
 
 
@@ -264,25 +267,25 @@ def test_an_unknown_identifier_that_is_later_assigned_gets_its_own_count(
     deps = make_deps(backend, lockout={"max_failures": 3, "lock_minutes": 10})
     add_contract(deps, operator)
     for _ in range(3):
-        assert logon.start(deps, "Newbie", CHOSEN[0]) == FAILED
+        assert password_step(deps, "Newbie", CHOSEN[0]) == FAILED
     early = pseudonym(deps, "newbie")
     assert [r for _, r in reasons(deps, early)] == ["unknown_user"] * 3
     initial = active_account(deps, account_admin, operator, "newbie").initial_password
     assert accounts.show(deps, "newbie").failures == 0 and not accounts.show(deps, "newbie").locked
-    assert logon.start(deps, "Newbie", CHOSEN[0]) == FAILED
+    assert password_step(deps, "Newbie", CHOSEN[0]) == FAILED
     assert reasons(deps, "newbie") == [("failed", "wrong_password")]
     assert accounts.show(deps, "newbie").failures == 1
-    assert logon.start(deps, "newbie", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "newbie", initial).step is lf.Step.CHANGE_PASSWORD
     assert len(reasons(deps, early)) == 3  # nothing more recorded under the pseudonym
 
 
 def test_operator_finds_attempts_on_an_unknown_identifier(deps, operator, account_admin):
     add_contract(deps, operator)
     active_account(deps, account_admin, operator, "alice")
-    logon.start(deps, "NoSuchUser", CHOSEN[0], terminal="T-7", source="10.9.9.9")
-    logon.start(deps, "nosuchuser", CHOSEN[1], terminal="T-7", source="10.9.9.9")
-    logon.start(deps, "alice", CHOSEN[0])
-    logon.start(deps, "someone-else", CHOSEN[0])
+    password_step(deps, "NoSuchUser", CHOSEN[0], terminal="T-7", source="10.9.9.9")
+    password_step(deps, "nosuchuser", CHOSEN[1], terminal="T-7", source="10.9.9.9")
+    password_step(deps, "alice", CHOSEN[0])
+    password_step(deps, "someone-else", CHOSEN[0])
 
     staff = Actor("staff1", frozenset({Role.STAFF}))
     for reader in (operator, staff):
@@ -314,7 +317,7 @@ def test_unlock_of_unknown_account_is_refused(deps, account_admin):
 
 def test_oversized_and_odd_identifiers_fail_generically(deps, alice):
     for uid in ("x" * 10_000, "", "../alice", "alice\x00", " alice' --", "ａｌｉｃｅ"):
-        assert logon.start(deps, uid, alice) == FAILED
+        assert password_step(deps, uid, alice) == FAILED
     with deps.uow() as uow:
         assert all(len(e.subject) <= 100 for e in uow.audit_events(limit=10_000))
 
@@ -332,17 +335,18 @@ def test_argon2_parameters_change_rehashes_on_next_logon(deps, clock, alice):
     try:
         assert deps2.hasher.needs_rehash(old)
         # a failed logon does not touch the hash
-        assert logon.start(deps2, "alice", CHOSEN[1]) == FAILED
+        assert password_step(deps2, "alice", CHOSEN[1]) == FAILED
         assert stored_hash(deps2, "alice") == old
-        assert logon.start(deps2, "alice", CHOSEN[0]) == PasswordStep(Outcome.PASSWORD_OK, "alice")
+        state = password_step(deps2, "alice", CHOSEN[0])
+        assert (state.step, state.user_id) == (lf.Step.REGISTER, "alice")
         new = stored_hash(deps2, "alice")
         assert new != old and new is not None
         assert not deps2.hasher.needs_rehash(new)
         assert f"t={stronger['time_cost']}" in new and f"m={stronger['memory_cost_kib']}" in new
         # the upgraded hash still verifies, through either configuration
-        assert logon.start(deps2, "alice", CHOSEN[0]).outcome == Outcome.PASSWORD_OK
+        assert password_step(deps2, "alice", CHOSEN[0]).step is lf.Step.REGISTER
         assert stored_hash(deps2, "alice") == new
-        assert logon.start(deps, "alice", CHOSEN[0]).outcome == Outcome.PASSWORD_OK
+        assert password_step(deps, "alice", CHOSEN[0]).step is lf.Step.REGISTER
     finally:
         deps2.engine.dispose()
 
@@ -361,7 +365,7 @@ def test_contract_end_in_the_past_refuses(deps, clock, operator, account_admin):
     add_contract(deps, operator, "C-OLD", starts_on=date(2025, 1, 6), ends_on=today)
     initial = active_account(deps, account_admin, operator, "olduser",
                              contract="C-OLD").initial_password
-    assert logon.start(deps, "olduser", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "olduser", initial).step is lf.Step.CHANGE_PASSWORD
     clock.advance(days=60)
-    assert logon.start(deps, "olduser", initial) == FAILED
+    assert password_step(deps, "olduser", initial) == FAILED
     assert reasons(deps, "olduser")[-1] == ("failed", "contract_ended")

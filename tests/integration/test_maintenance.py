@@ -7,13 +7,13 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
+from authsvc.domain import logon_flow as lf
 from authsvc.domain.calendar import JST
 from authsvc.domain.errors import DomainError, Forbidden
 from authsvc.services import accounts, logon, maintenance
-from authsvc.services.logon import Outcome, PasswordStep
-from tests.integration.support import active_account, add_contract, events, set_time
+from tests.integration.support import active_account, add_contract, events, password_step, set_time
 
-FAILED = PasswordStep(Outcome.FAILED)
+FAILED = logon.FAILED
 
 
 def test_unused_account_is_disabled_after_the_period(deps, clock, operator, account_admin):
@@ -39,13 +39,13 @@ def test_unused_account_is_disabled_after_the_period(deps, clock, operator, acco
     assert ev.data["days"] == deps.settings.identifiers.disable_after_days
     assert datetime.fromisoformat(ev.data["last_used"]) == approved_at
     # disabled: logon refused; running again changes nothing
-    assert logon.start(deps, "idle", initial) == FAILED
+    assert password_step(deps, "idle", initial) == FAILED
     assert events(deps, "logon.password", "idle")[-1].data["reason"] == "status_disabled"
     assert maintenance.run(deps, operator).disabled == []
     assert len(events(deps, "account.disable")) == 1
     # an operator may bring it back; it then counts from the resumption
     accounts.resume(deps, account_admin, "idle")
-    assert logon.start(deps, "idle", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "idle", initial).step is lf.Step.CHANGE_PASSWORD
 
 
 def test_unused_account_is_refused_at_logon_before_maintenance_runs(
@@ -61,15 +61,13 @@ def test_unused_account_is_refused_at_logon_before_maintenance_runs(
 
     # the day before, and the very last moment: still usable (each logon is a fresh use)
     set_time(clock, approved_at + period - timedelta(days=1))
-    assert logon.start(deps, "day-early", issued["day-early"]).outcome \
-        == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "day-early", issued["day-early"]).step is lf.Step.CHANGE_PASSWORD
     set_time(clock, approved_at + period - timedelta(microseconds=1))
-    assert logon.start(deps, "second-early", issued["second-early"]).outcome \
-        == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "second-early", issued["second-early"]).step is lf.Step.CHANGE_PASSWORD
 
     set_time(clock, approved_at + period)
-    assert logon.start(deps, "idle", issued["idle"], terminal="T-5") == FAILED
-    assert logon.start(deps, "idle-wrong", "Wr0ng#Passw0rd") == FAILED
+    assert password_step(deps, "idle", issued["idle"], terminal="T-5") == FAILED
+    assert password_step(deps, "idle-wrong", "Wr0ng#Passw0rd") == FAILED
     for uid in ("idle", "idle-wrong"):
         [ev] = events(deps, "logon.password", uid)
         assert (ev.result, ev.data["reason"]) == ("failed", "inactive"), uid
@@ -77,14 +75,12 @@ def test_unused_account_is_refused_at_logon_before_maintenance_runs(
         assert accounts.show(deps, uid).last_used_at is None
     assert events(deps, "logon.password", "idle")[0].terminal == "T-5"
     # the accounts used recently are unaffected, at the same moment
-    assert logon.start(deps, "day-early", issued["day-early"]).outcome \
-        == Outcome.PASSWORD_CHANGE_REQUIRED
-    assert logon.start(deps, "second-early", issued["second-early"]).outcome \
-        == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "day-early", issued["day-early"]).step is lf.Step.CHANGE_PASSWORD
+    assert password_step(deps, "second-early", issued["second-early"]).step is lf.Step.CHANGE_PASSWORD
     # the job then disables exactly the idle ones, and an operator's resumption counts as use
     assert sorted(maintenance.run(deps, operator).disabled) == ["idle", "idle-wrong"]
     accounts.resume(deps, account_admin, "idle")
-    assert logon.start(deps, "idle", issued["idle"]).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "idle", issued["idle"]).step is lf.Step.CHANGE_PASSWORD
 
 
 def test_inactivity_follows_the_configured_period(make_deps, backend, clock, operator,
@@ -94,11 +90,11 @@ def test_inactivity_follows_the_configured_period(make_deps, backend, clock, ope
     start = clock.now()
     initial = active_account(deps, account_admin, operator, "weekly").initial_password
     set_time(clock, start + timedelta(days=6))
-    assert logon.start(deps, "weekly", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "weekly", initial).step is lf.Step.CHANGE_PASSWORD
     set_time(clock, start + timedelta(days=12))  # 6 days after the last use
-    assert logon.start(deps, "weekly", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "weekly", initial).step is lf.Step.CHANGE_PASSWORD
     set_time(clock, start + timedelta(days=19))  # 7 days after it
-    assert logon.start(deps, "weekly", initial) == FAILED
+    assert password_step(deps, "weekly", initial) == FAILED
     assert events(deps, "logon.password", "weekly")[-1].data["reason"] == "inactive"
 
 
@@ -110,7 +106,7 @@ def test_recent_logon_keeps_an_account_active(deps, clock, operator, account_adm
     period = timedelta(days=deps.settings.identifiers.disable_after_days)
 
     set_time(clock, start + timedelta(days=60))
-    assert logon.start(deps, "busy", busy).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "busy", busy).step is lf.Step.CHANGE_PASSWORD
     set_time(clock, start + period)
     assert maintenance.run(deps, operator).disabled == ["idle"]
     assert accounts.show(deps, "busy").status == "active"
@@ -148,7 +144,7 @@ def test_access_ends_after_14_business_days_excluding_holidays(
     assert deps.settings.accounts.cleanup_business_days == 14
     add_contract(deps, operator, "C-GW", starts_on=date(2026, 4, 1), ends_on=CONTRACT_END)
     initial = active_account(deps, account_admin, operator, "gwuser", contract="C-GW").initial_password
-    assert logon.start(deps, "gwuser", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "gwuser", initial).step is lf.Step.CHANGE_PASSWORD
     end = datetime.combine(LAST_CLEANUP_DAY + timedelta(days=1), time(0), JST)
     assert datetime.fromisoformat(accounts.show(deps, "gwuser").access_ends_at) == end
 
@@ -156,17 +152,17 @@ def test_access_ends_after_14_business_days_excluding_holidays(
     for day in (CONTRACT_END + timedelta(days=1), WITHOUT_HOLIDAYS + timedelta(days=1)):
         set_time(clock, datetime.combine(day, time(12), JST))
         assert maintenance.run(deps, operator).expired == []
-        assert logon.start(deps, "gwuser", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+        assert password_step(deps, "gwuser", initial).step is lf.Step.CHANGE_PASSWORD
 
     # the last second of the last cleanup day: still active
     set_time(clock, end - timedelta(microseconds=1))
     assert maintenance.run(deps, operator).expired == []
     assert accounts.show(deps, "gwuser").status == "active"
-    assert logon.start(deps, "gwuser", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "gwuser", initial).step is lf.Step.CHANGE_PASSWORD
 
     # midnight JST: access has ended even before the job runs
     set_time(clock, end)
-    assert logon.start(deps, "gwuser", initial) == FAILED
+    assert password_step(deps, "gwuser", initial) == FAILED
     assert events(deps, "logon.password", "gwuser")[-1].data["reason"] == "contract_ended"
     report = maintenance.run(deps, operator)
     assert report.expired == ["gwuser"] and report.disabled == []
@@ -178,7 +174,7 @@ def test_access_ends_after_14_business_days_excluding_holidays(
     assert datetime.fromisoformat(ev.data["access_ended"]) == end
 
     clock.advance(days=1)
-    assert logon.start(deps, "gwuser", initial) == FAILED
+    assert password_step(deps, "gwuser", initial) == FAILED
     assert events(deps, "logon.password", "gwuser")[-1].data["reason"] == "status_expired"
     for action in (accounts.resume, accounts.reset_password):
         with pytest.raises(DomainError):
@@ -191,7 +187,6 @@ def test_open_ended_contracts_never_expire(deps, clock, operator, account_admin)
     initial = active_account(deps, account_admin, operator, "ops9", contract="OPS")
     for _ in range(3):
         clock.advance(days=80)
-        assert logon.start(deps, "ops9", initial.initial_password).outcome \
-            == Outcome.PASSWORD_CHANGE_REQUIRED
+        assert password_step(deps, "ops9", initial.initial_password).step is lf.Step.CHANGE_PASSWORD
         assert maintenance.run(deps, operator).expired == []
     assert accounts.show(deps, "ops9").access_ends_at is None

@@ -13,11 +13,11 @@ import pyotp
 import pytest
 import redis
 
+from authsvc.domain import logon_flow as lf
 from authsvc.domain.roles import Actor
 from authsvc.services import Deps, accounts, audit, logon, sessions, totp
-from authsvc.services.logon import Outcome
 from authsvc.services.sessions import Client
-from tests.integration.support import CHOSEN, active_account, add_contract, events, pseudonym
+from tests.integration.support import CHOSEN, active_account, add_contract, events, password_step, pseudonym
 
 CLIENT = Client("pc-1", "10.0.0.5", False)
 
@@ -27,7 +27,7 @@ def kato(deps, operator, account_admin) -> str:
     """An active account `kato` whose password is CHOSEN[0] (the forced change done)."""
     add_contract(deps, operator)
     initial = active_account(deps, account_admin, operator, "kato").initial_password
-    assert logon.start(deps, "kato", initial).outcome is Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "kato", initial).step is lf.Step.CHANGE_PASSWORD
     from authsvc.services.passwords import change_password
     change_password(deps, Actor("kato"), "kato", CHOSEN[0])
     return CHOSEN[0]
@@ -44,20 +44,20 @@ def kato(deps, operator, account_admin) -> str:
 ])
 def test_a_look_alike_with_the_right_password_is_an_unknown_id(deps, kato, look_alike):
     before = events(deps, "logon.password", "kato")
-    assert logon.start(deps, look_alike, kato).outcome is Outcome.FAILED
+    assert password_step(deps, look_alike, kato) == logon.FAILED
     ghost = pseudonym(deps, look_alike)
     assert [(e.result, e.data["reason"]) for e in events(deps, "logon.password", ghost)] == [
         ("failed", "unknown_user")]
     assert events(deps, "logon.password", "kato") == before  # the real account saw nothing
     assert accounts.show(deps, "kato").failures == 0
-    assert logon.start(deps, "KATO", kato).outcome is Outcome.PASSWORD_OK  # ASCII case still folds
+    assert password_step(deps, "KATO", kato).step is lf.Step.REGISTER  # ASCII case still folds
 
 
 def test_a_long_s_look_alike_never_reaches_the_account(deps, operator, account_admin):
     add_contract(deps, operator)
     initial = active_account(deps, account_admin, operator, "suzuki").initial_password
-    assert logon.start(deps, "\u017fuzuki", initial).outcome is Outcome.FAILED  # LONG S for s
-    assert logon.start(deps, "suzuki", initial).outcome is Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "\u017fuzuki", initial) == logon.FAILED  # LONG S for s
+    assert password_step(deps, "suzuki", initial).step is lf.Step.CHANGE_PASSWORD
 
 
 # ---- item 5: a pending logon's step is a single-use transition ----------------------------
@@ -81,7 +81,7 @@ def test_three_valid_codes_at_once_finish_one_logon_once(make_deps, clock, opera
     add_contract(deps, operator)
     initial = active_account(deps, account_admin, operator, "kato").initial_password
     from authsvc.services.passwords import change_password
-    logon.start(deps, "kato", initial)
+    password_step(deps, "kato", initial)
     change_password(deps, Actor("kato"), "kato", CHOSEN[0])
     for _round in range(3):
         token, secret = _at_totp_step(deps, clock, "kato", CHOSEN[0])
@@ -141,10 +141,10 @@ def test_an_outage_leaves_no_phantom_failure_and_every_lock_is_explained(
     n = deps.settings.lockout.max_failures
     for _ in range(3 * n):
         with pytest.raises(redis.exceptions.TimeoutError):
-            logon.start(stalling, "kato", initial)
+            password_step(stalling, "kato", initial)
         clock.advance(seconds=deps.settings.lockout.pending_seconds)
     assert accounts.show(deps, "kato").failures == 0 and not accounts.show(deps, "kato").locked
-    assert logon.start(deps, "kato", initial).outcome is Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "kato", initial).step is lf.Step.CHANGE_PASSWORD
     assert {e.result for e in events(deps, "logon.password", "kato")} == {"ok"}
     assert events(deps, "account.lock", "kato") == []
 
@@ -156,7 +156,7 @@ def test_every_lock_follows_audited_failures(make_deps, operator, account_admin,
     active_account(deps, account_admin, operator, "kato")
     n = deps.settings.lockout.max_failures
     for _ in range(n + 2):
-        logon.start(deps, "kato", CHOSEN[5])
+        password_step(deps, "kato", CHOSEN[5])
     trail = [(e.action, e.result) for e in events(deps, subject="kato")
              if e.action in ("logon.password", "account.lock")]
     assert trail == [("logon.password", "failed")] * n + [("account.lock", "ok")] + [
@@ -189,15 +189,15 @@ def test_a_locked_id_known_or_unknown_is_refused_without_hashing(deps, kato):
     n = deps.settings.lockout.max_failures
     for user in ("kato", "nobody-here"):
         for _ in range(n):
-            logon.start(counted, user, CHOSEN[6])
+            password_step(counted, user, CHOSEN[6])
     assert hasher.verified == 2 * n  # every evaluated attempt hashed, known or unknown
     for user in ("kato", "nobody-here"):
         for _ in range(5):
-            assert logon.start(counted, user, kato).outcome is Outcome.FAILED
+            assert password_step(counted, user, kato) == logon.FAILED
     assert hasher.verified == 2 * n  # refusals while locked hashed nothing, for either
     assert accounts.show(deps, "kato").locked
     deps.clock.advance(minutes=deps.settings.lockout.lock_minutes, seconds=1)
-    assert logon.start(counted, "kato", kato).outcome is Outcome.PASSWORD_OK
+    assert password_step(counted, "kato", kato).step is lf.Step.REGISTER
     assert events(deps, "account.auto_unlock", "kato")
 
 
@@ -205,7 +205,7 @@ def test_locked_refusals_answer_alike_for_known_and_unknown(deps, kato):
     n = deps.settings.lockout.max_failures
     for user in ("kato", "nobody-here"):
         for _ in range(n + 1):
-            assert logon.start(deps, user, CHOSEN[6]) == logon.PasswordStep(Outcome.FAILED)
+            assert password_step(deps, user, CHOSEN[6]) == logon.FAILED
     ghost = pseudonym(deps, "nobody-here")
     for subject in ("kato", ghost):
         assert [e.data.get("reason") for e in events(deps, "logon.password", subject)][-1] == "locked"

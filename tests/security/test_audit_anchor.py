@@ -16,10 +16,10 @@ from authsvc.bootstrap import build
 from authsvc.cli import main
 from authsvc.domain.errors import DomainError, Forbidden
 from authsvc.domain.roles import Actor, Role
-from authsvc.services import Deps, accounts, audit, logon
+from authsvc.services import Deps, accounts, audit
 from authsvc.store.uow import AuditUnavailable
 from tests.conftest import make_settings
-from tests.integration.support import CHOSEN, active_account, add_contract, events, sql
+from tests.integration.support import CHOSEN, active_account, add_contract, events, password_step, sql
 
 pytestmark = pytest.mark.backends("sqlite", "postgres")  # the production shape is the point here
 
@@ -28,7 +28,7 @@ EVERY = {"audit": {"checkpoint_seconds": 0}}  # anchor at every audited action
 
 def activity(deps: Deps, actor: Actor, admin: Actor, user: str) -> None:
     active_account(deps, admin, actor, user)
-    logon.start(deps, user, CHOSEN[1])
+    password_step(deps, user, CHOSEN[1])
     accounts.suspend(deps, admin, user, reason="check")
 
 

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import text
 
 from authsvc.domain import audit as chain
+from authsvc.domain import logon_flow as lf
 from authsvc.domain.errors import DomainError, Forbidden
-from authsvc.services import Deps, accounts, audit, logon
+from authsvc.services import Deps, accounts, audit
 from authsvc.store.uow import AuditUnavailable
 from tests.integration.support import (
     CHOSEN,
@@ -22,6 +23,7 @@ from tests.integration.support import (
     add_contract,
     audit_count,
     events,
+    password_step,
     row_counts,
     sql,
 )
@@ -34,9 +36,9 @@ def busy_day(deps: Deps, operator, account_admin) -> int:
     add_contract(deps, operator)
     alice = active_account(deps, account_admin, operator, "alice").initial_password
     accounts.create_account(deps, account_admin, "bob", "山田 一郎", "C-2026-001", "user")
-    logon.start(deps, "alice", CHOSEN[0], terminal="T-1", source="10.1.1.1")
-    logon.start(deps, "alice", alice, terminal="T-1", source="10.1.1.1")
-    logon.start(deps, "ghost", CHOSEN[1])
+    password_step(deps, "alice", CHOSEN[0], terminal="T-1", source="10.1.1.1")
+    password_step(deps, "alice", alice, terminal="T-1", source="10.1.1.1")
+    password_step(deps, "ghost", CHOSEN[1])
     accounts.suspend(deps, account_admin, "alice", reason="調査")
     accounts.resume(deps, account_admin, "alice")
     accounts.update_account(deps, account_admin, "bob", name="山田 二郎")
@@ -264,7 +266,7 @@ def test_failed_audit_write_raises_an_alert(deps, caplog, operator, account_admi
     and the action it belongs to fails without leaving anything behind."""
     caplog.set_level(logging.INFO, logger="authsvc.audit")
     busy_day(deps, operator, account_admin)
-    logon.start(deps, "alice", CHOSEN[3])
+    password_step(deps, "alice", CHOSEN[3])
     with pytest.raises(DomainError):  # an ordinary refusal is no alert
         accounts.resume(deps, account_admin, "alice")
     assert alerts(caplog) == []
@@ -306,7 +308,7 @@ def test_failed_audit_write_of_a_logon_raises_an_alert(deps, caplog, operator, a
     try:
         before = row_counts(deps)
         with pytest.raises(Exception, match="injected failure"):
-            logon.start(deps, "alice", initial)
+            password_step(deps, "alice", initial)
         [alert] = alerts(caplog)
         assert alert.getMessage().startswith(ALERT) and "logon.password" in alert.getMessage()
         assert accounts.show(deps, "alice").first_used_at is None
@@ -317,7 +319,7 @@ def test_failed_audit_write_of_a_logon_raises_an_alert(deps, caplog, operator, a
     finally:
         _drop_failing_trigger(deps, "audit_events")
     assert audit.verify(deps).ok
-    assert logon.start(deps, "alice", initial).outcome is logon.Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "alice", initial).step is lf.Step.CHANGE_PASSWORD
 
 
 def test_missing_audit_head_raises_an_alert(deps, caplog, operator, account_admin):

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from authsvc.bootstrap import build
+from authsvc.domain import logon_flow as lf
 from authsvc.services import Deps, accounts, audit, logon
-from authsvc.services.logon import Outcome, PasswordStep
 from authsvc.store.models import LogonThrottle
 from tests.conftest import make_settings
 from tests.integration.support import (
@@ -20,20 +20,21 @@ from tests.integration.support import (
     add_contract,
     dump_all,
     events,
+    password_step,
     pseudonym,
 )
 
 THREADS = 40
-FAILED = PasswordStep(Outcome.FAILED)
+FAILED = logon.FAILED
 
 
-def storm(instances: list[Deps], user_id: str, password: str) -> list[PasswordStep]:
+def storm(instances: list[Deps], user_id: str, password: str) -> list[logon.State]:
     """THREADS attempts released at once, spread over the given service instances."""
     barrier = threading.Barrier(THREADS)
 
-    def attempt(i: int) -> PasswordStep:
+    def attempt(i: int) -> logon.State:
         barrier.wait(timeout=30)
-        return logon.start(instances[i % len(instances)], user_id, password, terminal=f"T-{i}")
+        return password_step(instances[i % len(instances)], user_id, password, terminal=f"T-{i}")
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         return list(pool.map(attempt, range(THREADS)))
@@ -76,12 +77,12 @@ def test_parallel_wrong_passwords_get_exactly_max_failures_evaluations(
     view = accounts.show(deps, "target")
     assert view.locked and view.failures == n
     # the right password is not even evaluated while locked
-    assert logon.start(deps, "target", initial) == FAILED
+    assert password_step(deps, "target", initial) == FAILED
     assert tally(deps, "target")["refused"] == THREADS - n + 1
     assert audit.verify(deps).ok
     # after an operator's unlock it works again
     accounts.unlock(deps, operator, "target")
-    assert logon.start(deps, "target", initial).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "target", initial).step is lf.Step.CHANGE_PASSWORD
 
 
 @pytest.mark.parametrize("backend_name", ["postgres", "sqlite"])
@@ -114,16 +115,19 @@ def test_right_password_racing_an_attack_never_exceeds_the_limit(
     initial = active_account(deps, account_admin, operator, "target").initial_password
     barrier = threading.Barrier(THREADS)
 
-    def attempt(i: int) -> PasswordStep:
+    def attempt(i: int) -> logon.State:
         barrier.wait(timeout=30)
-        return logon.start(deps, "target", initial if i % 10 == 0 else CHOSEN[0])
+        return password_step(deps, "target", initial if i % 10 == 0 else CHOSEN[0])
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         results = list(pool.map(attempt, range(THREADS)))
-    assert all(r.outcome in (Outcome.FAILED, Outcome.PASSWORD_CHANGE_REQUIRED) for r in results)
+    assert all(r == FAILED or r.step is lf.Step.CHANGE_PASSWORD for r in results)
     count = tally(deps, "target")
     assert sum(count.values()) == THREADS
-    assert count["ok"] == sum(r.outcome is Outcome.PASSWORD_CHANGE_REQUIRED for r in results)
+    assert count["ok"] == sum(r.step is lf.Step.CHANGE_PASSWORD for r in results)
+    # every success is a logon of its own, pending at the change under a token of its own
+    tokens = [r.token for r in results if r.step is lf.Step.CHANGE_PASSWORD]
+    assert all(tokens) and len(set(tokens)) == len(tokens)
     # only a success resets the count: each stretch up to a reset evaluates at most n attempts
     assert count["failed"] + count["ok"] <= n * (count["ok"] + 1)
     assert audit.verify(deps).ok

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from authsvc.domain import logon_flow as lf
 from authsvc.domain.errors import PasswordRejected
 from authsvc.domain.roles import Actor
 from authsvc.services import Deps, accounts, logon
-from authsvc.services.logon import Outcome
 from authsvc.services.passwords import change_password, check_candidate
 from authsvc.store.models import LogonThrottle
-from tests.integration.support import CHOSEN, active_account, add_contract, dump_all, pseudonym
+from tests.integration.support import CHOSEN, active_account, add_contract, dump_all, password_step, pseudonym
 
 pytestmark = pytest.mark.backends("sqlite", "postgres")  # the production shape is the point here
 
@@ -55,7 +55,7 @@ def type_passwords_into_the_id_field(deps: Deps, current: str) -> list[str]:
     current one (also typed into the password field), full-width, and glued to the user ID."""
     typed = ["Mq3$idFieldPw8", current, fullwidth("Vb5!idWidthQ2"), "alice\t" + "Ry6%glued#Id4"]
     for as_id in typed:
-        assert logon.start(deps, as_id, current).outcome == Outcome.FAILED
+        assert password_step(deps, as_id, current) == logon.FAILED
     return [*typed, "Ry6%glued#Id4"]
 
 
@@ -76,13 +76,13 @@ def test_no_password_is_stored_or_logged_in_clear(make_deps, backend, caplog, op
     secrets += [alice, bob, carol]
 
     # initial passwords, then forced changes (one typed full-width)
-    assert logon.start(deps, "alice", alice).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
-    assert logon.start(deps, "bob", bob).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "alice", alice).step is lf.Step.CHANGE_PASSWORD
+    assert password_step(deps, "bob", bob).step is lf.Step.CHANGE_PASSWORD
     change_password(deps, Actor("alice"), "alice", CHOSEN[0])
     change_password(deps, Actor("bob"), "bob", fullwidth(CHOSEN[1]))
     secrets += [CHOSEN[0], CHOSEN[1], fullwidth(CHOSEN[1])]
-    assert logon.start(deps, "alice", CHOSEN[0]).outcome == Outcome.PASSWORD_OK
-    assert logon.start(deps, "bob", CHOSEN[1]).outcome == Outcome.PASSWORD_OK
+    assert password_step(deps, "alice", CHOSEN[0]).step is lf.Step.REGISTER
+    assert password_step(deps, "bob", CHOSEN[1]).step is lf.Step.REGISTER
 
     # rejected candidates are not kept either
     for rejected in ("Kq7#alice-x9Z", CHOSEN[0], "short1!A"):
@@ -96,18 +96,18 @@ def test_no_password_is_stored_or_logged_in_clear(make_deps, backend, caplog, op
     wrong = ["Wr0ng#Passw0rd", CHOSEN[0] + "x", CHOSEN[0].lower(), "Gh7$unknownPw"]
     secrets += wrong
     for attempt in wrong:
-        logon.start(deps, "alice", attempt)
-    logon.start(deps, "no-such-user", wrong[3])
-    logon.start(deps, "carol", carol)
+        password_step(deps, "alice", attempt)
+    password_step(deps, "no-such-user", wrong[3])
+    password_step(deps, "carol", carol)
 
     # an operator reset: the new initial password, then the change
     accounts.unlock(deps, account_admin, "alice")
     reset = accounts.reset_password(deps, account_admin, "alice").initial_password
     secrets.append(reset)
-    assert logon.start(deps, "alice", reset).outcome == Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "alice", reset).step is lf.Step.CHANGE_PASSWORD
     change_password(deps, Actor("alice"), "alice", CHOSEN[2])
     secrets.append(CHOSEN[2])
-    assert logon.start(deps, "alice", CHOSEN[2]).outcome == Outcome.PASSWORD_OK
+    assert password_step(deps, "alice", CHOSEN[2]).step is lf.Step.REGISTER
 
     # passwords typed into the user-ID field (the current one included); their pseudonyms
     # are all that is kept (the SQL-log side: test_..._not_in_the_sql_log below)
@@ -142,8 +142,8 @@ def test_a_password_typed_into_the_id_field_is_recorded_only_as_a_pseudonym(
     current = active_account(deps, account_admin, operator, "alice").initial_password
     typed = "Mq3$idFieldPw8"
     for _ in range(3):  # up to the lock: the lock event names the subject too
-        assert logon.start(deps, typed, current).outcome == Outcome.FAILED
-    assert logon.start(deps, current, current).outcome == Outcome.FAILED
+        assert password_step(deps, typed, current) == logon.FAILED
+    assert password_step(deps, current, current) == logon.FAILED
     database = dump_all(deps)
     for secret in (typed, current):
         assert pseudonym(deps, secret) in database

@@ -14,14 +14,13 @@ from adapters.clock import FixedClock
 from authsvc.domain import logon_flow as lf
 from authsvc.domain.errors import PasswordRejected
 from authsvc.services import Deps, accounts, audit, logon, sessions
-from authsvc.services.logon import Outcome, PasswordStep
 from authsvc.services.sessions import Client
 from authsvc.store.models import AuditEvent, LogonHistory
 from tests.conftest import START
 from tests.fakes import MemoryDatabase, fake_deps
-from tests.integration.support import CHOSEN, active_account, add_contract, events, pseudonym
+from tests.integration.support import CHOSEN, active_account, add_contract, events, password_step, pseudonym
 
-FAILED = PasswordStep(Outcome.FAILED)
+FAILED = logon.FAILED
 CLIENT = Client("T-01", "10.0.0.5")
 N = 3  # failures that lock
 
@@ -52,8 +51,8 @@ def reasons(deps: Deps, subject: str) -> list[tuple[str, str]]:
 
 
 def test_the_initial_password_leads_to_the_change(deps, alice):
-    step = logon.start(deps, "alice", alice, terminal="T-01", source="10.0.0.5")
-    assert step == PasswordStep(Outcome.PASSWORD_CHANGE_REQUIRED, "alice")
+    state = password_step(deps, "alice", alice, terminal="T-01", source="10.0.0.5")
+    assert (state.step, state.user_id) == (lf.Step.CHANGE_PASSWORD, "alice") and state.token
     [ev] = events(deps, "logon.password", "alice")
     assert (ev.result, ev.terminal, ev.source, ev.data["next"]) == (
         "ok", "T-01", "10.0.0.5", "password_change_required")
@@ -67,7 +66,7 @@ def test_the_initial_password_leads_to_the_change(deps, alice):
 def test_wrong_passwords_lock_after_n_audited_failures(deps, alice):
     deps.sessions.put("old-session", {"user_id": "alice"}, "alice", 3600)
     for n in range(1, N + 1):
-        assert logon.start(deps, "alice", CHOSEN[0]) == FAILED
+        assert password_step(deps, "alice", CHOSEN[0]) == FAILED
         assert accounts.show(deps, "alice").locked is (n == N)
     trail = [(e.action, e.result, e.data.get("failures")) for e in events(deps, subject="alice")
              if e.action in ("logon.password", "account.lock")]
@@ -75,24 +74,24 @@ def test_wrong_passwords_lock_after_n_audited_failures(deps, alice):
                      ("logon.password", "failed", 3), ("account.lock", "ok", 3)]
     assert deps.sessions.get("old-session") is None  # R16: the lock ends the account's sessions
     # locked: the right password is not evaluated, and the answer is the same
-    assert logon.start(deps, "alice", alice) == FAILED
+    assert password_step(deps, "alice", alice) == FAILED
     assert reasons(deps, "alice")[-1] == ("refused", "locked")
     assert audit.verify(deps).ok
 
 
 def test_the_lock_lifts_after_its_period(deps, clock, alice):
     for _ in range(N):
-        logon.start(deps, "alice", CHOSEN[0])
+        password_step(deps, "alice", CHOSEN[0])
     clock.advance(minutes=10, seconds=-1)
-    assert logon.start(deps, "alice", alice) == FAILED
+    assert password_step(deps, "alice", alice) == FAILED
     clock.advance(seconds=1)
-    assert logon.start(deps, "alice", alice).outcome is Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "alice", alice).step is lf.Step.CHANGE_PASSWORD
     assert len(events(deps, "account.auto_unlock", "alice")) == 1
 
 
 def test_an_unknown_id_locks_the_same_way_under_a_pseudonym(deps, alice):
-    def attack(user_id: str) -> list[PasswordStep]:
-        return [logon.start(deps, user_id, CHOSEN[0]) for _ in range(N + 2)]
+    def attack(user_id: str) -> list[logon.State]:
+        return [password_step(deps, user_id, CHOSEN[0]) for _ in range(N + 2)]
 
     assert attack("alice") == attack("ghost") == [FAILED] * (N + 2)
     ghost = pseudonym(deps, "ghost")
@@ -104,7 +103,7 @@ def test_an_unknown_id_locks_the_same_way_under_a_pseudonym(deps, alice):
     # the unknown ID itself is kept nowhere: not in the audit log, not in the history
     kept = [*db(deps).rows(AuditEvent), *db(deps).rows(LogonHistory)]
     assert kept and not any("ghost" in repr(vars(r)) for r in kept)
-    assert logon.start(deps, " Ghost ", CHOSEN[0]) == FAILED  # the lock is the ID's, any case
+    assert password_step(deps, " Ghost ", CHOSEN[0]) == FAILED  # the lock is the ID's, any case
     assert reasons(deps, ghost)[-1] == ("refused", "locked")
 
 
@@ -118,10 +117,10 @@ def test_an_unknown_id_locks_the_same_way_under_a_pseudonym(deps, alice):
 def test_look_alike_ids_are_unknown(deps, operator, account_admin, user, look_alike):
     add_contract(deps, operator)
     initial = active_account(deps, account_admin, operator, user).initial_password
-    assert logon.start(deps, look_alike, initial) == FAILED
+    assert password_step(deps, look_alike, initial) == FAILED
     assert reasons(deps, pseudonym(deps, look_alike)) == [("failed", "unknown_user")]
     assert deps.counters.peek(user, deps.clock.now()) == (0, None)  # the real ID is untouched
-    assert logon.start(deps, user, initial).outcome is Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, user, initial).step is lf.Step.CHANGE_PASSWORD
 
 
 class _DiesWhileHashing:
@@ -135,25 +134,25 @@ def test_a_reservation_never_settled_lapses(deps, clock, alice):
     dying = replace(deps, hasher=_DiesWhileHashing())
     for _ in range(N):
         with pytest.raises(SystemExit):
-            logon.start(dying, "alice", alice)
+            password_step(dying, "alice", alice)
     # every remaining attempt is "in flight": refused as busy, and nothing counted
-    assert logon.start(deps, "alice", alice) == FAILED
+    assert password_step(deps, "alice", alice) == FAILED
     assert reasons(deps, "alice")[-1] == ("refused", "busy")
     assert deps.counters.peek("alice", clock.now()) == (0, None)
     clock.advance(seconds=deps.settings.lockout.pending_seconds - 1)
-    assert logon.start(deps, "alice", alice) == FAILED
+    assert password_step(deps, "alice", alice) == FAILED
     clock.advance(seconds=1)
-    assert logon.start(deps, "alice", alice).outcome is Outcome.PASSWORD_CHANGE_REQUIRED
+    assert password_step(deps, "alice", alice).step is lf.Step.CHANGE_PASSWORD
     assert events(deps, "account.lock") == []
 
 
 def test_concurrent_wrong_passwords_are_evaluated_at_most_n_times(deps, alice):
     barrier = threading.Barrier(12)
-    results: list[PasswordStep] = []
+    results: list[logon.State] = []
 
     def attempt() -> None:
         barrier.wait(timeout=30)
-        results.append(logon.start(deps, "alice", CHOSEN[0]))
+        results.append(password_step(deps, "alice", CHOSEN[0]))
 
     threads = [threading.Thread(target=attempt) for _ in range(12)]
     for t in threads:
@@ -182,7 +181,7 @@ def test_the_forced_change_then_a_totp_second_factor(deps, clock, alice):
     assert done.step is lf.Step.DONE and done.token != state.token
     assert sessions.current(deps, done.token).factors == ("password", "totp")
     # the initial password is gone; the new one leads to the enrolled factor
-    assert logon.start(deps, "alice", alice) == FAILED
+    assert password_step(deps, "alice", alice) == FAILED
     clock.advance(seconds=30)
     state = logon.begin(deps, "alice", CHOSEN[0], CLIENT)
     assert (state.step, state.options) == (lf.Step.SECOND_FACTOR, ("totp",))
@@ -207,9 +206,3 @@ def test_wrong_totp_codes_count_toward_the_lock(deps, clock, alice):
     assert accounts.show(deps, "alice").locked
     assert logon.pending(deps, state.token) == logon.FAILED
 
-
-def test_the_fake_refuses_repositories_it_does_not_have(deps):
-    with deps.uow() as uow, pytest.raises(NotImplementedError, match="biometrics"):
-        uow.biometrics.enrolment_of(1)
-    with deps.uow() as uow, pytest.raises(NotImplementedError, match=r"credentials\.webauthn_of"):
-        uow.credentials.webauthn_of(1)
