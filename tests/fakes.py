@@ -27,6 +27,7 @@ from authsvc.domain import audit as chain
 from authsvc.domain import lockout
 from authsvc.domain.audit import Checkpoint
 from authsvc.domain.calendar import jst_iso
+from authsvc.domain.registration import FINAL, State
 from authsvc.domain.roles import Actor
 from authsvc.domain.tokens import new_token, session_id
 from authsvc.services import Deps
@@ -36,12 +37,18 @@ from authsvc.store.models import (
     AuditEvent,
     AuditHead,
     Challenge,
+    Consent,
     Contract,
+    Device,
+    Evidence,
     Identifier,
     LogonHistory,
     PasswordHistory,
     Person,
+    RegistrationSession,
     TotpCredential,
+    VeinEnrolment,
+    WebauthnCredential,
 )
 from authsvc.store.uow import AuditUnavailable
 from tests.conftest import START, make_settings
@@ -177,13 +184,16 @@ class MemoryCheckpoints:
 # others' committed changes. A transaction works on its own copies of the rows and publishes
 # copies of them at commit, so an uncommitted one leaves nothing behind and a reader never sees
 # a writer's work in progress; a writer holds the database's one lock from open to close (like
-# SQLite's BEGIN IMMEDIATE), so the transactions that write are serialised.
+# SQLite's BEGIN IMMEDIATE), so the transactions that write are serialised. That lock is also why
+# the repositories' `lock=True` (SELECT ... FOR UPDATE) is a no-op here.
 
 # rows that change after they are written, by primary key; each transaction copies them
-_MUTABLE = (Contract, Person, Identifier, Account, AuditHead, Challenge, TotpCredential)
+_MUTABLE = (Contract, Person, Identifier, Account, AuditHead, Challenge, TotpCredential,
+            WebauthnCredential, Device, VeinEnrolment, Consent, RegistrationSession, Evidence)
 # rows that are only ever appended: shared between transactions, never copied
 _APPENDED = (AuditEvent, LogonHistory, PasswordHistory)
 _LOCK_TIMEOUT_S = 30.0  # SQLite's busy_timeout: a writer waiting longer fails, it never hangs
+_FINAL = {s.value for s in FINAL}  # registration sessions that are over
 
 
 def _pk(cls: type) -> str:
@@ -216,16 +226,12 @@ def _link(rows: dict[type, dict[Any, Any]], acc: Account) -> None:
 
 
 class MemoryDatabase:
-    """The committed state of one fake deployment, and its writer lock. `vein_persons` and
-    `webauthn_accounts` are what `enrolled_factors` finds for those factors (tests fill them:
-    the fake has no biometrics or WebAuthn repository); TOTP credentials are real rows."""
+    """The committed state of one fake deployment, and its writer lock."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.writer: int | None = None  # the thread holding the lock
         self.committed = _Tables()
-        self.vein_persons: set[int] = set()
-        self.webauthn_accounts: set[int] = set()
 
     def rows(self, cls: type) -> list[Any]:
         """The committed rows of a model, for tests to look at (copies: changing them does nothing)."""
@@ -233,23 +239,43 @@ class MemoryDatabase:
         found = state.rows[cls].values() if cls in state.rows else state.logs[cls]
         return [_clone(r) for r in found]
 
+    def counts(self) -> dict[str, int]:
+        """How many committed rows each table holds (`tests.integration.support.row_counts`)."""
+        state = self.committed
+        return {cls.__tablename__: len(t)  # type: ignore[attr-defined]
+                for cls, t in (*state.rows.items(), *state.logs.items())}
 
-class _Missing:
-    """A repository the fake does not have: any use fails loudly, naming what is missing."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        raise NotImplementedError(
-            f"MemoryUnitOfWork has no `{self._name}.{attr}`: the in-memory unit of work covers "
-            f"accounts, logons, TOTP and the audit chain only; run this test on the SQL store")
+    def dump(self) -> str:
+        """Every column of every committed row, as text (`tests.integration.support.dump_all`)."""
+        state = self.committed
+        return "\n".join(f"{cls.__tablename__}.{c.key}={getattr(r, c.key)!s}"  # type: ignore[attr-defined]
+                         for cls, t in (*state.rows.items(), *state.logs.items())
+                         for r in (t.values() if isinstance(t, dict) else t)
+                         for c in cls.__table__.columns)  # type: ignore[attr-defined]
 
 
-class _MemoryIdentifiers:
+class _Repository:
+    """What the fake repositories share: the rows of the transaction they were opened in."""
+
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self._uow = uow
 
+    def _table(self, cls: type) -> dict[Any, Any]:
+        return self._uow._t.rows[cls]
+
+    def _where(self, cls: type, **equal: Any) -> list[Any]:
+        """The rows whose columns equal the given values, in the order they were added."""
+        return [r for r in self._table(cls).values()
+                if all(getattr(r, k) == v for k, v in equal.items())]
+
+    def _first(self, cls: type, **equal: Any) -> Any:
+        return next(iter(self._where(cls, **equal)), None)
+
+    def _delete(self, row: Any) -> None:
+        self._table(type(row)).pop(getattr(row, _pk(type(row))), None)
+
+
+class _MemoryIdentifiers(_Repository):
     def claim(self, ident: Identifier) -> bool:
         if self._uow.identifier(ident.value) is not None:
             return False
@@ -257,22 +283,14 @@ class _MemoryIdentifiers:
         return True
 
 
-class _MemoryCredentials(_Missing):
-    """The TOTP half of `authsvc.store.credentials.Credentials`; WebAuthn is missing."""
-
-    def __init__(self, uow: MemoryUnitOfWork) -> None:
-        super().__init__("credentials")
-        self._uow = uow
-
-    def _rows(self) -> dict[Any, TotpCredential]:
-        return self._uow._t.rows[TotpCredential]
+class _MemoryCredentials(_Repository):
+    """`authsvc.store.credentials.Credentials`: TOTP and WebAuthn."""
 
     def totp_of(self, account_id: int) -> TotpCredential | None:
-        return next((c for c in self._rows().values() if c.account_id == account_id), None)
+        return self._first(TotpCredential, account_id=account_id)
 
     def _pending(self, subject: str) -> list[Challenge]:
-        return [c for c in self._uow._t.rows[Challenge].values()
-                if c.purpose == TOTP_ENROL and c.subject == subject]
+        return self._where(Challenge, purpose=TOTP_ENROL, subject=subject)
 
     def pending_totp(self, subject: str, now: datetime) -> dict[str, Any] | None:
         row = next((c for c in self._pending(subject) if c.expires_at > now), None)
@@ -281,17 +299,14 @@ class _MemoryCredentials(_Missing):
     def drop_pending_totp(self, subject: str) -> int:
         found = self._pending(subject)
         for row in found:
-            del self._uow._t.rows[Challenge][row.id]
+            self._delete(row)
         return len(found)
 
     def save_totp(self, credential: TotpCredential) -> None:
-        if credential.id is None:
-            if self.totp_of(credential.account_id) is not None:
-                raise RuntimeError("unique constraint: the account has a TOTP credential already")
-            self._uow.add(credential)
+        self._uow.add(credential)  # one per account: a second one fails like the unique index
 
     def remove_totp(self, credential: TotpCredential) -> None:
-        self._rows().pop(credential.id, None)
+        self._delete(credential)
 
     def claim_totp_step(self, account_id: int, sealed: str, step: int,
                         reseal: str | None = None) -> bool:
@@ -304,10 +319,128 @@ class _MemoryCredentials(_Missing):
             cred.secret = reseal
         return True
 
+    def webauthn_of(self, account_id: int, lock: bool = False) -> list[WebauthnCredential]:
+        return sorted(self._where(WebauthnCredential, account_id=account_id), key=lambda c: c.id)
+
+    def webauthn_for_use(self, row_id: int) -> WebauthnCredential | None:
+        return self._table(WebauthnCredential).get(row_id)
+
+    def add_webauthn(self, credential: WebauthnCredential) -> bool:
+        if self._first(WebauthnCredential, credential_id=credential.credential_id) is not None:
+            return False
+        self._uow.add(credential)
+        return True
+
+    def remove_webauthn(self, credential: WebauthnCredential) -> None:
+        self._delete(credential)
+
+
+class _MemoryDevices(_Repository):
+    """`authsvc.store.devices.Devices`."""
+
+    def by_identifier(self, value: str, lock: bool = False) -> Device | None:
+        ident = self._uow.identifier(value)
+        if ident is None or ident.kind != "device" or ident.holder_id is None:
+            return None
+        return self._table(Device).get(ident.holder_id)
+
+    def key_holder(self, fingerprint: str) -> tuple[str, str] | None:
+        found = self._first(Device, key_fingerprint=fingerprint)
+        return None if found is None else (found.device_id, found.status)
+
+    def all(self) -> list[Device]:
+        return sorted(self._table(Device).values(), key=lambda d: d.device_id)
+
+    def known_companies(self) -> list[str]:
+        return list(dict.fromkeys(c.company for c in self._table(Contract).values()))
+
+    def add(self, device: Device) -> bool:
+        if device.key_fingerprint is not None and self.key_holder(device.key_fingerprint) is not None:
+            return False  # the unique index on the fingerprint
+        self._uow.add(device)
+        return True
+
+
+class _MemoryBiometrics(_Repository):
+    """`authsvc.store.biometrics.Biometrics`."""
+
+    def enrolment_of(self, person_id: int, lock: bool = False) -> VeinEnrolment | None:
+        return self._first(VeinEnrolment, person_id=person_id)
+
+    def is_enrolled(self, person_id: int) -> bool:
+        return self.enrolment_of(person_id) is not None
+
+    def other_templates(self, but_person_id: int) -> dict[int, str]:
+        return {e.person_id: e.template for e in self._table(VeinEnrolment).values()
+                if e.person_id != but_person_id}
+
+
+class _MemoryRegistrations(_Repository):
+    """`authsvc.store.registrations.Registrations`."""
+
+    def consent_of(self, account_id: int) -> Consent | None:
+        return self._first(Consent, account_id=account_id)
+
+    def consented(self, account_id: int) -> bool:
+        found = self.consent_of(account_id)
+        return found is not None and bool(found.given)
+
+    def save_consent(self, consent: Consent) -> None:
+        self._uow.add(consent)
+
+    def registrant_of(self, row: RegistrationSession) -> Account | None:
+        return self._table(Account).get(row.account_id)
+
+    def person_enrolled(self, person_id: int) -> bool:
+        return self._first(VeinEnrolment, person_id=person_id) is not None
+
+    def get(self, session_id: str, lock: bool = False) -> RegistrationSession | None:
+        return self._table(RegistrationSession).get(session_id)
+
+    def add_session(self, row: RegistrationSession) -> None:
+        self._uow.add(row)
+
+    def _live(self) -> list[RegistrationSession]:
+        return [r for r in self._table(RegistrationSession).values() if r.state not in _FINAL]
+
+    def live_of_account(self, account_id: int, lock: bool = False) -> list[RegistrationSession]:
+        return [r for r in self._live() if r.account_id == account_id]
+
+    def live_of_registrant(self, registrant: str) -> list[RegistrationSession]:
+        mine = [r for r in self._live() if r.registrant.lower() == registrant.lower()]
+        return sorted(mine, key=lambda r: r.opened_at, reverse=True)
+
+    def waiting_for(self, company: str) -> list[RegistrationSession]:
+        waiting = self._where(RegistrationSession, company=company, state=State.WAITING.value)
+        return sorted(waiting, key=lambda r: r.opened_at)
+
+    def live_inactive_since(self, cutoff: datetime, lock: bool = False) -> list[RegistrationSession]:
+        return [r for r in self._live() if r.last_activity_at < cutoff]
+
+    def recent(self, limit: int) -> list[RegistrationSession]:
+        rows = self._table(RegistrationSession).values()
+        return sorted(rows, key=lambda r: r.opened_at, reverse=True)[:limit]
+
+    def add_evidence(self, evidence: Evidence) -> None:
+        self._uow.add(evidence)
+
+    def _held(self, session_id: str) -> list[Evidence]:
+        return self._where(Evidence, session_id=session_id, destroyed_at=None)
+
+    def evidence_held(self, session_id: str) -> int:
+        return len(self._held(session_id))
+
+    def latest_evidence(self, session_id: str) -> Evidence | None:
+        return max(self._held(session_id), key=lambda e: e.id, default=None)
+
+    def evidence_due(self, now: datetime, lock: bool = False) -> list[Evidence]:
+        return [e for e in self._where(Evidence, destroyed_at=None) if e.retain_until <= now]
+
 
 class MemoryUnitOfWork:
-    """`authsvc.store.uow.UnitOfWork` in memory: the queries the account, password, session,
-    logon, TOTP and audit services use, with the same transaction and audit-chain semantics."""
+    """`authsvc.store.uow.UnitOfWork` in memory: its queries and every repository, with the
+    same transaction and audit-chain semantics, and the unique columns checked at `add` (where
+    the SQL store flushes)."""
 
     def __init__(self, db: MemoryDatabase, audit_key: bytes, read_only: bool = False,
                  checkpointer: Checkpointer | None = None) -> None:
@@ -330,9 +463,9 @@ class MemoryUnitOfWork:
         self._audited = ""
         self.identifiers = _MemoryIdentifiers(self)
         self.credentials = _MemoryCredentials(self)
-        self.registrations = _Missing("registrations")
-        self.biometrics = _Missing("biometrics")
-        self.devices = _Missing("devices")
+        self.registrations = _MemoryRegistrations(self)
+        self.biometrics = _MemoryBiometrics(self)
+        self.devices = _MemoryDevices(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -353,23 +486,33 @@ class MemoryUnitOfWork:
         cls = type(obj)
         if cls not in _MUTABLE and cls not in _APPENDED:
             raise NotImplementedError(f"MemoryUnitOfWork cannot store {cls.__name__} rows")
-        for column in cls.__table__.columns:  # type: ignore[attr-defined]
+        columns = cls.__table__.columns  # type: ignore[attr-defined]
+        for column in columns:
             default = column.default
             if getattr(obj, column.key) is None and default is not None and default.is_scalar:
                 setattr(obj, column.key, default.arg)
         key = _pk(cls)
-        if getattr(obj, key) is None:
-            self._t.next_id[cls] = self._t.next_id.get(cls, 0) + 1
-            setattr(obj, key, self._t.next_id[cls])
         if cls in _APPENDED:
+            if getattr(obj, key) is None:
+                setattr(obj, key, self._next_id(cls))
             self._t.logs[cls].append(obj)
             return
         table = self._t.rows[cls]
-        if getattr(obj, key) in table and table[getattr(obj, key)] is not obj:
-            raise RuntimeError(f"duplicate primary key in {cls.__name__}: {getattr(obj, key)!r}")
+        others = [r for r in table.values() if r is not obj]
+        for column in columns:  # the primary key and the unique indexes: nothing is stored
+            value = getattr(obj, column.key)
+            if ((column.primary_key or column.unique) and value is not None
+                    and any(getattr(r, column.key) == value for r in others)):
+                raise RuntimeError(f"unique constraint {cls.__name__}.{column.key}: {value!r}")
+        if getattr(obj, key) is None:
+            setattr(obj, key, self._next_id(cls))
         table[getattr(obj, key)] = obj
         if isinstance(obj, Account):
             _link(self._t.rows, obj)
+
+    def _next_id(self, cls: type) -> int:
+        self._t.next_id[cls] = self._t.next_id.get(cls, 0) + 1
+        return self._t.next_id[cls]
 
     # ---- repositories -------------------------------------------------------------------
 
@@ -389,11 +532,13 @@ class MemoryUnitOfWork:
         return self._t.rows[Account].get(account_id)
 
     def enrolled_factors(self, account_id: int, person_id: int) -> tuple[str, ...]:
+        rows = self._t.rows
         have = {
-            "vein": person_id in self._db.vein_persons,
+            "vein": any(e.person_id == person_id and e.disabled_at is None
+                        for e in rows[VeinEnrolment].values()),
             "totp": any(c.account_id == account_id and c.confirmed_at is not None
-                        for c in self._t.rows[TotpCredential].values()),
-            "webauthn": account_id in self._db.webauthn_accounts,
+                        for c in rows[TotpCredential].values()),
+            "webauthn": any(c.account_id == account_id for c in rows[WebauthnCredential].values()),
         }
         return tuple(f for f, has in have.items() if has)
 

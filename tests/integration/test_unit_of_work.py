@@ -1,21 +1,38 @@
-"""The unit of work's contract: the same cases on the in-memory fake (tests/fakes.py), SQLite
-and PostgreSQL, so a service test over `fake_deps()` means what it would over SQL."""
+"""The unit of work's contract and its repositories' (store/devices.py, biometrics.py,
+registrations.py, credentials.py): the same cases on the in-memory fake (tests/fakes.py),
+SQLite and PostgreSQL, so a service test over `fake_deps()` means what it would over SQL."""
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 
 import pyotp
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.exc import IntegrityError
 
+from adapters.vein import Capture, VeinReader, open_reader, replay
 from authsvc.domain import audit as chain
-from authsvc.domain.roles import Actor
-from authsvc.services import Deps, accounts, audit, totp
-from authsvc.store.models import Contract
+from authsvc.domain.roles import Actor, Role
+from authsvc.services import Deps, accounts, audit, devices, registration, totp, vein
+from authsvc.services import webauthn as wa
+from authsvc.services.passwords import change_password
+from authsvc.store.models import (
+    Consent,
+    Contract,
+    Device,
+    RegistrationSession,
+    TotpCredential,
+    VeinEnrolment,
+    WebauthnCredential,
+)
 from tests.fakes import fake_deps
-from tests.integration.support import active_account, add_contract
+from tests.integration.support import CHOSEN, active_account, add_contract, events
+from tests.webauthn_soft import SoftAuthenticator
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -225,3 +242,376 @@ def test_enrolled_factors_follow_a_confirmed_totp(store, clock, alice):
     code = pyotp.TOTP(made.secret).at(clock.now())
     assert totp.verify(store, "alice", code)
     assert not totp.verify(store, "alice", code)  # each step is accepted once
+
+
+# ---- the repositories (store/devices.py, biometrics.py, registrations.py, credentials.py) ------
+# The same cases again, driven through the services where they can be and read back through
+# the repositories.
+
+COMPANY = "防衛産業株式会社"
+OTHER_COMPANY = "別会社株式会社"
+STAFF = Actor("staff1", frozenset({Role.STAFF}), terminal="STATION-1")
+ADMIN = Actor("sato", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-S")
+JPEG = b"\xff\xd8\xff\xe0" + b"ID-IMAGE" * 50 + b"\xff\xd9"
+REFUSED_BY_THE_STORE = (IntegrityError, RuntimeError)  # SQL's unique index, the fake's check
+
+
+@pytest.fixture
+def people(store, operator, account_admin) -> Deps:
+    """Contracts of two companies; yamada, tanaka and the administrator sato (one company),
+    kato (the other); every password changed, so registration sessions may open."""
+    add_contract(store, operator)
+    add_contract(store, operator, "C-2026-900", OTHER_COMPANY)
+    for user_id, name, contract, role in (
+            ("yamada", "山田 花子", "C-2026-001", "user"), ("tanaka", "田中 太郎", "C-2026-001", "user"),
+            ("sato", "佐藤 一郎", "C-2026-001", "system_admin"),
+            ("kato", "加藤 六郎", "C-2026-900", "user")):
+        active_account(store, account_admin, operator, user_id, name=name, contract=contract, role=role)
+        change_password(store, Actor(user_id), user_id, CHOSEN[0])
+    return store
+
+
+def ids_of(store: Deps, user_id: str) -> tuple[int, int]:
+    """(account id, person id)."""
+    with store.uow(read_only=True) as uow:
+        acc = uow.account(user_id)
+        return acc.id, acc.person_id
+
+
+def new_key() -> str:
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.fixture
+def reader(store, operator) -> Iterator[VeinReader]:
+    """The emulated reader of a registered terminal (TERMINAL-1)."""
+    found = open_reader("emulated", seed=0, key=Ed25519PrivateKey.generate(), reader_id="TERMINAL-1",
+                        clock=store.clock)
+    devices.register(store, operator, "TERMINAL-1",
+                     base64.urlsafe_b64encode(found.public_key_bytes()).decode())
+    yield found
+    found.close()
+
+
+def palm(reader: VeinReader, n: int, purpose: str = "enrol") -> Callable[[bytes], Capture]:
+    def capture(challenge: bytes) -> Capture:
+        reader.control.present(n, quality=90)
+        return reader.capture(purpose, challenge)
+    return capture
+
+
+def test_devices_read_back_by_identifier_key_and_in_device_id_order(store, operator, account_admin):
+    add_contract(store, operator)
+    add_contract(store, operator, "C-2026-002", COMPANY)  # the same company twice
+    add_contract(store, operator, "C-2026-900", OTHER_COMPANY)
+    active_account(store, account_admin, operator, "alice")
+    keys = {}
+    # IDs as assigned: '-' sorts before digits, capitals before small letters (byte order)
+    for device_id in ("t-0", "TERM-B", "T10", "Term-A", "T-2"):
+        keys[device_id] = new_key()
+        devices.register(store, operator, device_id, keys[device_id], company=COMPANY)
+    devices.change(store, operator, "T10", "suspend", "点検")
+    devices.change(store, operator, "T-2", "revoke", "紛失")
+    t10 = devices.key_fingerprint(devices.parse_public_key(keys["T10"]))
+    t2 = devices.key_fingerprint(devices.parse_public_key(keys["T-2"]))
+    with store.uow(read_only=True) as uow:
+        assert [d.device_id for d in uow.devices.all()] == ["T-2", "T10", "TERM-B", "Term-A", "t-0"]
+        found = uow.devices.by_identifier("term-b")
+        assert (found.device_id, found.status, found.company, found.kind) == (
+            "TERM-B", "active", COMPANY, "terminal")
+        assert found.public_key == devices.parse_public_key(keys["TERM-B"])
+        assert uow.devices.by_identifier("t10").status == "suspended"
+        assert uow.devices.by_identifier("t-2") is None  # revoked: the identifier is released
+        assert uow.devices.by_identifier("alice") is None  # an account's identifier
+        assert uow.devices.by_identifier("nothing") is None
+        assert uow.devices.key_holder(t10) == ("T10", "suspended")
+        assert uow.devices.key_holder(t2) == ("T-2", "revoked")  # the row keeps its key
+        assert uow.devices.key_holder("0" * 64) is None
+        assert sorted(uow.devices.known_companies()) == sorted([COMPANY, OTHER_COMPANY])
+
+
+def test_a_device_with_a_registered_key_is_not_added_and_the_transaction_goes_on(store, operator):
+    devices.register(store, operator, "TERM-1", key := new_key())
+    fingerprint = devices.key_fingerprint(devices.parse_public_key(key))
+    now = store.clock.now()
+
+    def device(device_id: str, fp: str) -> Device:
+        return Device(device_id=device_id, kind="terminal", public_key=b"\x01" * 32, key_fingerprint=fp,
+                      company=None, description="", status="active", registered_by="ops1",
+                      registered_at=now, status_changed_at=now)
+
+    with store.uow() as uow:
+        assert uow.devices.add(device("TERM-2", fingerprint)) is False
+        fresh = device("TERM-3", "f" * 64)
+        assert uow.devices.add(fresh) is True and fresh.id is not None
+        uow.audit(now, operator, "test.after_refusal", "TERM-2")
+        uow.commit()
+    with store.uow(read_only=True) as uow:
+        assert [(d.device_id, d.key_fingerprint) for d in uow.devices.all()] == [
+            ("TERM-1", fingerprint), ("TERM-3", "f" * 64)]
+    assert [e.action for e in events(store, subject="TERM-2")] == ["test.after_refusal"]
+
+
+def test_an_enrolment_reads_back_and_counts_failures(store, clock, people, reader):
+    yamada, tanaka = ids_of(store, "yamada"), ids_of(store, "tanaka")
+    vein.enrol(store, STAFF, "yamada", reader, palm(reader, 42))
+    clock.advance(minutes=1)
+    vein.enrol(store, STAFF, "tanaka", reader, palm(reader, 7))
+    with store.uow(read_only=True) as uow:
+        row = uow.biometrics.enrolment_of(yamada[1])
+        assert (row.person_id, row.reader_id, row.enrolled_by) == (yamada[1], "TERMINAL-1", "staff1")
+        assert row.enrolled_at == clock.now() - timedelta(minutes=1)
+        assert (row.consecutive_failures, row.total_failures, row.disabled_at, row.delay_until) == (
+            0, 0, None, None)
+        assert len(row.seen_samples) == 1 + replay.RECORD * 3
+        assert store.sealer.open(row.template, f"vein:{yamada[1]}".encode())
+        other = uow.biometrics.enrolment_of(tanaka[1])
+        assert uow.biometrics.other_templates(yamada[1]) == {tanaka[1]: other.template}
+        assert uow.biometrics.other_templates(-1) == {yamada[1]: row.template, tanaka[1]: other.template}
+        assert uow.biometrics.is_enrolled(yamada[1]) and uow.registrations.person_enrolled(yamada[1])
+        assert uow.enrolled_factors(*yamada) == ("vein",)
+        kato = ids_of(store, "kato")
+        assert uow.biometrics.enrolment_of(kato[1]) is None
+        assert not uow.biometrics.is_enrolled(kato[1]) and not uow.registrations.person_enrolled(kato[1])
+        assert uow.enrolled_factors(*kato) == ()
+    # a wrong palm counts on the row; a spent challenge is refused before any matching
+    made = vein.issue_challenge(store, "yamada")
+    wrong = palm(reader, 7, "verify")(base64.urlsafe_b64decode(made.challenge + "=="))
+    assert vein.verify(store, "yamada", made.id, wrong.to_dict(), Actor("yamada")) is False
+    assert vein.verify(store, "yamada", made.id, wrong.to_dict(), Actor("yamada")) is False
+    made = vein.issue_challenge(store, "yamada")
+    right = palm(reader, 42, "verify")(base64.urlsafe_b64decode(made.challenge + "=="))
+    with store.uow(read_only=True) as uow:
+        row = uow.biometrics.enrolment_of(yamada[1])
+        assert (row.consecutive_failures, row.total_failures) == (1, 1)
+        assert len(row.seen_samples) == 1 + replay.RECORD * 4
+    assert vein.verify(store, "yamada", made.id, right.to_dict(), Actor("yamada")) is True
+    with store.uow() as uow:
+        row = uow.biometrics.enrolment_of(yamada[1], lock=True)
+        assert (row.consecutive_failures, row.total_failures) == (0, 1)
+        row.disabled_at = clock.now()  # a row changed through the repository is kept at commit
+        uow.commit()
+    with store.uow(read_only=True) as uow:
+        assert uow.enrolled_factors(*yamada) == ()  # disabled: no longer a factor ...
+        assert uow.biometrics.is_enrolled(yamada[1])  # ... but still enrolled
+        assert uow.biometrics.enrolment_of(yamada[1]).disabled_at == clock.now()
+
+
+def test_the_unique_columns_refuse_a_second_row(store, clock, people, reader):
+    vein.enrol(store, STAFF, "yamada", reader, palm(reader, 42))
+    registration.record_consent(store, ADMIN, "tanaka", True)
+    account_id, person_id = ids_of(store, "tanaka")
+    now = clock.now()
+    second_rows = [
+        VeinEnrolment(person_id=ids_of(store, "yamada")[1], template="x", reader_id="r",
+                      enrolled_by="w", enrolled_at=now),
+        Consent(account_id=account_id, given=False, recorded_by="x", recorded_at=now),
+    ]
+    for row in second_rows:
+        with store.uow() as uow, pytest.raises(REFUSED_BY_THE_STORE):
+            uow.add(row)
+    with store.uow() as uow:
+        uow.credentials.save_totp(TotpCredential(account_id=account_id, secret="s", created_at=now))
+        uow.commit()
+    with store.uow() as uow, pytest.raises(REFUSED_BY_THE_STORE):
+        uow.credentials.save_totp(TotpCredential(account_id=account_id, secret="t", created_at=now))
+    with store.uow(read_only=True) as uow:
+        assert uow.credentials.totp_of(account_id).secret == "s"
+        assert uow.registrations.consent_of(account_id).given is True
+        assert uow.biometrics.enrolment_of(person_id) is None
+
+
+def test_uncommitted_repository_writes_vanish(store, clock, people):
+    account_id, person_id = ids_of(store, "tanaka")
+    now = clock.now()
+    with store.uow() as uow:
+        assert uow.devices.add(Device(
+            device_id="GONE", kind="terminal", public_key=b"k", key_fingerprint="9" * 64, company=None,
+            description="", status="active", registered_by="x", registered_at=now, status_changed_at=now))
+        assert uow.credentials.add_webauthn(WebauthnCredential(
+            account_id=account_id, credential_id=b"gone", credential_data=b"", name="n", created_at=now))
+        uow.registrations.add_session(RegistrationSession(
+            id="gone", account_id=account_id, person_id=person_id, registrant="tanaka", company=COMPANY,
+            state="waiting", terminal="T", opened_at=now, last_activity_at=now))
+        uow.add(VeinEnrolment(person_id=person_id, template="x", reader_id="r", enrolled_by="w",
+                              enrolled_at=now))
+        assert uow.enrolled_factors(account_id, person_id) == ("vein", "webauthn")
+    with store.uow(read_only=True) as uow:
+        assert uow.devices.all() == [] and uow.devices.key_holder("9" * 64) is None
+        assert uow.credentials.webauthn_of(account_id) == []
+        assert uow.registrations.get("gone") is None and uow.registrations.recent(10) == []
+        assert uow.biometrics.enrolment_of(person_id) is None
+        assert uow.enrolled_factors(account_id, person_id) == ()
+
+
+def test_registration_sessions_filter_and_order_alike(store, clock, people):
+    t0 = clock.now()
+    accounts = {u: ids_of(store, u) for u in ("yamada", "tanaka", "kato")}
+
+    def row(sid: str, user: str, state: str, minutes: int, company: str = COMPANY,
+            registrant: str | None = None) -> RegistrationSession:
+        at = t0 + timedelta(minutes=minutes)
+        return RegistrationSession(id=sid, account_id=accounts[user][0], person_id=accounts[user][1],
+                                   registrant=registrant or user, company=company, state=state,
+                                   terminal="T", opened_at=at, last_activity_at=at)
+
+    with store.uow() as uow:
+        for r in (row("s-new-wait", "tanaka", "waiting", 2), row("s-old-wait", "yamada", "waiting", 0),
+                  row("s-mid-join", "yamada", "joined", 1, registrant="YAMADA"),
+                  row("s-closed", "yamada", "closed", 3), row("s-other", "kato", "waiting", 4, OTHER_COMPANY),
+                  row("s-expired", "tanaka", "expired", 5)):
+            uow.registrations.add_session(r)
+        uow.commit()
+    with store.uow(read_only=True) as uow:
+        regs = uow.registrations
+
+        def ids(rows: list[RegistrationSession]) -> list[str]:
+            return [r.id for r in rows]
+
+        assert ids(regs.waiting_for(COMPANY)) == ["s-old-wait", "s-new-wait"]  # oldest first
+        assert ids(regs.waiting_for(OTHER_COMPANY)) == ["s-other"]
+        assert regs.waiting_for("防衛産業") == []  # the company exactly
+        assert ids(regs.live_of_registrant("Yamada")) == ["s-mid-join", "s-old-wait"]  # newest first
+        assert sorted(ids(regs.live_of_account(accounts["yamada"][0], lock=True))) == [
+            "s-mid-join", "s-old-wait"]
+        assert sorted(ids(regs.live_inactive_since(t0 + timedelta(minutes=2), lock=True))) == [
+            "s-mid-join", "s-old-wait"]  # strictly before the cutoff, final ones left out
+        assert ids(regs.recent(3)) == ["s-expired", "s-other", "s-closed"]
+        assert len(regs.recent(10)) == 6
+        assert regs.get("s-closed", lock=True).state == "closed" and regs.get("nope") is None
+        assert regs.registrant_of(regs.get("s-other")).user_id == "kato"
+
+
+def test_consent_and_evidence_read_back(store, clock, people):
+    yamada = ids_of(store, "yamada")[0]
+    with store.uow(read_only=True) as uow:
+        assert uow.registrations.consent_of(yamada) is None and not uow.registrations.consented(yamada)
+    registration.record_consent(store, ADMIN, "yamada", True)
+    with store.uow(read_only=True) as uow:
+        first = uow.registrations.consent_of(yamada)
+        assert (first.given, first.recorded_by, first.recorded_at) == (True, "sato", clock.now())
+        assert uow.registrations.consented(yamada)
+        first_id = first.id
+    clock.advance(minutes=1)
+    registration.record_consent(store, ADMIN, "yamada", False)  # withdrawn: the same row
+    with store.uow(read_only=True) as uow:
+        assert not uow.registrations.consented(yamada)
+        assert uow.registrations.consent_of(yamada).id == first_id
+    registration.record_consent(store, ADMIN, "yamada", True)
+    sid = registration.open_session(store, Actor("yamada"), "yamada").id
+    registration.join(store, ADMIN, sid)
+    registration.capture_id(store, Actor("yamada"), sid, JPEG)
+    clock.advance(minutes=1)
+    second = JPEG[:-2] + b"2\xff\xd9"  # a clearer image replaces the view
+    registration.capture_id(store, Actor("yamada"), sid, second)
+    with store.uow(read_only=True) as uow:
+        regs = uow.registrations
+        again = regs.consent_of(yamada)
+        assert (again.id, again.given) == (first_id, True)
+        assert again.recorded_at == clock.now() - timedelta(minutes=1)
+        assert regs.evidence_held(sid) == 2 and regs.evidence_held("nope") == 0
+        latest = regs.latest_evidence(sid)
+        assert store.sealer.open(latest.sealed, f"registration-evidence:{sid}".encode()) == second
+        assert latest.captured_at == clock.now() and latest.size == len(second)
+        assert regs.evidence_due(clock.now(), lock=True) == []
+    days = store.settings.registration.evidence_retention_days
+    clock.advance(days=days, minutes=-1)
+    with store.uow(read_only=True) as uow:  # the first image is due a minute before the second
+        assert [e.size for e in uow.registrations.evidence_due(clock.now())] == [len(JPEG)]
+    clock.advance(minutes=1)
+    with store.uow(read_only=True) as uow:
+        assert sorted(e.size for e in uow.registrations.evidence_due(clock.now())) == sorted(
+            [len(JPEG), len(second)])
+    assert registration.purge_evidence(store) == 2
+    assert registration.purge_evidence(store) == 0
+    with store.uow(read_only=True) as uow:
+        regs = uow.registrations
+        assert regs.evidence_held(sid) == 0 and regs.latest_evidence(sid) is None
+        assert regs.evidence_due(clock.now()) == []
+        assert regs.get(sid).state == "id_captured"
+
+
+def test_webauthn_credentials_read_back_oldest_first_and_move_their_counter(store, clock, people):
+    keys = {"yamada": [SoftAuthenticator(), SoftAuthenticator()], "tanaka": [SoftAuthenticator()]}
+    for user, auth, name in (("yamada", keys["yamada"][0], "first"),
+                             ("tanaka", keys["tanaka"][0], "tanaka's"),
+                             ("yamada", keys["yamada"][1], "second")):
+        cid, options = wa.registration_options(store, user)
+        wa.register(store, Actor(user), user, cid, auth.create(options), name=name)
+        clock.advance(minutes=1)
+    yamada, tanaka = ids_of(store, "yamada"), ids_of(store, "tanaka")
+    with store.uow(read_only=True) as uow:
+        mine = uow.credentials.webauthn_of(yamada[0])
+        assert [c.credential_id for c in mine] == [a.credentials[0].credential_id for a in keys["yamada"]]
+        assert [(c.name, c.sign_count, c.last_used_at) for c in mine] == [
+            ("first", 0, None), ("second", 0, None)]
+        assert [c.created_at for c in mine] == [clock.now() - timedelta(minutes=n) for n in (3, 1)]
+        assert [c.name for c in uow.credentials.webauthn_of(tanaka[0], lock=True)] == ["tanaka's"]
+        assert uow.credentials.webauthn_for_use(mine[1].id).credential_id == mine[1].credential_id
+        assert uow.enrolled_factors(*yamada) == ("webauthn",)
+        first, second = mine[0].id, mine[1].id
+    with store.uow() as uow:  # a credential ID is registered once, to any account
+        assert not uow.credentials.add_webauthn(WebauthnCredential(
+            account_id=tanaka[0], credential_id=keys["yamada"][0].credentials[0].credential_id,
+            credential_data=b"", sign_count=0, name="copy", created_at=clock.now()))
+        uow.audit(clock.now(), Actor("tanaka"), "test.after_refusal", "tanaka")
+        uow.commit()
+    cid, options = wa.authentication_options(store, "yamada")
+    assertion = keys["yamada"][1].get(options, credential=keys["yamada"][1].credentials[0])
+    assert wa.authenticate(store, "yamada", cid, assertion) is True
+    assert wa.authenticate(store, "yamada", cid, assertion) is False  # the challenge was taken
+    with store.uow(read_only=True) as uow:
+        used = uow.credentials.webauthn_for_use(second)
+        assert (used.sign_count, used.last_used_at) == (1, clock.now())
+        assert uow.credentials.webauthn_for_use(first).sign_count == 0
+        assert len(uow.credentials.webauthn_of(tanaka[0])) == 1
+    for auth in keys["yamada"]:
+        wa.remove_credential(store, Actor("yamada"), "yamada", auth.credentials[0].credential_id[:8].hex())
+    with store.uow(read_only=True) as uow:
+        assert uow.credentials.webauthn_of(yamada[0]) == []
+        assert uow.credentials.webauthn_for_use(first) is None
+        assert uow.enrolled_factors(*yamada) == ()
+        assert [c.name for c in uow.credentials.webauthn_of(tanaka[0])] == ["tanaka's"]
+    assert [e.action for e in events(store, subject="tanaka")][-1] == "test.after_refusal"
+
+
+def test_a_totp_step_is_claimed_once_and_only_for_the_secret_checked(store, clock, people):
+    yamada, tanaka = ids_of(store, "yamada")[0], ids_of(store, "tanaka")[0]
+    made = totp.begin_enrolment(store, Actor("yamada"), "yamada")
+    with store.uow(read_only=True) as uow:
+        pending = uow.credentials.pending_totp("yamada", clock.now())
+        assert pending["account_id"] == yamada and pending["sealed"].startswith("v1.")
+        assert uow.credentials.totp_of(yamada) is None
+    totp.confirm_enrolment(store, Actor("yamada"), "yamada", pyotp.TOTP(made.secret).at(clock.now()))
+    with store.uow() as uow:
+        cred = uow.credentials.totp_of(yamada)
+        sealed, step = cred.secret, cred.last_step
+        assert step == pyotp.TOTP(made.secret).timecode(clock.now()) and cred.confirmed_at == clock.now()
+        assert not uow.credentials.claim_totp_step(yamada, "another secret", step + 1)
+        assert not uow.credentials.claim_totp_step(yamada, sealed, step)  # not newer
+        assert not uow.credentials.claim_totp_step(tanaka, sealed, step + 1)  # no credential
+        assert uow.credentials.claim_totp_step(yamada, sealed, step + 2, reseal="resealed")
+        assert not uow.credentials.claim_totp_step(yamada, "resealed", step + 2)  # once
+        assert not uow.credentials.claim_totp_step(yamada, sealed, step + 3)  # the secret changed
+        uow.credentials.save_totp(TotpCredential(account_id=tanaka, secret="s", created_at=clock.now()))
+        assert not uow.credentials.claim_totp_step(tanaka, "s", 1)  # not confirmed
+        uow.commit()
+    with store.uow(read_only=True) as uow:
+        cred = uow.credentials.totp_of(yamada)
+        assert (cred.last_step, cred.secret) == (step + 2, "resealed")
+        assert uow.credentials.totp_of(tanaka).last_step is None
+        assert uow.enrolled_factors(tanaka, ids_of(store, "tanaka")[1]) == ()
+    # beginning an enrolment replaces the unconfirmed credential; an expired pending enrolment
+    # is not found, but it is dropped (and counted)
+    totp.begin_enrolment(store, Actor("tanaka"), "tanaka")
+    clock.advance(minutes=totp.ENROL_MINUTES)
+    with store.uow() as uow:
+        assert uow.credentials.totp_of(tanaka) is None
+        assert uow.credentials.pending_totp("tanaka", clock.now()) is None
+        assert uow.credentials.drop_pending_totp("tanaka") == 1
+        assert uow.credentials.drop_pending_totp("tanaka") == 0
+        uow.credentials.remove_totp(uow.credentials.totp_of(yamada))
+        uow.commit()
+    with store.uow(read_only=True) as uow:
+        assert uow.credentials.totp_of(yamada) is None and uow.credentials.totp_of(tanaka) is None
