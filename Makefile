@@ -11,7 +11,7 @@ serve: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	bash scripts/test-backends
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

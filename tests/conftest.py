@@ -3,7 +3,6 @@ run. A missing PostgreSQL fails the tests that need it; nothing is skipped silen
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -20,10 +19,8 @@ from authsvc.domain.roles import Actor, Role
 from authsvc.services import Deps
 from authsvc.settings import Settings, load_settings
 from authsvc.store.models import Base
+from tests.backends import PG_ADMIN_URL, REDIS_TEST_URL
 
-PG_ADMIN_URL = os.environ.get(
-    "AUTHSVC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 # Cheap argon2 for speed; the rules under test do not depend on the cost.
 FAST_ARGON2 = {"time_cost": 1, "memory_cost_kib": 1024, "parallelism": 1}
 START = datetime(2026, 4, 1, 0, 0, tzinfo=UTC)
@@ -136,12 +133,10 @@ def account_admin() -> Actor:
     return Actor("acctadm", frozenset({Role.ACCOUNT_ADMIN}), terminal="console-2")
 
 
-REDIS_TEST_URL = os.environ.get("AUTHSVC_TEST_REDIS", "redis://127.0.0.1:6379/15")
-
-
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """The test Redis (db 15). A Redis that does not answer fails the tests that need it."""
+    """The test Redis (db 15, or one per xdist worker). A Redis that does not answer fails
+    the tests that need it."""
     client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=5, socket_connect_timeout=5)
     try:
         client.ping()

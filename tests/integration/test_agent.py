@@ -181,7 +181,8 @@ def test_one_capture_at_a_time(app, reader):
     b64(secrets.token_bytes(15)),
     b64(secrets.token_bytes(65)),           # too long
     "A" * 5000,
-])
+], ids=["missing", "number", "bangs", "not-canonical", "spaces", "8-bytes", "15-bytes", "65-bytes",
+        "5000-chars"])  # stable ids: every xdist worker collects the same tests
 def test_bad_challenges_are_refused_and_nothing_is_captured(client, reader, challenge):
     reader.control.present(PALM)
     body = {} if challenge is None else {"challenge": challenge}

@@ -37,6 +37,9 @@ import redis
 import requests
 from sqlalchemy import create_engine, text
 
+from tests import backends
+from tests.backends import PG_ADMIN_URL
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 READY_PATH = "/api/v1/openapi.json"
@@ -44,8 +47,6 @@ READY_PATH = "/api/v1/openapi.json"
 _SERVICE_VARS = re.compile(r"^AUTHSVC(__|_CONFIG$|_AUDIT_KEY$|_SECRET_KEY$|_DATA_KEYS$|_LANG$)")
 
 
-PG_ADMIN_URL = os.environ.get("AUTHSVC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_BASE_URL = os.environ.get("AUTHSVC_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
 
 class InstanceError(RuntimeError):
@@ -226,9 +227,9 @@ def fresh_database(prefix: str, admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
         admin.dispose()
 
 
-def redis_db(number: int, base_url: str = REDIS_BASE_URL) -> str:
-    """The Redis of `base_url` with database `number`; InstanceError when it does not answer."""
-    url = re.sub(r"/\d*$", "", base_url.split("?")[0]) + f"/{number}"
+def redis_db(number: int) -> str:
+    """The test Redis with database `number`; InstanceError when it does not answer."""
+    url = backends.redis_url(number)
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     try:
         client.ping()

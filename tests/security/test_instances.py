@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 
 from authsvc.domain import lockout
 from authsvc.domain.messages import text as message
+from tests.backends import INSTANCES_REDIS_DB
 from tests.conftest import FAST_ARGON2
 from tests.security.instances import (
     Instance,
@@ -46,7 +47,7 @@ from tests.security.instances import (
     service_env,
 )
 
-REDIS_DB = 14
+REDIS_DB = INSTANCES_REDIS_DB  # db 14 for the first xdist worker
 ATTACKERS = 200
 PARALLEL_LOGONS = 20
 NEW_PASSWORD = "Vt8$wQ3#nRz7"  # passes the password rule

@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from authsvc.domain import lockout
+from tests.backends import INSTANCES_REDIS_DB
 from tests.security.instances import (
     InstanceError,
     cli,
@@ -33,7 +34,7 @@ from tests.security.instances import (
     service_env,
 )
 
-REDIS_DB = 14
+REDIS_DB = INSTANCES_REDIS_DB  # db 14 for the first xdist worker
 PAIRS = 60
 WARMUP_PAIRS = 6
 ROUNDS = 3
