@@ -34,6 +34,7 @@ from authsvc.services import Deps
 from authsvc.store.credentials import TOTP_ENROL
 from authsvc.store.models import (
     Account,
+    Alert,
     AuditEvent,
     AuditHead,
     Challenge,
@@ -41,6 +42,8 @@ from authsvc.store.models import (
     Contract,
     Device,
     Evidence,
+    Group,
+    GroupMember,
     Identifier,
     LogonHistory,
     PasswordHistory,
@@ -189,7 +192,8 @@ class MemoryCheckpoints:
 
 # rows that change after they are written, by primary key; each transaction copies them
 _MUTABLE = (Contract, Person, Identifier, Account, AuditHead, Challenge, TotpCredential,
-            WebauthnCredential, Device, VeinEnrolment, Consent, RegistrationSession, Evidence)
+            WebauthnCredential, Device, VeinEnrolment, Consent, RegistrationSession, Evidence,
+            Group, GroupMember, Alert)
 # rows that are only ever appended: shared between transactions, never copied
 _APPENDED = (AuditEvent, LogonHistory, PasswordHistory)
 _LOCK_TIMEOUT_S = 30.0  # SQLite's busy_timeout: a writer waiting longer fails, it never hangs
@@ -199,6 +203,14 @@ _FINAL = {s.value for s in FINAL}  # registration sessions that are over
 def _pk(cls: type) -> str:
     [column] = cls.__table__.primary_key.columns  # type: ignore[attr-defined]
     return str(column.key)
+
+
+def _key_of(row: Any) -> Any:
+    """The row's primary key: its value, or a tuple for a composite key (a group membership)."""
+    columns = type(row).__table__.primary_key.columns  # type: ignore[attr-defined]
+    if len(columns) == 1:
+        return getattr(row, next(iter(columns)).key)
+    return tuple(getattr(row, c.key) for c in columns)
 
 
 def _clone(row: Any) -> Any:
@@ -272,7 +284,7 @@ class _Repository:
         return next(iter(self._where(cls, **equal)), None)
 
     def _delete(self, row: Any) -> None:
-        self._table(type(row)).pop(getattr(row, _pk(type(row))), None)
+        self._table(type(row)).pop(_key_of(row), None)
 
 
 class _MemoryIdentifiers(_Repository):
@@ -437,6 +449,65 @@ class _MemoryRegistrations(_Repository):
         return [e for e in self._where(Evidence, destroyed_at=None) if e.retain_until <= now]
 
 
+class _MemoryGroups(_Repository):
+    """`authsvc.store.groups.Groups`."""
+
+    def add(self, group: Group) -> bool:
+        if self.named(group.company, group.name) is not None:
+            return False  # the unique index on (company, name)
+        self._uow.add(group)
+        return True
+
+    def named(self, company: str, name: str, lock: bool = False) -> Group | None:
+        return self._first(Group, company=company, name=name)
+
+    def of_company(self, company: str | None) -> list[Group]:
+        rows = self._table(Group).values()
+        return sorted((g for g in rows if company is None or g.company == company),
+                      key=lambda g: (g.company, g.name))
+
+    def member(self, group_id: int, account_id: int, lock: bool = False) -> GroupMember | None:
+        return self._table(GroupMember).get((group_id, account_id))
+
+    def members(self, group_id: int) -> list[tuple[GroupMember, str]]:
+        accounts = self._table(Account)
+        found = [(m, accounts[m.account_id].user_id) for m in self._where(GroupMember, group_id=group_id)]
+        return sorted(found, key=lambda pair: pair[1])
+
+    def add_member(self, member: GroupMember) -> None:
+        self._uow.add(member)
+
+    def remove_member(self, member: GroupMember) -> None:
+        self._delete(member)
+
+    def factor_policies(self, account_id: int) -> list[tuple[str, ...]]:
+        groups = self._table(Group)
+        return [tuple(json.loads(groups[m.group_id].factors))
+                for m in self._where(GroupMember, account_id=account_id) if m.approved_at is not None]
+
+
+class _MemoryAlerts(_Repository):
+    """`authsvc.store.alerts.Alerts`."""
+
+    def add(self, alert: Alert) -> None:
+        self._uow.add(alert)
+
+    def get(self, alert_id: int, lock: bool = False) -> Alert | None:
+        return self._table(Alert).get(alert_id)
+
+    def inbox(self, company: str | None, everywhere: bool, open_only: bool, limit: int) -> list[Alert]:
+        rows = [a for a in self._table(Alert).values()
+                if (everywhere or a.company == company)
+                and not (open_only and a.acknowledged_at is not None)]
+        return sorted(rows, key=lambda a: (a.raised_at, a.id), reverse=True)[:limit]
+
+    def recent(self, kind: str, since: datetime) -> int:
+        return sum(1 for a in self._table(Alert).values() if a.kind == kind and a.raised_at >= since)
+
+    def events_since(self, action: str, since_ts: str) -> int:
+        return sum(1 for e in self._uow._t.logs[AuditEvent] if e.action == action and e.ts >= since_ts)
+
+
 class MemoryUnitOfWork:
     """`authsvc.store.uow.UnitOfWork` in memory: its queries and every repository, with the
     same transaction and audit-chain semantics, and the unique columns checked at `add` (where
@@ -466,6 +537,8 @@ class MemoryUnitOfWork:
         self.registrations = _MemoryRegistrations(self)
         self.biometrics = _MemoryBiometrics(self)
         self.devices = _MemoryDevices(self)
+        self.groups = _MemoryGroups(self)
+        self.alerts = _MemoryAlerts(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -491,22 +564,26 @@ class MemoryUnitOfWork:
             default = column.default
             if getattr(obj, column.key) is None and default is not None and default.is_scalar:
                 setattr(obj, column.key, default.arg)
-        key = _pk(cls)
         if cls in _APPENDED:
+            key = _pk(cls)
             if getattr(obj, key) is None:
                 setattr(obj, key, self._next_id(cls))
             self._t.logs[cls].append(obj)
             return
         table = self._t.rows[cls]
         others = [r for r in table.values() if r is not obj]
+        composite = len(cls.__table__.primary_key.columns) > 1  # type: ignore[attr-defined]
         for column in columns:  # the primary key and the unique indexes: nothing is stored
             value = getattr(obj, column.key)
-            if ((column.primary_key or column.unique) and value is not None
+            if (((column.primary_key and not composite) or column.unique) and value is not None
                     and any(getattr(r, column.key) == value for r in others)):
                 raise RuntimeError(f"unique constraint {cls.__name__}.{column.key}: {value!r}")
-        if getattr(obj, key) is None:
-            setattr(obj, key, self._next_id(cls))
-        table[getattr(obj, key)] = obj
+        if composite:  # a group membership: the pair is the key
+            if any(_key_of(r) == _key_of(obj) for r in others):
+                raise RuntimeError(f"unique constraint {cls.__name__}: {_key_of(obj)!r}")
+        elif getattr(obj, _pk(cls)) is None:
+            setattr(obj, _pk(cls), self._next_id(cls))
+        table[_key_of(obj)] = obj
         if isinstance(obj, Account):
             _link(self._t.rows, obj)
 
@@ -543,10 +620,13 @@ class MemoryUnitOfWork:
         return tuple(f for f, has in have.items() if has)
 
     def accounts(self, status: str | None = None, contract: str | None = None,
-                 role: str | None = None) -> list[Account]:
+                 role: str | None = None, company: str | None = None,
+                 name: str | None = None) -> list[Account]:
         found = [a for a in self._t.rows[Account].values()
                  if (not status or a.status == status) and (not role or a.role == role)
-                 and (not contract or a.contract.number == contract)]
+                 and (not contract or a.contract.number == contract)
+                 and (not company or a.contract.company == company)
+                 and (not name or name in a.person.name)]
         return sorted(found, key=lambda a: (a.user_id.lower(), a.id))
 
     def accounts_of_person(self, person_id: int) -> list[Account]:

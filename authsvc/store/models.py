@@ -98,6 +98,11 @@ class Account(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # R7: revocation recorded
+    leaves_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # R7: a departure recorded
+    remote_until: Mapped[date | None] = mapped_column(Date)  # R17: remote access approved to
+    # R26: a maintenance account, valid only inside its approved window
+    window_starts_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    window_ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     person: Mapped[Person] = relationship(lazy="joined")
     contract: Mapped[Contract] = relationship(lazy="joined")
@@ -309,3 +314,44 @@ class Evidence(Base):
     captured_at: Mapped[datetime] = mapped_column(UtcDateTime)
     retain_until: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     destroyed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Group(Base):
+    """A company's group (R8): which DSG services its members may use, and which second
+    factors a logon of a member may use (R10; at least the password and one other kind)."""
+
+    __tablename__ = "groups"
+    __table_args__ = (Index("ix_groups_company_name", "company", "name", unique=True),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(100))
+    factors: Mapped[str] = mapped_column(Text)   # JSON list: vein, totp, webauthn
+    services: Mapped[str] = mapped_column(Text)  # JSON list of DSG service names
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class GroupMember(Base):
+    """A membership: an access-right change (003 6①), requested and then approved."""
+
+    __tablename__ = "group_members"
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    approved_by: Mapped[str | None] = mapped_column(String(100))  # None: waiting for approval
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Alert(Base):
+    """An alert for a company's operators (R25): raised by a rule, acknowledged by a person."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company: Mapped[str | None] = mapped_column(String(200), index=True)  # None: the agency's
+    kind: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[str] = mapped_column(Text)  # JSON
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

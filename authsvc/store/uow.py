@@ -19,10 +19,12 @@ from adapters.checkpoints import Checkpointer
 from authsvc.domain import audit as chain
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.roles import Actor
+from authsvc.store.alerts import Alerts
 from authsvc.store.biometrics import Biometrics
 from authsvc.store.credentials import Credentials
 from authsvc.store.db import read_session
 from authsvc.store.devices import Devices
+from authsvc.store.groups import Groups
 from authsvc.store.identifiers import Identifiers
 from authsvc.store.models import (
     Account,
@@ -71,6 +73,8 @@ class UnitOfWork:
         self.credentials = Credentials(self.session)
         self.devices = Devices(self.session)
         self.biometrics = Biometrics(self.session)
+        self.groups = Groups(self.session)
+        self.alerts = Alerts(self.session)
         self.identifiers = Identifiers(self.session)
         return self
 
@@ -137,9 +141,16 @@ class UnitOfWork:
         return tuple(f for f, has in zip(checks, row, strict=True) if has)
 
     def accounts(
-        self, status: str | None = None, contract: str | None = None, role: str | None = None
+        self, status: str | None = None, contract: str | None = None, role: str | None = None,
+        company: str | None = None, name: str | None = None,
     ) -> list[Account]:
-        q = select(Account).join(Contract).order_by(func.lower(Account.user_id), Account.id)
+        """Accounts matching every filter given; `name` is a part of the person's name."""
+        q = (select(Account).join(Contract).join(Person)
+             .order_by(func.lower(Account.user_id), Account.id))
+        if company:
+            q = q.where(Contract.company == company)
+        if name:
+            q = q.where(Person.name.contains(name, autoescape=True))
         if status:
             q = q.where(Account.status == status)
         if contract:
