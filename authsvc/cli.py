@@ -12,25 +12,37 @@ import socket
 import sys
 import unicodedata
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from authsvc import faults
+from authsvc.domain.calendar import JST
 from authsvc.domain.errors import DomainError
 from authsvc.domain.messages import text
 from authsvc.domain.roles import Actor, Role
-from authsvc.services import Deps, accounts, audit, devices, maintenance, passwords, vein
+from authsvc.services import (
+    Deps,
+    accounts,
+    alerts,
+    audit,
+    devices,
+    maintenance,
+    operators,
+    passwords,
+    vein,
+)
 from authsvc.settings import ConfigError, load_settings
 
 ROLES = [r.value for r in Role]
 
 
 class Ctx:
-    def __init__(self, lang: str) -> None:
+    def __init__(self, lang: str, as_user: str | None = None) -> None:
         self.lang = lang
+        self.as_user = as_user
         self._deps: Deps | None = None
 
     @property
@@ -43,8 +55,19 @@ class Ctx:
 
     @property
     def actor(self) -> Actor:
-        return Actor(f"cli:{getpass.getuser()}", frozenset({Role.SYSTEM_ADMIN}),
-                     terminal=socket.gethostname()[:100], source="local")
+        """At the server's shell: the break-glass path, acting for the agency under an identifier
+        of its own (`cli:<os user>`, the host as the terminal); with --as USER_ID, that
+        administrator with their own rights and company (the OS user as the source)."""
+        host, os_user = socket.gethostname()[:100], getpass.getuser()
+        if self.as_user is None:
+            return Actor(f"cli:{os_user}", frozenset({Role.AGENCY_OPERATOR}), terminal=host,
+                         source="local")
+        from authsvc.services import console_gate
+
+        actor = console_gate.actor_of(self.deps, self.as_user, host, f"cli:{os_user}")
+        if actor is None:
+            raise DomainError("cli_as_not_admin", user_id=self.as_user)
+        return actor
 
 
 def _invisible(ch: str) -> bool:
@@ -115,10 +138,12 @@ def command(group: click.Group, name: str) -> Callable[[Callable[..., Any]], Any
 @click.group()
 @click.option("--lang", type=click.Choice(["ja", "en"]),
               default=lambda: os.environ.get("AUTHSVC_LANG", "ja"), help="Message language.")
+@click.option("--as", "as_user", default=None, metavar="USER_ID",
+              help="Act as this administrator, with their rights and company only.")
 @click.pass_context
-def main(click_ctx: click.Context, lang: str) -> None:
+def main(click_ctx: click.Context, lang: str, as_user: str | None) -> None:
     """authsvc: accounts and multi-factor logon for the Defense Security Gateway."""
-    click_ctx.obj = Ctx(lang)
+    click_ctx.obj = Ctx(lang, as_user)
 
 
 def _account_lines(v: accounts.AccountView) -> str:
@@ -205,7 +230,7 @@ def contract_create(ctx: Ctx, as_json: bool, number: str, company: str, starts_o
 @command(contract, "list")
 def contract_list(ctx: Ctx, as_json: bool) -> None:
     """List contracts."""
-    rows = accounts.list_contracts(ctx.deps)
+    rows = accounts.list_contracts(ctx.deps, ctx.actor)
     _emit(as_json, rows, "\n".join(
         f"{c['contract']}\t{c['company']}\t{c['starts_on']}..{c['ends_on'] or ''}" for c in rows))
 
@@ -237,7 +262,7 @@ def user_create(ctx: Ctx, as_json: bool, user_id: str, name: str, contract_no: s
 @click.argument("user_id")
 def user_show(ctx: Ctx, as_json: bool, user_id: str) -> None:
     """Show an account, its lock state and its validity."""
-    v = accounts.show(ctx.deps, user_id)
+    v = accounts.show(ctx.deps, ctx.actor, user_id)
     _emit(as_json, v.to_dict(), _account_lines(v))
 
 
@@ -245,10 +270,14 @@ def user_show(ctx: Ctx, as_json: bool, user_id: str) -> None:
 @click.option("--status", default=None)
 @click.option("--contract", "contract_no", default=None)
 @click.option("--role", default=None)
+@click.option("--company", default=None, help="Accounts of this company (agency operators).")
+@click.option("--name", default=None, help="Part of the person's name.")
+@click.option("--locked", is_flag=True, default=None, help="Only accounts locked now.")
 def user_list(ctx: Ctx, as_json: bool, status: str | None, contract_no: str | None,
-              role: str | None) -> None:
-    """List accounts."""
-    rows = accounts.list_accounts(ctx.deps, status, contract_no, role)
+              role: str | None, company: str | None, name: str | None, locked: bool | None) -> None:
+    """Search accounts (of your company with --as; of every company at the server)."""
+    rows = accounts.list_accounts(ctx.deps, ctx.actor, status, contract_no, role, company, name,
+                                  locked)
     _emit(as_json, [r.to_dict() for r in rows], "\n".join(
         f"{r.user_id}\t{r.status}{' (locked)' if r.locked else ''}\t{r.role}\t{r.contract}\t"
         f"{r.name}" for r in rows))
@@ -265,30 +294,82 @@ def user_update(ctx: Ctx, as_json: bool, user_id: str, name: str | None,
     _emit(as_json, v.to_dict(), _account_lines(v))
 
 
-def _status_command(name: str, fn: Callable[..., accounts.AccountView], doc: str,
-                    reason: bool = False) -> None:
-    def run(ctx: Ctx, as_json: bool, user_id: str, **kw: Any) -> None:
-        v = fn(ctx.deps, ctx.actor, user_id, **kw)
+_REASON = click.option("--reason", default="", help="Why: recorded in the audit log.")
+
+
+def _status_command(name: str, fn: Callable[..., accounts.AccountView], doc: str) -> None:
+    def run(ctx: Ctx, as_json: bool, user_id: str, reason: str) -> None:
+        v = fn(ctx.deps, ctx.actor, user_id, reason)
         _emit(as_json, v.to_dict(), _account_lines(v))
 
     run.__doc__ = doc
-    if reason:
-        run = click.option("--reason", default="", help="Recorded in the audit log.")(run)
-    command(user, name)(click.argument("user_id")(run))
+    command(user, name)(click.argument("user_id")(_REASON(run)))
 
 
-_status_command("suspend", accounts.suspend, "Suspend an account.", reason=True)
+_status_command("suspend", accounts.suspend, "Suspend an account.")
 _status_command("resume", accounts.resume, "Resume a suspended or disabled account.")
-_status_command("delete", accounts.delete,
-                "Delete an account: its identifier is kept as a tombstone.", reason=True)
+_status_command("delete", accounts.delete, "Delete an account: its identifier is kept as a tombstone.")
 _status_command("unlock", accounts.unlock, "Lift a lockout now.")
 
 
 @command(user, "reset-password")
 @click.argument("user_id")
-def user_reset_password(ctx: Ctx, as_json: bool, user_id: str) -> None:
+@_REASON
+def user_reset_password(ctx: Ctx, as_json: bool, user_id: str, reason: str) -> None:
     """Invalidate the password and issue a new initial password (printed once)."""
-    _issued(as_json, accounts.reset_password(ctx.deps, ctx.actor, user_id), ctx.lang)
+    _issued(as_json, accounts.reset_password(ctx.deps, ctx.actor, user_id, reason), ctx.lang)
+
+
+_WHEN = click.DateTime(["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"])
+
+
+def _jst(moment: Any) -> datetime:
+    """A date and time as typed at the server, read as Japan time."""
+    return moment.replace(tzinfo=JST)
+
+
+@command(user, "leave")
+@click.argument("user_id")
+@click.option("--at", "leaves_at", type=_WHEN, default=None,
+              help="When the person leaves (JST; default now). Access ends then.")
+@_REASON
+def user_leave(ctx: Ctx, as_json: bool, user_id: str, leaves_at: Any, reason: str) -> None:
+    """Record a departure or change of duties: logon ends at the time given, and the
+    maintenance job revokes every factor within accounts.revocation_hours."""
+    when = _jst(leaves_at) if leaves_at else ctx.deps.clock.now()
+    v = accounts.record_departure(ctx.deps, ctx.actor, user_id, when, reason)
+    _emit(as_json, v.to_dict(), _account_lines(v))
+
+
+@command(user, "remote")
+@click.argument("user_id")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Last day of remote access; omit to withdraw the approval.")
+@_REASON
+def user_remote(ctx: Ctx, as_json: bool, user_id: str, until: Any, reason: str) -> None:
+    """Approve remote access in advance (R17), or withdraw it."""
+    v = accounts.approve_remote(ctx.deps, ctx.actor, user_id, until.date() if until else None, reason)
+    _emit(as_json, v.to_dict(), _account_lines(v))
+
+
+@command(user, "window")
+@click.argument("user_id")
+@click.option("--from", "starts_at", type=_WHEN, required=True, help="Window opens (JST).")
+@click.option("--to", "ends_at", type=_WHEN, required=True, help="Window closes (JST).")
+@_REASON
+def user_window(ctx: Ctx, as_json: bool, user_id: str, starts_at: Any, ends_at: Any, reason: str) -> None:
+    """Make a maintenance account: valid only inside the approved window (R26)."""
+    v = accounts.set_window(ctx.deps, ctx.actor, user_id, _jst(starts_at), _jst(ends_at), reason)
+    _emit(as_json, v.to_dict(), _account_lines(v))
+
+
+@command(user, "end-sessions")
+@click.argument("user_id")
+@_REASON
+def user_end_sessions(ctx: Ctx, as_json: bool, user_id: str, reason: str) -> None:
+    """End every session of the account now."""
+    ended = operators.end_sessions(ctx.deps, ctx.actor, user_id, reason)
+    _emit(as_json, {"user_id": user_id, "ended": ended}, f"{user_id}: {ended} session(s) ended")
 
 
 # ---- identifiers, passwords, audit, maintenance ---------------------------------------------
@@ -425,7 +506,7 @@ def device_register(ctx: Ctx, as_json: bool, device_id: str, public_key: str, ki
 @command(device, "list")
 def device_list(ctx: Ctx, as_json: bool) -> None:
     """List registered devices: ID, kind, status, company ("-": any), description, reason."""
-    rows = devices.list_devices(ctx.deps)
+    rows = devices.list_devices(ctx.deps, ctx.actor)
     _emit(as_json, [r.to_dict() for r in rows], "\n".join(
         f"{r.device_id}\t{r.kind}\t{r.status}\t{r.company or '-'}\t{r.description}\t{r.reason}"
         for r in rows))
@@ -525,13 +606,37 @@ def maintenance_group() -> None:
 
 @command(maintenance_group, "run")
 def maintenance_run(ctx: Ctx, as_json: bool) -> None:
-    """Disable identifiers unused too long; end access after the cleanup period."""
+    """Disable identifiers unused too long; revoke leavers; end access after the cleanup period."""
     r = maintenance.run(ctx.deps, ctx.actor)
-    _emit(as_json, {"expired": r.expired, "disabled": r.disabled,
+    _emit(as_json, {"expired": r.expired, "disabled": r.disabled, "revoked": r.revoked,
                     "registrations_expired": r.registrations_expired, "evidence_purged": r.evidence_purged},
           f"expired: {', '.join(r.expired) or '-'}\ndisabled: {', '.join(r.disabled) or '-'}\n"
+          f"revoked (leavers): {', '.join(r.revoked) or '-'}\n"
           f"registration sessions expired: {len(r.registrations_expired)}\n"
           f"evidence images destroyed: {r.evidence_purged}")
+
+
+@main.group(name="alert")
+def alert_group() -> None:
+    """The alert inbox (R25)."""
+
+
+@command(alert_group, "list")
+@click.option("--all", "show_all", is_flag=True, help="Acknowledged alerts too.")
+def alert_list(ctx: Ctx, as_json: bool, show_all: bool) -> None:
+    """Alerts of your company (every alert at the server), newest first."""
+    rows = alerts.inbox(ctx.deps, ctx.actor, open_only=not show_all)
+    _emit(as_json, rows, "\n".join(
+        f"{r['id']}\t{r['raised_at']}\t{r['kind']}\t{r['subject']}\t{r['company'] or '-'}\t"
+        f"{r['acknowledged_by'] or 'open'}" for r in rows))
+
+
+@command(alert_group, "ack")
+@click.argument("alert_id", type=int)
+def alert_ack(ctx: Ctx, as_json: bool, alert_id: int) -> None:
+    """Acknowledge an alert."""
+    row = alerts.acknowledge(ctx.deps, ctx.actor, alert_id)
+    _emit(as_json, row, f"{row['id']}: acknowledged by {row['acknowledged_by']}")
 
 
 @main.group(name="registration")

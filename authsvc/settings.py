@@ -130,6 +130,12 @@ class Audit:
 
 
 @dataclass(frozen=True)
+class AlertPolicy:
+    lock_storm_accounts: int = _num(2, 100000)  # this many accounts locked ...
+    lock_storm_minutes: int = _num(1, 1440)     # ... within this many minutes: one alert (R25)
+
+
+@dataclass(frozen=True)
 class Network:
     internal: tuple[str, ...]
     trusted_proxies: tuple[str, ...]
@@ -168,6 +174,7 @@ class Settings:
     vein: Vein
     registration: Registration
     audit: Audit
+    alerts: AlertPolicy
     network: Network
     database: Database
     paths: Paths

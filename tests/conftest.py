@@ -21,6 +21,10 @@ from authsvc.settings import Settings, load_settings
 from authsvc.store.models import Base
 from tests.backends import PG_ADMIN_URL, REDIS_TEST_URL
 
+COMPANY = "防衛産業株式会社"  # the company of the default test contract
+# Reads the tests make to check state (not an actor under test): an agency operator sees all.
+AGENCY = Actor("agency-check", frozenset({Role.AGENCY_OPERATOR}))
+
 # Cheap argon2 for speed; the rules under test do not depend on the cost.
 FAST_ARGON2 = {"time_cost": 1, "memory_cost_kib": 1024, "parallelism": 1}
 START = datetime(2026, 4, 1, 0, 0, tzinfo=UTC)
@@ -125,12 +129,15 @@ def sqlite_deps(make_deps) -> Deps:
 
 @pytest.fixture
 def operator() -> Actor:
-    return Actor("ops1", frozenset({Role.SYSTEM_ADMIN}), terminal="console-1", source="127.0.0.1")
+    """An agency operator: contracts, approvals and maintenance for every company."""
+    return Actor("ops1", frozenset({Role.AGENCY_OPERATOR}), terminal="console-1", source="127.0.0.1")
 
 
 @pytest.fixture
 def account_admin() -> Actor:
-    return Actor("acctadm", frozenset({Role.ACCOUNT_ADMIN}), terminal="console-2")
+    """The account administrator of the tests' default company (tests/integration/support.py)."""
+    return Actor("acctadm", frozenset({Role.ACCOUNT_ADMIN}), terminal="console-2",
+                 company=COMPANY)
 
 
 @pytest.fixture(scope="session")

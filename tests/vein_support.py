@@ -17,6 +17,7 @@ from authsvc.domain.roles import Actor, Role
 from authsvc.services import Deps, devices, logon, vein
 from authsvc.services.passwords import change_password
 from authsvc.services.sessions import Client
+from tests.conftest import COMPANY
 from tests.integration.support import CHOSEN, active_account, add_contract, events
 
 PALM = 42
@@ -40,10 +41,11 @@ def registered_reader(deps: Deps, operator: Actor, reader_id: str) -> VeinReader
 
 
 def enrolled_user(deps: Deps, operator: Actor, account_admin: Actor, station: VeinReader) -> str:
-    """yamada, password changed to CHOSEN[0], enrolled with PALM at the station."""
+    """yamada, password changed to CHOSEN[0], enrolled with PALM at the station, witnessed by
+    a staff member of yamada's company (the default contract's)."""
     add_contract(deps, operator)
     ready(deps, account_admin, operator, "yamada", CHOSEN[0])
-    staff = Actor("staff1", frozenset({Role.STAFF}), terminal="STATION-1")
+    staff = Actor("staff1", frozenset({Role.STAFF}), terminal="STATION-1", company=COMPANY)
 
     def capture(ch: bytes) -> Capture:
         station.control.present(PALM)

@@ -25,6 +25,14 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class OutOfScope(NotFound):
+    """The target belongs to another company (R24). The caller hears exactly what an unknown
+    target would give (no enumeration across companies); the audit log records the refusal
+    with its real reason, `other_company`."""
+
+    reason = "other_company"
+
+
 class Conflict(DomainError):
     code = "conflict"
 

@@ -102,6 +102,12 @@ def _next(flow: Flow, must_change: bool) -> Flow:
     return replace(flow, step=Step.REGISTER if "vein" in flow.allowed else Step.NO_FACTOR)
 
 
+def allowed_factors(deployment: tuple[str, ...], groups: list[tuple[str, ...]]) -> tuple[str, ...]:
+    """The second factors a logon may use: the deployment's, narrowed by the factor policy of
+    every group the account is a member of (R8, R10). No group: the deployment's."""
+    return tuple(f for f in deployment if all(f in g for g in groups))
+
+
 def begin(user_id: str, purpose: str, now: float, allowed: tuple[str, ...],
           enrolled: tuple[str, ...]) -> Flow:
     return Flow(user_id=user_id, purpose=purpose, started_at=now, allowed=allowed,

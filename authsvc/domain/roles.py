@@ -1,7 +1,9 @@
-"""Roles (R8) and what each may do; least privilege, checked by the services."""
+"""Roles (R8): what each may do, and where (R24: a company's administrators act only on their
+company; agency operators on all). One table that the console, the API and the CLI all read."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -18,23 +20,36 @@ class Role(StrEnum):
 
 
 class Perm(StrEnum):
+    READ_ACCOUNTS = "read_accounts"              # search accounts, read state, history, reasons
     MANAGE_ACCOUNTS = "manage_accounts"          # create, update, suspend, resume, delete, reset
     UNLOCK = "unlock"
+    END_SESSIONS = "end_sessions"                # end every session of an account (R16)
     APPROVE_IDENTIFIERS = "approve_identifiers"  # only system administrators (004 第6 1(1)ア)
-    MANAGE_CONTRACTS = "manage_contracts"
+    APPROVE_ACCESS = "approve_access"            # access-right changes of one's data (003 6)
+    APPROVE_REMOTE = "approve_remote"            # remote access approved in advance (R17)
+    MANAGE_CONTRACTS = "manage_contracts"        # the agency's contracts with companies
     READ_AUDIT = "read_audit"                    # only system administrators and staff (R22)
     RUN_MAINTENANCE = "run_maintenance"
     MANAGE_DEVICES = "manage_devices"            # register, suspend, revoke terminals/readers (R12)
     ENROL_BIOMETRICS = "enrol_biometrics"        # enrol a palm with the person present (R14)
-    READ_EVIDENCE = "read_evidence"              # registration evidence (ID images): agency only (R14)
+    READ_EVIDENCE = "read_evidence"              # ID images: the agency's staff and admins only
+    #                                              (registration._agency checks the agency, R14)
 
 
+_AGENCY_ONLY = frozenset({Perm.MANAGE_CONTRACTS, Perm.RUN_MAINTENANCE})
+
+# Least privilege (R8; 004 第4 4, 第5 2(1)イ,カ). The agency operator runs the gateway for every
+# company; a company's system administrator approves identifiers and runs its terminals, its
+# account administrator assigns identifiers and manages accounts, its staff help users (unlock,
+# palm enrolment) and read its log; the data manager approves access to the data they own.
 GRANTS: dict[Role, frozenset[Perm]] = {
     Role.AGENCY_OPERATOR: frozenset(Perm),
-    Role.SYSTEM_ADMIN: frozenset(Perm),
-    Role.ACCOUNT_ADMIN: frozenset({Perm.MANAGE_ACCOUNTS, Perm.UNLOCK}),
-    Role.STAFF: frozenset({Perm.READ_AUDIT, Perm.UNLOCK, Perm.ENROL_BIOMETRICS, Perm.READ_EVIDENCE}),
-    Role.DATA_MANAGER: frozenset(),
+    Role.SYSTEM_ADMIN: frozenset(Perm) - _AGENCY_ONLY,
+    Role.ACCOUNT_ADMIN: frozenset({Perm.READ_ACCOUNTS, Perm.MANAGE_ACCOUNTS, Perm.UNLOCK,
+                                   Perm.END_SESSIONS}),
+    Role.STAFF: frozenset({Perm.READ_ACCOUNTS, Perm.READ_AUDIT, Perm.UNLOCK, Perm.END_SESSIONS,
+                           Perm.ENROL_BIOMETRICS, Perm.READ_EVIDENCE}),
+    Role.DATA_MANAGER: frozenset({Perm.APPROVE_ACCESS}),
     Role.USER: frozenset(),
 }
 
@@ -46,14 +61,22 @@ def parse_role(value: str) -> Role:
         raise DomainError("role_unknown", role=value) from None
 
 
+def company_key(name: str | None) -> str:
+    """Company names compare after NFKC, case folding and whitespace collapsing."""
+    return " ".join(unicodedata.normalize("NFKC", name or "").split()).casefold()
+
+
 @dataclass(frozen=True)
 class Actor:
-    """Who performs an action: a signed-in account, or a process with its own identifier (R6)."""
+    """Who performs an action: a signed-in account, or a process with its own identifier (R6).
+    `company` is the company the actor administers ("" for none: only an agency operator, who
+    administers every company, needs no company to act)."""
 
     id: str
     roles: frozenset[Role] = field(default_factory=frozenset)
     terminal: str = ""
     source: str = ""
+    company: str = ""
 
     def can(self, perm: Perm) -> bool:
         return any(perm in GRANTS[r] for r in self.roles)
@@ -61,3 +84,15 @@ class Actor:
     def require(self, perm: Perm) -> None:
         if not self.can(perm):
             raise Forbidden()
+
+    @property
+    def everywhere(self) -> bool:
+        """An agency operator (or a process acting for the agency) reaches every company."""
+        return Role.AGENCY_OPERATOR in self.roles
+
+    def reaches(self, company: str | None) -> bool:
+        """Whether this actor administers what belongs to `company` (None: to no company,
+        e.g. a terminal that serves every company: the agency's)."""
+        if self.everywhere:
+            return True
+        return bool(company) and bool(self.company) and company_key(company) == company_key(self.company)

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from authsvc.domain import audit as chain
-from authsvc.domain import lockout
-from authsvc.domain.errors import DomainError
+from authsvc.domain import identifiers, lockout
+from authsvc.domain.errors import DomainError, Forbidden, NotFound
 from authsvc.domain.roles import Actor, Perm
-from authsvc.services import Deps
+from authsvc.services import Deps, guard
 
 COLUMNS = ("seq", "ts", "actor", "action", "subject", "result", "terminal", "source", "detail")
 UNANCHORED = "unanchored"  # a chain with rows, and no checkpoint of it anywhere
@@ -73,6 +73,7 @@ def verify(deps: Deps) -> Verification:
         return Verification(checked, problem, head.seq, anchor, head_hash=head.hash)
 
 
+@guard.audited("audit.checkpoint", None)
 def checkpoint(deps: Deps, actor: Actor, adopt: bool = False) -> Verification:
     """Verify, then anchor the verified head now (what the scheduled `audit verify` does after
     a clean run). `adopt` anchors a chain that has no checkpoint yet (a new or moved
@@ -81,6 +82,10 @@ def checkpoint(deps: Deps, actor: Actor, adopt: bool = False) -> Verification:
     began = datetime.now(UTC)  # every checkpoint written before this is read by the verification
     result = verify(deps)
     if result.problem is not None and not (adopt and result.problem.reason == UNANCHORED):
+        from authsvc.services import alerts  # the inbox is told: R25
+
+        alerts.raise_alert(deps, "audit_verification_failed", "audit", None,
+                           reason=result.problem.reason, seq=result.problem.seq)
         return result
     if deps.checkpointer is None:
         raise DomainError("audit_checkpoints_unavailable")
@@ -99,6 +104,7 @@ def checkpoint(deps: Deps, actor: Actor, adopt: bool = False) -> Verification:
     return result
 
 
+@guard.audited("audit.accept_rollback", None)
 def accept_rollback(deps: Deps, actor: Actor, reason: str) -> dict[str, Any]:
     """After a database restored from a backup (or a loss the operators have investigated):
     record that the events after the restored head are gone. Writes a `rollback` checkpoint at
@@ -127,11 +133,22 @@ def accept_rollback(deps: Deps, actor: Actor, reason: str) -> dict[str, Any]:
     return lost
 
 
+@guard.audited("audit.read", "subject")
 def events(deps: Deps, actor: Actor, subject: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """The newest events, newest first (system administrators and staff only, R22). A subject
     is matched as itself and as the pseudonym an unknown identifier is logged under, so an
-    operator can ask "was ID X tried?" without the log ever holding unknown IDs in clear."""
+    operator can ask "was ID X tried?" without the log ever holding unknown IDs in clear.
+    A company's administrators read the events of their company's accounts only (R24)."""
     actor.require(Perm.READ_AUDIT)
+    if not actor.everywhere:
+        if not subject or not subject.strip():
+            raise Forbidden("audit_subject_required")
+        with deps.uow(read_only=True) as uow:
+            acc = uow.account(identifiers.canonical_or_none(subject.strip()) or "")
+            if acc is None:  # unknown: never written down in clear (R5), answered like another's
+                raise NotFound("account_not_found", user_id=subject.strip()[:64])
+            company = acc.contract.company
+        guard.check(actor, Perm.READ_AUDIT, company, "account_not_found", user_id=subject.strip())
     subjects = None
     if subject:  # as typed, and without the white space an operator may have typed around it
         forms = {subject, subject.strip()}

@@ -41,6 +41,17 @@ def _role(deps: Deps, user_id: str) -> Role | None:
         return Role(acc.role) if acc is not None and acc.status == Status.ACTIVE.value else None
 
 
+def actor_of(deps: Deps, user_id: str, terminal: str = "", source: str = "") -> Actor | None:
+    """An active administrative account as it acts now: its role as it is now and its
+    company (R24); None for anyone else."""
+    with deps.uow(read_only=True) as uow:
+        acc = uow.account(identifiers.canonical(user_id))
+        if acc is None or acc.status != Status.ACTIVE.value or Role(acc.role) not in ADMIN_ROLES:
+            return None
+        return Actor(acc.user_id, frozenset({Role(acc.role)}), terminal=terminal[:100],
+                     source=source[:100], company=acc.contract.company)
+
+
 def may_open(deps: Deps, user_id: str, client: Client) -> bool:
     """A console session only for administrative roles, and from outside the internal
     networks only for users approved in advance (R17)."""
@@ -49,9 +60,10 @@ def may_open(deps: Deps, user_id: str, client: Client) -> bool:
 
 
 def console_actor(deps: Deps, view: SessionView) -> Actor | None:
-    """Who acts in a console session: the account, with its role as it is now (a role taken
-    away ends the console at the next request)."""
-    role = _role(deps, view.user_id)
-    if view.surface != CONSOLE or role not in ADMIN_ROLES:
+    """Who acts in a console session: the account, with its role and company as they are now
+    (a role taken away ends the console at the next request)."""
+    if view.surface != CONSOLE:
         return None
-    return Actor(view.user_id, frozenset({role}), terminal=view.terminal[:100], source=view.source[:100])
+    actor = actor_of(deps, view.user_id, view.terminal, view.source)
+    return None if actor is None else Actor(view.user_id, actor.roles, actor.terminal, actor.source,
+                                            actor.company)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from authsvc.domain import identifiers
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.errors import DomainError, NotFound
-from authsvc.domain.roles import Actor, Perm
-from authsvc.services import Deps
+from authsvc.domain.roles import Actor, Perm, company_key
+from authsvc.services import Deps, guard
 from authsvc.store.models import Device, Identifier
 from authsvc.store.uow import UnitOfWork
 
@@ -84,11 +83,6 @@ def key_fingerprint(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def company_key(name: str | None) -> str:
-    """Company names compare after NFKC, case folding and whitespace collapsing."""
-    return " ".join(unicodedata.normalize("NFKC", name or "").split()).casefold()
-
-
 def _view(d: Device) -> DeviceView:
     return DeviceView(d.device_id, d.kind, d.description, d.status, _b64(d.public_key),
                       d.registered_by, jst_iso(d.registered_at), jst_iso(d.status_changed_at),
@@ -113,12 +107,15 @@ def _company(uow: UnitOfWork, company: str | None) -> str | None:
     raise DomainError("device_company_unknown", company=" ".join(company.split())[:200])
 
 
+@guard.audited("device.register", "device_id")
 def register(deps: Deps, actor: Actor, device_id: str, public_key: str, kind: str = "terminal",
              description: str = "", company: str | None = None) -> DeviceView:
     """Register a device with its public key (and, for a terminal serving one company's users
     only, that company: one with a contract). A key already registered, for any device in any
     state, is refused and the refusal audited: `device_key_revoked` if that device was revoked
-    (a revoked key is retired for good), else `device_key_in_use`."""
+    (a revoked key is retired for good), else `device_key_in_use`. A company's administrator
+    registers terminals of their own company (the default); only the agency registers one
+    that serves every company (R24)."""
     actor.require(Perm.MANAGE_DEVICES)
     key = identifiers.canonical(device_id)
     raw = parse_public_key(public_key)
@@ -132,7 +129,11 @@ def register(deps: Deps, actor: Actor, device_id: str, public_key: str, kind: st
         if ident is not None:
             identifiers.check_assignable(device_id, now, ident.holder_id is not None,
                                          ident.released_at, deps.settings.identifiers.reuse_after_days)
+        if company is None and not actor.everywhere:
+            company = actor.company
         bound = _company(uow, company)
+        guard.check(actor, Perm.MANAGE_DEVICES, bound, "device_company_unknown",
+                    company=" ".join((company or "").split())[:200])
         holder = uow.devices.key_holder(fingerprint)
         if holder is None:
             dev = Device(device_id=device_id, kind=kind, public_key=raw, key_fingerprint=fingerprint,
@@ -158,7 +159,6 @@ def register(deps: Deps, actor: Actor, device_id: str, public_key: str, kind: st
             uow.commit()
             return result
     raise _key_refused(deps, actor, device_id, fingerprint, holder)
-    raise _key_refused(deps, actor, device_id, fingerprint, holder)
 
 
 def _key_refused(deps: Deps, actor: Actor, device_id: str, fingerprint: str,
@@ -173,6 +173,7 @@ def _key_refused(deps: Deps, actor: Actor, device_id: str, fingerprint: str,
     return DomainError(code, device=held_by)
 
 
+@guard.audited("device.change", "device_id")
 def change(deps: Deps, actor: Actor, device_id: str, action: str, reason: str = "") -> DeviceView:
     """suspend | resume | revoke (on loss or damage: final, the identifier is tombstoned, and
     the key retired for good: the row, never deleted, keeps its fingerprint)."""
@@ -181,6 +182,7 @@ def change(deps: Deps, actor: Actor, device_id: str, action: str, reason: str = 
     now = deps.clock.now()
     with deps.uow() as uow:
         dev = _device(uow, device_id, lock=True)
+        guard.check(actor, Perm.MANAGE_DEVICES, dev.company, "device_not_found", device=device_id)
         if dev.status not in allowed:
             raise DomainError("bad_transition", status=dev.status)
         before, dev.status, dev.status_changed_at = dev.status, target, now
@@ -195,9 +197,12 @@ def change(deps: Deps, actor: Actor, device_id: str, action: str, reason: str = 
     return result
 
 
-def list_devices(deps: Deps) -> list[DeviceView]:
+@guard.audited("device.list", None)
+def list_devices(deps: Deps, actor: Actor) -> list[DeviceView]:
+    """The devices of the actor's company (every device for the agency)."""
+    actor.require(Perm.MANAGE_DEVICES)
     with deps.uow(read_only=True) as uow:
-        return [_view(d) for d in uow.devices.all()]
+        return [_view(d) for d in uow.devices.all() if actor.reaches(d.company)]
 
 
 def active_device(deps: Deps, device_id: str) -> ActiveDevice | None:

@@ -23,7 +23,7 @@ from authsvc.domain import session as sess
 from authsvc.domain.errors import DomainError
 from authsvc.domain.roles import Actor
 from authsvc.domain.tokens import new_token
-from authsvc.services import Deps, console_gate, sessions, totp, vein, webauthn
+from authsvc.services import Deps, alerts, console_gate, sessions, totp, vein, webauthn
 from authsvc.services import passwords as password_service
 from authsvc.services.sessions import CONSOLE, USER, Client
 from authsvc.store.models import Account
@@ -45,6 +45,7 @@ class _PasswordStep:
     outcome: _Outcome
     user_id: str | None = None  # only set when the password step succeeded
     enrolled: tuple[str, ...] = field(default=(), compare=False)  # the second factors it has
+    allowed: tuple[str, ...] = field(default=(), compare=False)  # what its groups let it use
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _password_step(deps: Deps, user_id: str, password: str, client: Client,
     # 3. record the outcome, then settle the reservation
     with deps.uow() as uow:
         acc = uow.account_for_update(account_id) if account_id is not None else None
-        reason = _refusal(deps, acc, matched, now)
+        reason = _refusal(deps, acc, matched, now, client.remote)
         if reason is None:
             assert acc is not None
             acc.first_used_at = acc.first_used_at or now
@@ -113,10 +114,12 @@ def _password_step(deps: Deps, user_id: str, password: str, client: Client,
                        else _Outcome.PASSWORD_OK)
             _note(uow, now, actor, client, step, key, "ok", "", next=outcome.value)
             enrolled = uow.enrolled_factors(acc.id, acc.person_id)
+            allowed = lf.allowed_factors(deps.settings.mfa.second_factors,
+                                         uow.groups.factor_policies(acc.id))
             uow.commit()
             # the logon is not complete yet: give this attempt back, forgive nothing earlier
             deps.counters.release(key, decision.attempt)
-            return _PasswordStep(outcome, acc.user_id, enrolled)
+            return _PasswordStep(outcome, acc.user_id, enrolled, allowed)
         _note(uow, now, actor, client, step, key, "failed", reason, failures=decision.failures + 1)
         uow.commit()
     _count_failure(deps, decision, now, actor, key)
@@ -149,14 +152,16 @@ def _count_failure(deps: Deps, decision: lockout.Decision, now: datetime, actor:
         with deps.uow() as uow:
             uow.audit(now, actor, "account.lock", key, failures=failure.failures,
                       locked_until=failure.locked_until.isoformat() if failure.locked_until else None)
+            alerts.lock_storm(uow, deps, now)
             uow.commit()
         deps.sessions.delete_user(key)  # R16: locking an account ends all its sessions
     return failure
 
 
-def _refusal(deps: Deps, acc: Account | None, matched: bool, now: datetime) -> str | None:
+def _refusal(deps: Deps, acc: Account | None, matched: bool, now: datetime,
+             remote: bool) -> str | None:
     """The operator-only reason a logon is refused, or None when it may proceed."""
-    return sessions.refusal(deps, acc, now) or (None if matched else "wrong_password")
+    return sessions.refusal(deps, acc, now, remote) or (None if matched else "wrong_password")
 
 
 def _note(uow: Any, now: datetime, actor: Actor, client: Client, step: str, subject: str,
@@ -183,7 +188,7 @@ def begin(deps: Deps, user_id: str, password: str, client: Client, surface: str 
         return FAILED
     canonical = identifiers.canonical(step.user_id)
     flow = lf.begin(canonical, "logon" if surface == USER else CONSOLE, deps.clock.now().timestamp(),
-                    deps.settings.mfa.second_factors, step.enrolled)
+                    step.allowed, step.enrolled)
     flow = lf.password_passed(flow, step.outcome is _Outcome.PASSWORD_CHANGE_REQUIRED)
     return _advance(deps, new_token(), {"kind": "logon", "client": _client_dict(client)}, flow, client)
 
@@ -287,7 +292,7 @@ def second_factor(deps: Deps, token: str, factor: str, verify: Callable[[str, bo
             sessions.store(deps, token, data)
             return retry
         return FAILED
-    ok = (sessions.may_logon(deps, flow.user_id, now)
+    ok = (sessions.may_logon(deps, flow.user_id, now, client.remote)
           and verify(flow.user_id, flow.step is lf.Step.ENROL))
     with deps.uow() as uow:
         _note(uow, now, actor, client, step, flow.user_id, "ok" if ok else "failed",
@@ -334,10 +339,14 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
                   sessions=len(others))
             uow.commit()
         return FAILED
+    origin = data.get("client", _client_dict(client))
+    idle = deps.settings.sessions.idle_minutes * 60
+    elsewhere = sorted({d.get("terminal", "") for d in others.values()
+                        if d.get("terminal", "") != origin["terminal"] and not d.get("locked")
+                        and now.timestamp() - float(d.get("last_seen", 0)) < idle})
     for sid in others:
         deps.sessions.delete_id(sid)
     ended = len(others)
-    origin = data.get("client", _client_dict(client))
     session = sess.Record(user, flow.passed, now.timestamp(), now.timestamp(), False, surface,
                           bool(origin["remote"]), origin["terminal"], origin["source"]).data()
     deps.sessions.put(fresh, session, user, sessions.ttl(deps, session))
@@ -347,6 +356,10 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
         _note(uow, now, actor, client, "complete" if surface == USER else "console", user, "ok", "",
               factors,
               **({"ended_sessions": ended} if ended else {}))
+        if elsewhere:  # in use on another terminal a moment ago: one ID, two people? (R25)
+            acc = uow.account(user)
+            alerts.note(uow, now, "shared_id_suspected", user, acc.contract.company if acc else None,
+                        terminals=[*elsewhere, origin["terminal"]][:5])
         uow.commit()
     return State(fresh, lf.Step.DONE, (), user)
 
@@ -359,8 +372,7 @@ def begin_unlock(deps: Deps, token: str, password: str, client: Client) -> State
     step = _password_step(deps, view.user_id, password, client, step="unlock.password")
     if step.outcome is _Outcome.FAILED:
         return State(token, lf.Step.PASSWORD, (), view.user_id)  # still locked; try again
-    flow = lf.begin(view.user_id, "unlock", sessions.time_now(deps), deps.settings.mfa.second_factors,
-                    step.enrolled)
+    flow = lf.begin(view.user_id, "unlock", sessions.time_now(deps), step.allowed, step.enrolled)
     flow = lf.password_passed(flow, must_change=False)
     data = deps.sessions.get(token) or {}
     return _advance(deps, token, data, flow, client)

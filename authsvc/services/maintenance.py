@@ -1,5 +1,7 @@
-"""The maintenance job: disables identifiers left unused too long (R6) and ends access after
-the contract's data-cleanup period (R7), as of the clock's now. Meant to run on a schedule."""
+"""The maintenance job: disables identifiers left unused too long (R6), revokes leavers (R7:
+within `accounts.revocation_hours` of their departure when it runs at least that often) and
+ends access after the contract's data-cleanup period (R7), as of the clock's now. Meant to
+run on a schedule (every hour, say)."""
 
 from __future__ import annotations
 
@@ -8,18 +10,20 @@ from dataclasses import dataclass, field
 from authsvc.domain import identifiers, lifecycle
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor, Perm
-from authsvc.services import Deps, registration
-from authsvc.services.accounts import access_end, last_use
+from authsvc.services import Deps, guard, registration
+from authsvc.services.accounts import access_end, last_use, revoke
 
 
 @dataclass
 class Report:
     expired: list[str] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
     registrations_expired: list[str] = field(default_factory=list)
     evidence_purged: int = 0
 
 
+@guard.audited("maintenance.run", None)
 def run(deps: Deps, actor: Actor) -> Report:
     actor.require(Perm.RUN_MAINTENANCE)
     now = deps.clock.now()
@@ -29,6 +33,14 @@ def run(deps: Deps, actor: Actor) -> Report:
         for acc in uow.accounts():
             status = Status(acc.status)
             if status in (Status.DELETED, Status.EXPIRED):
+                continue
+            if acc.leaves_at is not None and now >= acc.leaves_at:  # R7: a leaver, revoked now
+                acc.status = lifecycle.transition(status, "delete").value
+                acc.status_changed_at = now
+                returns = revoke(uow, acc, now)
+                uow.audit(now, actor, "account.revoke", acc.user_id, status_from=status.value,
+                          left_at=acc.leaves_at.isoformat(), returns=returns)
+                report.revoked.append(acc.user_id)
                 continue
             ends = access_end(deps, acc.contract)
             if ends is not None and now >= ends:
@@ -46,7 +58,7 @@ def run(deps: Deps, actor: Actor) -> Report:
                           last_used=last.isoformat(), days=days)
                 report.disabled.append(acc.user_id)
         uow.commit()
-    for user_id in report.expired + report.disabled:  # after the commit: their sessions end
+    for user_id in report.expired + report.disabled + report.revoked:  # after the commit: their sessions end
         deps.sessions.delete_user(identifiers.canonical(user_id))
     report.registrations_expired = registration.expire_idle(deps, actor)
     report.evidence_purged = registration.purge_evidence(deps, actor)

@@ -18,10 +18,10 @@ from typing import Any
 from adapters.vein import Capture, VeinError, VeinReader
 from authsvc.domain import identifiers
 from authsvc.domain import registration as rules
-from authsvc.domain.errors import DomainError, Forbidden, NotFound
+from authsvc.domain.errors import DomainError, Forbidden, NotFound, OutOfScope
 from authsvc.domain.registration import Party, State
 from authsvc.domain.roles import Actor, Perm, Role
-from authsvc.services import Deps, vein
+from authsvc.services import Deps, guard, vein
 from authsvc.services.accounts import OPERATIONS_CONTRACT
 from authsvc.store.models import Account, Consent, Evidence, RegistrationSession
 from authsvc.store.uow import UnitOfWork
@@ -111,6 +111,7 @@ def _expire(uow: UnitOfWork, row: RegistrationSession, now: datetime, actor: Act
 # ---- consent --------------------------------------------------------------------------------
 
 
+@guard.audited("registration.consent")
 def record_consent(deps: Deps, actor: Actor, user_id: str, given: bool) -> None:
     """Record (or withdraw) the account's consent to remote registration incl. ID image capture."""
     actor.require(Perm.MANAGE_ACCOUNTS)
@@ -119,6 +120,8 @@ def record_consent(deps: Deps, actor: Actor, user_id: str, given: bool) -> None:
         acc = uow.account(identifiers.canonical(user_id), lock=True)
         if acc is None:
             raise NotFound("account_not_found", user_id=user_id)
+        guard.check(actor, Perm.MANAGE_ACCOUNTS, acc.contract.company, "account_not_found",
+                    own=acc.user_id, user_id=user_id)
         row = uow.registrations.consent_of(acc.id) or Consent(account_id=acc.id)
         row.given, row.recorded_by, row.recorded_at = bool(given), actor.id, now
         uow.registrations.save_consent(row)
@@ -376,7 +379,7 @@ def enrol(deps: Deps, actor: Actor, session_id: str, reader: VeinReader,
         uow.commit()
     witness = Actor(admin, frozenset({Role.SYSTEM_ADMIN}), terminal=actor.terminal, source=actor.source)
     try:
-        result = vein.enrol(deps, witness, registrant, reader, capture_fn)
+        result = vein.enrol_witnessed(deps, witness, registrant, reader, capture_fn)
     except (DomainError, VeinError) as exc:
         code = getattr(exc, "code", None) or getattr(exc, "reason", type(exc).__name__)
         with deps.uow() as uow:
@@ -482,6 +485,7 @@ def purge_evidence(deps: Deps, actor: Actor = SYSTEM) -> int:
 # ---- in person ------------------------------------------------------------------------------
 
 
+@guard.audited("registration.in_person")
 def enrol_in_person(deps: Deps, staff_actor: Actor, user_id: str, reader: VeinReader,
                     capture_fn: Callable[[bytes], Capture] | None = None,
                     id_document: str = "") -> dict[str, Any]:
@@ -496,11 +500,11 @@ def enrol_in_person(deps: Deps, staff_actor: Actor, user_id: str, reader: VeinRe
         if acc is None:
             raise NotFound("account_not_found", user_id=user_id)
         if (staff is not None and staff.person_id == acc.person_id) or _is(staff_actor, acc.user_id):
-            uow.audit(now, staff_actor, "registration.in_person", acc.user_id, "refused",
-                      reason="registration_self_attend")
-            uow.commit()
-            raise Forbidden("registration_self_attend")
+            raise Forbidden("registration_self_attend")  # audited by guard.audited
+        at_station = _agency(uow, staff_actor, Perm.ENROL_BIOMETRICS)  # the agency's station
+        if not (at_station or staff_actor.reaches(acc.contract.company)):
+            raise OutOfScope("account_not_found", user_id=user_id)
         uow.audit(now, staff_actor, "registration.in_person", acc.user_id, registrant=acc.user_id,
                   witness=staff_actor.id, id_document=id_document[:50])
         uow.commit()
-    return vein.enrol(deps, staff_actor, user_id, reader, capture_fn)
+    return vein.enrol_witnessed(deps, staff_actor, user_id, reader, capture_fn)

@@ -12,7 +12,7 @@ from typing import Any
 from authsvc.domain import identifiers, network
 from authsvc.domain import logon_flow as lf
 from authsvc.domain import session as sess
-from authsvc.domain.calendar import jst_iso
+from authsvc.domain.calendar import JST, jst_iso
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor
 from authsvc.domain.tokens import session_id
@@ -58,24 +58,34 @@ class Client:
         return Actor(id=who[:100] or "-", terminal=self.terminal[:100], source=self.source[:100])
 
 
-def refusal(deps: Deps, acc: Account | None, now: datetime) -> str | None:
+def refusal(deps: Deps, acc: Account | None, now: datetime, remote: bool = False) -> str | None:
     """The operator-only reason an account may not log on (or go on using a session) now, or
-    None when it may."""
+    None when it may: its state, its contract's period (R7), a departure (R7), a maintenance
+    account's window (R26), remote access without approval in advance (R17), disuse (R6)."""
     if acc is None:
         return "unknown_user"
     if acc.status != Status.ACTIVE:
         return f"status_{acc.status}"
+    today = now.astimezone(JST).date()
+    if today < acc.contract.starts_on:
+        return "contract_not_started"
     ends = access_end(deps, acc.contract)
     if ends is not None and now >= ends:
         return "contract_ended"
+    if acc.leaves_at is not None and now >= acc.leaves_at:
+        return "departed"
+    if acc.window_ends_at is not None and not (acc.window_starts_at or now) <= now < acc.window_ends_at:
+        return "outside_window"
+    if remote and (acc.remote_until is None or today > acc.remote_until):
+        return "remote_not_approved"
     if identifiers.is_inactive(last_use(acc), now, deps.settings.identifiers.disable_after_days):
         return "inactive"  # fail closed even before the maintenance job has disabled it
     return None
 
 
-def may_logon(deps: Deps, user_id: str, now: datetime) -> bool:
+def may_logon(deps: Deps, user_id: str, now: datetime, remote: bool = False) -> bool:
     with deps.uow(read_only=True) as uow:
-        return refusal(deps, uow.account(user_id), now) is None
+        return refusal(deps, uow.account(user_id), now, remote) is None
 
 
 def ttl(deps: Deps, data: dict[str, Any]) -> int:
@@ -115,7 +125,7 @@ def current(deps: Deps, token: str | None, surface: str = USER) -> SessionView |
         return None
     assert token is not None
     found = sess.seen(rec, time_now(deps), _lifetime(deps))
-    if found is None or not may_logon(deps, rec.user_id, deps.clock.now()):
+    if found is None or not may_logon(deps, rec.user_id, deps.clock.now(), found.remote):
         deps.sessions.delete(token)
         return None
     if found != rec:

@@ -44,7 +44,7 @@ from authsvc.domain import identifiers
 from authsvc.domain.errors import DomainError, Forbidden, NotFound, SealError
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor, Perm
-from authsvc.services import Deps
+from authsvc.services import Deps, guard
 from authsvc.store.credentials import TOTP_ENROL
 from authsvc.store.models import Account, TotpCredential
 from authsvc.store.uow import UnitOfWork
@@ -244,6 +244,7 @@ def verify(deps: Deps, user_id: str, code: str) -> bool:
     return True
 
 
+@guard.audited("totp.remove")
 def remove(deps: Deps, actor: Actor, user_id: str) -> None:
     """Remove the account's TOTP credential and any pending enrolment (the holder, or an
     account manager). Nothing to remove: NotFound("totp_not_enrolled")."""
@@ -255,6 +256,9 @@ def remove(deps: Deps, actor: Actor, user_id: str) -> None:
         acc = uow.account(key, lock=True)
         if acc is None:
             raise NotFound("account_not_found", user_id=user_id)
+        if actor.id.lower() != key:  # an account manager of the holder's company
+            guard.check(actor, Perm.MANAGE_ACCOUNTS, acc.contract.company, "account_not_found",
+                        user_id=user_id)
         pending = uow.credentials.drop_pending_totp(key)
         cred = uow.credentials.totp_of(acc.id)
         if cred is None and not pending:

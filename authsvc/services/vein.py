@@ -21,9 +21,9 @@ from typing import Any
 from adapters.vein import Capture, InvalidRecord, VeinError, VeinReader
 from authsvc.domain import identifiers
 from authsvc.domain.errors import DomainError, InvalidInput, NotFound, SealError
-from authsvc.domain.roles import Actor, Perm
+from authsvc.domain.roles import Actor, Perm, company_key
 from authsvc.ports import SampleSketch
-from authsvc.services import Deps, devices
+from authsvc.services import Deps, alerts, devices, guard
 from authsvc.store.models import VeinEnrolment
 from authsvc.store.uow import UnitOfWork
 
@@ -148,7 +148,7 @@ def _of_company(deps: Deps, user: str, company: str) -> bool:
     """Whether `user`'s account belongs to a contract of `company` (a terminal bound to it)."""
     with deps.uow(read_only=True) as uow:
         acc = uow.account(user)
-        return acc is not None and devices.company_key(acc.contract.company) == devices.company_key(company)
+        return acc is not None and company_key(acc.contract.company) == company_key(company)
 
 
 def _sketch(deps: Deps, cap: Capture) -> SampleSketch:
@@ -179,6 +179,7 @@ def _replayed(deps: Deps, actor: Actor, user: str, cap: Capture) -> bool:
             extra = _count_failure(row, pol, now)
             uow.audit(now, actor, "vein.capture", user, "alert", reason=REPLAYED,
                       device=cap.reader_id[:64], consecutive=row.consecutive_failures, **extra)
+            alerts.note(uow, now, "replayed_sample", user, None, device=cap.reader_id[:64])
         uow.commit()
     return again
 
@@ -265,10 +266,26 @@ def is_enrolled(deps: Deps, user_id: str) -> bool:
         return acc is not None and uow.biometrics.is_enrolled(acc.person_id)
 
 
+@guard.audited("vein.enrol")
 def enrol(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
           capture: Callable[[bytes], Capture] | None = None, samples: int = 3,
           replace: bool = False, max_captures: int = 8) -> dict[str, Any]:
-    """In-person enrolment at a registration station, the witness signed in (R14): several
+    """`enrol_witnessed` by a witness of the account's company (or the agency); never of their
+    own account."""
+    witness.require(Perm.ENROL_BIOMETRICS)
+    with deps.uow(read_only=True) as uow:
+        acc = uow.account(identifiers.canonical(user_id))
+        if acc is None:
+            raise NotFound("account_not_found", user_id=user_id)
+        guard.check(witness, Perm.ENROL_BIOMETRICS, acc.contract.company, "account_not_found",
+                    own=acc.user_id, user_id=user_id)
+    return enrol_witnessed(deps, witness, user_id, reader, capture, samples, replace, max_captures)
+
+
+def enrol_witnessed(deps: Deps, witness: Actor, user_id: str, reader: VeinReader,
+                    capture: Callable[[bytes], Capture] | None = None, samples: int = 3,
+                    replace: bool = False, max_captures: int = 8) -> dict[str, Any]:
+    """Enrolment witnessed by `witness`, whom the caller has admitted (R14): several
     captures make a template; a person already enrolled (for another contract) is not enrolled
     again unless `replace`; the new palm is searched 1:N against every enrolled person, and a
     match to someone else stops the enrolment with an alert (one human, two identities)."""
@@ -336,6 +353,8 @@ def _enrol_replay(deps: Deps, witness: Actor, shown_id: str, cap: Capture, uow: 
     with contextlib.nullcontext(uow) if uow is not None else deps.uow() as alert:
         alert.audit(deps.clock.now(), witness, "vein.capture", shown_id, "alert", reason=REPLAYED,
                     purpose="enrol", device=cap.reader_id[:64])
+        alerts.note(alert, deps.clock.now(), "replayed_sample", shown_id, None, purpose="enrol",
+                    device=cap.reader_id[:64])
         alert.commit()
     raise DomainError("vein_capture_refused")
 
@@ -353,5 +372,7 @@ def _refuse_duplicate(deps: Deps, witness: Actor, shown_id: str, person_id: int,
     with contextlib.nullcontext(uow) if uow is not None else deps.uow() as alert:
         alert.audit(deps.clock.now(), witness, "vein.duplicate_person", shown_id, "alert",
                     other_person=hits[0].id, person=person_id)
+        alerts.note(alert, deps.clock.now(), "duplicate_person", shown_id, None,
+                    other_person=hits[0].id, person=person_id, witness=witness.id)
         alert.commit()
     raise DomainError("vein_duplicate_person")

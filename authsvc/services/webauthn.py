@@ -80,7 +80,7 @@ from authsvc.domain.calendar import jst_iso
 from authsvc.domain.errors import DomainError, Forbidden, NotFound
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor, Perm
-from authsvc.services import Deps
+from authsvc.services import Deps, guard
 from authsvc.store.models import Account, WebauthnCredential
 
 log = logging.getLogger(__name__)
@@ -468,6 +468,7 @@ def list_credentials(deps: Deps, user_id: str) -> list[dict[str, Any]]:
         } for c in uow.credentials.webauthn_of(acc.id)]
 
 
+@guard.audited("webauthn.remove")
 def remove_credential(deps: Deps, actor: Actor, user_id: str, credential_hex_prefix: str) -> None:
     """Remove the one credential of the account whose ID starts with the given hex (at least 8
     digits); the holder or an account manager. None matches: NotFound("webauthn_not_found");
@@ -484,6 +485,9 @@ def remove_credential(deps: Deps, actor: Actor, user_id: str, credential_hex_pre
         acc = uow.account(key, lock=True)
         if acc is None:
             raise NotFound("account_not_found", user_id=user_id)
+        if actor.id.lower() != key:  # an account manager of the holder's company
+            guard.check(actor, Perm.MANAGE_ACCOUNTS, acc.contract.company, "account_not_found",
+                        user_id=user_id)
         found = [c for c in uow.credentials.webauthn_of(acc.id, lock=True)
                  if c.credential_id.hex().startswith(prefix)]
         if not found:

@@ -55,14 +55,16 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
 
     csrf.init_app(app)
 
-    from authsvc.web import api, console, login, register
+    from authsvc.web import admin_api, api, console, login, register
 
     app.register_blueprint(login.bp)
     app.register_blueprint(login.bp, url_prefix="/console/logon", name="console_logon")
     app.register_blueprint(register.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(api.bp)
-    csrf.exempt(api.bp)  # bearer tokens, no cookies: nothing for a cross-site request to ride on
+    app.register_blueprint(admin_api.bp)
+    for bearer in (api.bp, admin_api.bp):
+        csrf.exempt(bearer)  # bearer tokens, no cookies: nothing for a cross-site request to ride on
 
     @app.before_request
     def _choose_language() -> None:

@@ -15,6 +15,7 @@ from authsvc.domain.logon_flow import Step
 from authsvc.domain.messages import text
 from authsvc.services import logon
 from authsvc.services import sessions as session_service
+from authsvc.services.sessions import CONSOLE, USER
 from authsvc.web.auth import session_required
 from authsvc.web.common import FIELD_MAX, bearer_token, client, deps
 from authsvc.web.jsonbody import json_body
@@ -51,8 +52,9 @@ def openapi() -> Response:
 
 @bp.post("/logon")
 def begin() -> Reply:
-    data = json_body()
-    return _state(logon.begin(deps(), _str(data, "user_id"), _str(data, "password"), client()))
+    data = json_body()  # {"surface": "console"}: a console session, for /api/v1/admin (R8)
+    on = CONSOLE if data.get("surface") == CONSOLE else USER
+    return _state(logon.begin(deps(), _str(data, "user_id"), _str(data, "password"), client(), on))
 
 
 @bp.post("/logon/password")

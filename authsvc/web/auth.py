@@ -26,10 +26,11 @@ from werkzeug.wrappers import Request, Response
 
 from authsvc.domain.messages import text
 from authsvc.services import console_gate, sessions
-from authsvc.services.sessions import USER, SessionView
+from authsvc.services.sessions import CONSOLE, USER, SessionView
 from authsvc.web.common import bearer_token, client, cookie_token, deps, surface
 
 API = "api"  # the blueprint whose token is a bearer token
+ADMIN_API = "admin_api"  # the administrators' API: a console session's bearer token
 CONSOLE_PAGES = "console"  # the blueprint behind console_required
 
 
@@ -71,10 +72,15 @@ login_manager.session_protection = None  # nothing of ours is in Flask's session
 def _load(req: Request) -> SessionUser | None:
     """The session of the surface's token: the bearer token for the API, else the surface's
     cookie (the console's under /console, the user's elsewhere)."""
-    api = req.blueprint == API
-    presented = bearer_token() if api else cookie_token()
-    view = sessions.current(deps(), presented, USER if api else surface())
+    presented = _token(req)
+    on = USER if req.blueprint == API else CONSOLE if req.blueprint == ADMIN_API else surface()
+    view = sessions.current(deps(), presented, on)
     return SessionUser(view, presented) if view is not None else None
+
+
+def _token(req: Request) -> str:
+    """The bearer token for the APIs, else the surface's cookie."""
+    return bearer_token() if req.blueprint in (API, ADMIN_API) else cookie_token()
 
 
 def session_view() -> SessionView | None:
@@ -93,7 +99,7 @@ def _unauthorised() -> Any:
     if request.blueprint == CONSOLE_PAGES:
         if request.method == "GET" and not request.path.endswith(".json"):
             return redirect(url_for("console_logon.index"))
-    elif request.blueprint != API:  # the logon pages, the user's or the console's own
+    elif request.blueprint not in (API, ADMIN_API):  # the logon pages, the user's or the console's own
         view = session_view()
         locked = view is not None and view.surface == USER and view.locked
         return redirect(url_for(".lock_screen" if locked else ".index"))
@@ -116,7 +122,7 @@ def console_required(view: Callable[..., Any]) -> Callable[..., Any]:
     its actor in g.actor."""
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        g.actor = console_gate.admit(deps(), session_view(), cookie_token(), client())
+        g.actor = console_gate.admit(deps(), session_view(), _token(request), client())
         if g.actor is None:
             return _refused()
         return view(*args, **kwargs)

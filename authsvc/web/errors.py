@@ -29,6 +29,8 @@ BACK = (
     ("console.evidence", "console.records"),
     ("console.consent", "console.consent"),
     ("console.enrol", "console.enrol"),
+    ("console.account", "console.account_search"),
+    ("console.alert", "console.alert_inbox"),
     ("console.", "console.index"),
     ("register.", "register.index"),
 )

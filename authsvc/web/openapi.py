@@ -53,6 +53,90 @@ def _op(summary: str, responses: dict[str, Any], body: dict[str, Any] | None = N
     return op
 
 
+# ---- /api/v1/admin: a console session's token (POST /api/v1/logon with "surface": "console") --
+
+_ADMIN_REFUSED = {
+    "401": {"description": "`unauthorised`: no console session that the console gate admits "
+            "(a user's session is none).", **_json(_ERROR)},
+    "403": {"description": "Your role may not do this (`forbidden`), or not to your own account "
+            "(`own_account`), or you assigned the ID you would approve (`four_eyes`).", **_json(_ERROR)},
+    "404": {"description": "No such record in your company (another company's answers the same).",
+            **_json(_ERROR)},
+    "409": {"description": "Not in this state (e.g. `bad_transition`).", **_json(_ERROR)},
+}
+_OK = {"200": {"description": "Done.", **_json({"type": "object"})}}
+_MADE = {"201": {"description": "Created.", **_json({"type": "object"})}}
+_REASON = _body(reason=_STR)
+
+
+def _path(*names: str) -> list[dict[str, Any]]:
+    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
+
+
+def _admin(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None,
+           params: tuple[str, ...] = ()) -> dict[str, Any]:
+    op = _op(summary + " Scoped to your company (agency operators: every company); audited.",
+             {**ok, **_ADMIN_REFUSED}, body)
+    return {**op, "parameters": _path(*params)} if params else op
+
+
+ADMIN_PATHS: dict[str, Any] = {
+    "/api/v1/admin/accounts": {
+        "get": _admin("Search accounts: query `company`, `contract`, `status`, `role`, `name` "
+                      "(part of the person's name), `locked` (1/0).", _OK),
+        "post": _admin("Assign an ID to a new account (pending approval); the initial password "
+                       "is in the answer, once.", _MADE,
+                       _body(user_id=_STR, name=_STR, contract=_STR, role=_STR))},
+    "/api/v1/admin/accounts/{user_id}": {
+        "get": _admin("The account's page: state, lock state, factors, sessions, logon history "
+                      "with the real reasons.", _OK, params=("user_id",)),
+        "patch": _admin("Change the name or the role.", _OK, _body(name=_STR, role=_STR),
+                        ("user_id",))},
+    "/api/v1/admin/accounts/{user_id}/{action}": {
+        "post": _admin("approve | suspend | resume | delete | unlock | reset-password | "
+                       "end-sessions | leave (`leaves_at`, default now) | remote (`until`, a "
+                       "date; none withdraws) | window (`starts_at`, `ends_at`: a maintenance "
+                       "account). Every action but approve needs a `reason`.", _OK, _REASON,
+                       ("user_id", "action"))},
+    "/api/v1/admin/contracts": {
+        "get": _admin("Contracts.", _OK),
+        "post": _admin("Register a contract (the agency).", _MADE,
+                       _body(contract=_STR, company=_STR, starts_on=_STR, ends_on=_STR))},
+    "/api/v1/admin/devices": {
+        "get": _admin("Registered devices.", _OK),
+        "post": _admin("Register a device with its Ed25519 public key.", _MADE,
+                       _body(device_id=_STR, public_key=_STR, kind=_STR, description=_STR,
+                             company=_STR))},
+    "/api/v1/admin/devices/{device_id}/{action}": {
+        "post": _admin("suspend | resume | revoke, with a `reason`.", _OK, _REASON,
+                       ("device_id", "action"))},
+    "/api/v1/admin/groups": {
+        "get": _admin("The company's groups with their factor policy, services and members.", _OK),
+        "post": _admin("Create a group: `name`, `factors` (second factors its members' logons may "
+                       "use), `services` (DSG services its members may use).", _MADE,
+                       _body(name=_STR, factors={"type": "array", "items": _STR}))},
+    "/api/v1/admin/groups/{name}/policy": {
+        "post": _admin("Change a group's `factors` or `services` (data managers, system "
+                       "administrators).", _OK, None, ("name",))},
+    "/api/v1/admin/groups/{name}/members": {
+        "post": _admin("Request membership for `user_id` (effective once another person "
+                       "approves).", _OK, _body(user_id=_STR), ("name",))},
+    "/api/v1/admin/groups/{name}/members/{user_id}/approve": {
+        "post": _admin("Approve a requested membership (not your own request).", _OK,
+                       params=("name", "user_id"))},
+    "/api/v1/admin/groups/{name}/members/{user_id}": {
+        "delete": _admin("Take the account out of the group.", _OK, params=("name", "user_id"))},
+    "/api/v1/admin/alerts": {
+        "get": _admin("The alert inbox, newest first: open alerts (`all=1`: acknowledged too).", _OK)},
+    "/api/v1/admin/alerts/{alert_id}/acknowledge": {
+        "post": _admin("Acknowledge an alert (you have looked at it and act on it).", _OK,
+                       params=("alert_id",))},
+    "/api/v1/admin/audit": {
+        "get": _admin("Audit events, newest first: query `subject`, `limit` (a company's "
+                      "administrators name a subject of their company).", _OK)},
+}
+
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "authsvc logon API", "version": "1",
@@ -61,8 +145,9 @@ SPEC: dict[str, Any] = {
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
                    "schemas": {"Error": _ERROR, "State": _STATE}},
     "paths": {
-        "/api/v1/logon": {"post": _op("Start a logon with ID and password.", _STEP,
-                                      _body(user_id=_STR, password=_STR), auth=False)},
+        "/api/v1/logon": {"post": _op("Start a logon with ID and password (`surface`: \"console\" "
+                                      "for an administrator's console session, for /api/v1/admin).",
+                                      _STEP, _body(user_id=_STR, password=_STR), auth=False)},
         "/api/v1/logon/password": {"post": _op(
             "Change the initial password (state change_password).",
             {**_STEP, "400": {"description": "`password_rejected`: the new password breaks rules; "
@@ -119,5 +204,6 @@ SPEC: dict[str, Any] = {
             "parameters": [{"name": "sid", "in": "path", "required": True, "schema": {"type": "string"}}]}},
         "/api/v1/openapi.json": {"get": _op("This document.", {"200": {"description": "OpenAPI 3.1."}},
                                             auth=False)},
+        **ADMIN_PATHS,
     },
 }

@@ -43,8 +43,10 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-ru
 TIMEOUT_MS = 10_000  # a step that has not happened in 10 s will not happen
 
 USER_ID = "sato"
+COMPANY = "株式会社テスト"  # the company of the user's contract C-1 (create_user)
 NEW_PASSWORD = "Vt8$wQ3#nRz7"
-OPERATOR = Actor("ops1", frozenset({Role.SYSTEM_ADMIN}), terminal="console-1", source="127.0.0.1")
+# the agency operator: contracts and terminals that serve every company, and approvals anywhere
+OPERATOR = Actor("ops1", frozenset({Role.AGENCY_OPERATOR}), terminal="console-1", source="127.0.0.1")
 
 
 # ---- the browser ----------------------------------------------------------------------------
@@ -135,7 +137,7 @@ def _stop(server: Any, thread: threading.Thread) -> None:
 
 def create_user(deps: Deps, user_id: str = USER_ID) -> str:
     """An approved account on a new contract; returns its initial password (R2)."""
-    accounts.create_contract(deps, OPERATOR, "C-1", "株式会社テスト", deps.clock.now().date(), None)
+    accounts.create_contract(deps, OPERATOR, "C-1", COMPANY, deps.clock.now().date(), None)
     issued = accounts.create_account(deps, OPERATOR, user_id, "佐藤 花子", "C-1", "user")
     accounts.approve_identifier(deps, OPERATOR, user_id)
     return issued.initial_password

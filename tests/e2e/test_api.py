@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pyotp
@@ -10,6 +11,7 @@ import pytest
 from authsvc.domain.messages import text
 from authsvc.services import accounts, sessions
 from authsvc.web import create_app
+from tests.conftest import AGENCY
 
 NEW = "Vt8$wQ3#nRz7"
 
@@ -30,7 +32,7 @@ def api(make_client):
 
 
 def add_user(deps, operator, user_id="sato", ends_on=None):
-    if not accounts.list_contracts(deps):
+    if not accounts.list_contracts(deps, AGENCY):
         accounts.create_contract(deps, operator, "C-1", "株式会社テスト", date(2026, 1, 1), ends_on)
     issued = accounts.create_account(deps, operator, user_id, "佐藤 花子", "C-1", "user")
     accounts.approve_identifier(deps, operator, user_id)
@@ -61,8 +63,9 @@ def test_openapi_document_describes_every_route(api):
     _, client = api
     spec = call(client, "/api/v1/openapi.json", method="get").json
     assert spec["openapi"].startswith("3.1")
-    rules = {r.rule for r in client.application.url_map.iter_rules() if r.rule.startswith("/api/")}
-    documented = {p.replace("{sid}", "<sid>") for p in spec["paths"]}
+    rules = {re.sub(r"<\w+(\([^)]*\))?:", "<", r.rule)  # converters are not in the document
+             for r in client.application.url_map.iter_rules() if r.rule.startswith("/api/")}
+    documented = {re.sub(r"\{(\w+)\}", r"<\1>", p) for p in spec["paths"]}
     assert rules == documented
 
 
@@ -162,7 +165,7 @@ def test_a_palm_disabled_after_failures_is_not_an_invitation_to_register(api, op
     deps, client = api
     r = call(client, "/api/v1/logon", {"user_id": "sato", "password": add_user(deps, operator)})
     call(client, "/api/v1/logon/password", {"new_password": NEW}, r.json["token"])
-    person = accounts.show(deps, "sato").person_id
+    person = accounts.show(deps, AGENCY, "sato").person_id
     with deps.uow() as uow:  # an enrolment, then 20 wrong palms in a row
         uow.session.add(VeinEnrolment(person_id=person, template="sealed", reader_id="R1",
                                       enrolled_by="ops1", enrolled_at=deps.clock.now()))
@@ -213,6 +216,10 @@ def test_remote_sessions_are_marked_and_forwarded_for_is_believed_only_from_prox
     headers = {"X-Forwarded-For": "203.0.113.7"}
     r = client.post("/api/v1/logon", json={"user_id": "sato", "password": initial},
                     headers=headers, base_url="https://localhost")
+    assert r.status_code == 401  # R17: remote access only for users approved in advance
+    accounts.approve_remote(deps, operator, "sato", clock.now().date())
+    r = client.post("/api/v1/logon", json={"user_id": "sato", "password": initial},
+                    headers=headers, base_url="https://localhost")
     token = r.json["token"]
     r = call(client, "/api/v1/logon/password", {"new_password": NEW}, token)
     secret = call(client, "/api/v1/logon/totp/enrol", {}, r.json["token"]).json["secret"]
@@ -229,7 +236,9 @@ def test_the_admin_gate_refuses_remote_and_locked_sessions(make_client, operator
 
     deps, client = make_client(network={"trusted_proxies": ["127.0.0.1/32"], "internal": ["10.0.0.0/8"],
                                         "remote_admin": ["approved"]})
-    token, _ = enrol_totp(client, deps, add_user(deps, operator))  # from 127.0.0.1: not internal here
+    initial = add_user(deps, operator)
+    accounts.approve_remote(deps, operator, "sato", clock.now().date())  # R17: approved in advance
+    token, _ = enrol_totp(client, deps, initial)  # from 127.0.0.1: not internal here
     view = sessions.current(deps, token)
     assert view.remote and not view.may_administer(deps.settings.network.remote_admin)
     assert view.may_administer(("sato",))

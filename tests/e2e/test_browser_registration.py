@@ -37,7 +37,18 @@ TERMINAL = "TERMINAL-1"
 COMPANY = "防衛産業株式会社"
 PALM, OTHER_PALM = 42, 7
 PASSWORD = CHOSEN[0]
-ACCOUNT_ADMIN = Actor("acct1", frozenset({Role.ACCOUNT_ADMIN}))
+ACCOUNT_ADMIN = Actor("acct1", frozenset({Role.ACCOUNT_ADMIN}), company=COMPANY)
+# the rig's contracts and the company of each (its accounts are managed by that company)
+CONTRACTS = {"C-2026-001": COMPANY, "C-2026-002": COMPANY, "C-2026-900": "別会社株式会社",
+             OPERATIONS_CONTRACT: "DSG運用"}
+
+
+def account_admin_of(contract: str) -> Actor:
+    """The account administrator of the company holding `contract` (R24)."""
+    company = CONTRACTS[contract]
+    return ACCOUNT_ADMIN if company == COMPANY else Actor(f"acct-{contract.lower()}",
+                                                          frozenset({Role.ACCOUNT_ADMIN}),
+                                                          company=company)
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +84,11 @@ class Rig:
                otp: bool = False) -> str:
         """An approved account with its initial password changed; optionally consent to remote
         registration recorded and a one-time password app (for the console's logon)."""
-        active_account(self.deps, ACCOUNT_ADMIN, OPERATOR, user_id, name=name, contract=contract,
-                       role=role, person_id=person_id)
+        active_account(self.deps, account_admin_of(contract), OPERATOR, user_id, name=name,
+                       contract=contract, role=role, person_id=person_id)
         change_password(self.deps, Actor(user_id), user_id, PASSWORD)
         if consent:
-            registration.record_consent(self.deps, ACCOUNT_ADMIN, user_id, True)
+            registration.record_consent(self.deps, account_admin_of(contract), user_id, True)
         if otp:
             made = totp.begin_enrolment(self.deps, Actor(user_id), user_id)
             totp.confirm_enrolment(self.deps, Actor(user_id), user_id, self.server.totp(made.secret))
@@ -95,8 +106,7 @@ class Rig:
 @pytest.fixture
 def rig(tmp_path, browser) -> Iterator[Rig]:
     with service_with_terminal(tmp_path / "instance", TERMINAL) as t:
-        for number, company in (("C-2026-001", COMPANY), ("C-2026-002", COMPANY),
-                                ("C-2026-900", "別会社株式会社"), (OPERATIONS_CONTRACT, "DSG運用")):
+        for number, company in CONTRACTS.items():
             add_contract(t.server.deps, OPERATOR, number, company)
         yield Rig(t.server, t.agent_url, t.reader, browser, {})
 
@@ -366,6 +376,12 @@ def test_a_duplicate_palm_under_a_second_person_record_is_caught(rig):
 
 
 def _enrol_at_station(rig: Rig, user_id: str, palm: int) -> None:
+    """kanri, the agency's staff at the registration station (an account on the operations
+    contract: what makes the station the agency's), enrols `user_id`'s palm in person."""
+    with rig.deps.uow(read_only=True) as uow:
+        known = uow.account("kanri") is not None
+    if not known:
+        rig.person("kanri", role="staff", name="管理 三郎", contract=OPERATIONS_CONTRACT)
     staff = Actor("kanri", frozenset({Role.STAFF}), terminal="STATION-1")
 
     def take(challenge: bytes) -> Any:

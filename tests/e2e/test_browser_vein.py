@@ -22,6 +22,7 @@ from authsvc.domain.roles import Actor, Role
 from authsvc.services import devices, vein
 from authsvc.services.passwords import change_password
 from tests.e2e.browser_support import (
+    COMPANY,
     NEW_PASSWORD,
     OPERATOR,
     USER_ID,
@@ -69,12 +70,13 @@ def server(rig: Rig) -> LiveServer:  # the conftest's browser context goes to th
 
 @pytest.fixture
 def user(rig: Rig) -> str:
-    """An approved account with its password changed, palm 42 enrolled in person by staff at
-    the registration station (its own reader, not registered: enrolment is local)."""
+    """An approved account with its password changed, palm 42 enrolled in person by staff of
+    its company at the registration station (its own reader, not registered: enrolment is
+    local)."""
     deps = rig.server.deps
     create_user(deps)
     change_password(deps, Actor(USER_ID), USER_ID, NEW_PASSWORD)
-    staff = Actor("staff1", frozenset({Role.STAFF}), terminal="STATION-1")
+    staff = Actor("staff1", frozenset({Role.STAFF}), terminal="STATION-1", company=COMPANY)
     with open_reader("emulated", seed=0, reader_id="STATION-1", clock=rig.server.clock) as station:
         def take(challenge: bytes) -> Capture:
             station.control.present(PALM)

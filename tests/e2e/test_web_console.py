@@ -29,8 +29,10 @@ from tests.integration.support import CHOSEN, active_account, add_contract, even
 BASE = "https://localhost"
 PASSWORD = CHOSEN[0]
 COMPANY = "防衛産業株式会社"
-OPERATOR = Actor("ops1", frozenset({Role.SYSTEM_ADMIN}), terminal="console-1")
-ACCOUNT_ADMIN = Actor("acct1", frozenset({Role.ACCOUNT_ADMIN}))
+OPERATOR = Actor("ops1", frozenset({Role.AGENCY_OPERATOR}), terminal="console-1")  # the agency
+ACCOUNT_ADMIN = Actor("acct1", frozenset({Role.ACCOUNT_ADMIN}), company=COMPANY)
+# the contracts of the rig, and the company of each (its accounts are managed by that company)
+CONTRACTS = {"C-1": COMPANY, "C-9": "別会社株式会社", OPERATIONS_CONTRACT: "DSG運用"}
 TERMINAL = "TERMINAL-1"
 PALM = 42
 QUALITY = 90  # a good reading every time: enough samples for a template on the first try
@@ -63,11 +65,11 @@ class Web:
                consent: bool = False, otp: bool = False) -> str:
         """An approved account with its initial password changed to PASSWORD; optionally with
         consent to remote registration and a confirmed TOTP authenticator."""
-        active_account(self.deps, ACCOUNT_ADMIN, OPERATOR, user_id, name=name, contract=contract,
-                       role=role)
+        active_account(self.deps, account_admin_of(contract), OPERATOR, user_id, name=name,
+                       contract=contract, role=role)
         change_password(self.deps, Actor(user_id), user_id, PASSWORD)
         if consent:
-            registration.record_consent(self.deps, ACCOUNT_ADMIN, user_id, True)
+            registration.record_consent(self.deps, account_admin_of(contract), user_id, True)
         if otp:
             made = totp.begin_enrolment(self.deps, Actor(user_id), user_id)
             totp.confirm_enrolment(self.deps, Actor(user_id), user_id, self._at(made.secret))
@@ -83,6 +85,15 @@ class Web:
         return self._at(self.secrets[user_id])
 
 
+def account_admin_of(contract: str) -> Actor:
+    """The account administrator of the company that holds `contract` (R24: a company's
+    administrator manages only that company's accounts)."""
+    company = CONTRACTS[contract]
+    return ACCOUNT_ADMIN if company == COMPANY else Actor(f"acct-{contract.lower()}",
+                                                          frozenset({Role.ACCOUNT_ADMIN}),
+                                                          company=company)
+
+
 def make_web(make_deps: Any, backend: str = "sqlite", **sections: dict[str, Any]) -> Web:
     deps = make_deps(backend, **sections)
     app = create_app(deps=deps)
@@ -91,7 +102,7 @@ def make_web(make_deps: Any, backend: str = "sqlite", **sections: dict[str, Any]
                          clock=deps.clock)
     devices.register(deps, OPERATOR, TERMINAL,
                      base64.urlsafe_b64encode(reader.public_key_bytes()).decode().rstrip("="))
-    for number, company in (("C-1", COMPANY), ("C-9", "別会社株式会社"), (OPERATIONS_CONTRACT, "DSG運用")):
+    for number, company in CONTRACTS.items():
         add_contract(deps, OPERATOR, number, company)
     return Web(deps, app, reader)
 
@@ -354,6 +365,9 @@ def test_remote_console_only_for_users_approved_in_advance(make_deps):
     try:
         web.person("sato", role="system_admin", name="佐藤 一郎", otp=True)
         web.person("unyo", role="system_admin", name="運用 四郎", contract=OPERATIONS_CONTRACT, otp=True)
+        for who in ("sato", "unyo"):  # R17: both may connect from outside (approved in advance) ...
+            accounts.approve_remote(web.deps, OPERATOR, who, web.deps.clock.now().date())
+        # ... but only unyo may administer from there (network.remote_admin)
         outside = web.client(REMOTE)
         refused = log_on(web, outside, "sato", "/console/logon")
         assert refused.status_code == 401 and GENERIC in refused.get_data(as_text=True)
@@ -434,7 +448,7 @@ def test_consent_needs_an_account_manager(staffed):
 def _registered_with_evidence(web: Web) -> str:
     """yamada's remote session, with the ID image captured and confirmed by sato."""
     sid = registration.open_session(web.deps, Actor("yamada"), "yamada").id
-    admin = Actor("sato", frozenset({Role.SYSTEM_ADMIN}))
+    admin = Actor("sato", frozenset({Role.SYSTEM_ADMIN}), company=COMPANY)
     registration.join(web.deps, admin, sid)
     registration.capture_id(web.deps, Actor("yamada"), sid, JPEG)
     registration.confirm(web.deps, admin, sid)

@@ -12,6 +12,7 @@ from authsvc.services import accounts
 from authsvc.store.db import make_engine, session_factory
 from authsvc.store.uow import UnitOfWork
 from authsvc.web import create_app
+from tests.conftest import AGENCY
 
 BASE = "https://localhost"
 
@@ -123,7 +124,7 @@ def test_initial_password_leads_only_to_forced_change(client, user, sqlite_deps,
     ok = post(client, "/password", {"new_password": "Vt8$wQ3#nRz7",
                                     "confirm_password": "Vt8$wQ3#nRz7"}, token)
     assert ok.status_code == 302 and ok.headers["Location"].endswith("/enrol")
-    assert not accounts.show(sqlite_deps, "sato").must_change_password
+    assert not accounts.show(sqlite_deps, AGENCY, "sato").must_change_password
     # the pending change is gone: the page cannot be reused
     assert client.get("/password", base_url=BASE).status_code == 302
 

@@ -19,7 +19,9 @@ from authsvc.services import registration, vein
 from authsvc.services.accounts import OPERATIONS_CONTRACT
 from authsvc.store.models import RegistrationSession
 from tests.e2e.test_web_console import (
+    ACCOUNT_ADMIN,
     BASE,
+    COMPANY,
     JPEG,
     PALM,
     PASSWORD,
@@ -42,7 +44,7 @@ from tests.e2e.test_web_console import (
 from tests.e2e.test_web_console import web as web
 from tests.integration.support import events
 
-SATO = Actor("sato", frozenset({Role.SYSTEM_ADMIN}))
+SATO = Actor("sato", frozenset({Role.SYSTEM_ADMIN}), company=COMPANY)  # of C-1, as the registrants
 MIB = 1024 * 1024
 
 
@@ -89,7 +91,7 @@ def opened(web: Web, client: Any) -> str:
 def joined(web: Web, user_id: str = "yamada", consent: bool = True) -> tuple[Any, str]:
     """The registrant's browser and their session, joined by sato."""
     if consent:
-        registration.record_consent(web.deps, Actor("acct1", frozenset({Role.ACCOUNT_ADMIN})), user_id, True)
+        registration.record_consent(web.deps, ACCOUNT_ADMIN, user_id, True)
     client = at_register(web, user_id)
     sid = opened(web, client)
     registration.join(web.deps, SATO, sid)
@@ -309,7 +311,7 @@ def test_a_non_image_is_refused(world):
 
 def test_no_image_before_an_administrator_attends(world):
     web = world
-    registration.record_consent(web.deps, Actor("acct1", frozenset({Role.ACCOUNT_ADMIN})), "yamada", True)
+    registration.record_consent(web.deps, ACCOUNT_ADMIN, "yamada", True)
     client = at_register(web)
     sid = opened(web, client)
     resp = post(client, f"/register/{sid}/id", body=JPEG)
@@ -391,7 +393,7 @@ def _vein_logon(web: Web, client: Any) -> Any:
 
 def test_the_full_remote_path_goes_on_to_a_palm_vein_logon(any_world):
     web = any_world
-    registration.record_consent(web.deps, Actor("acct1", frozenset({Role.ACCOUNT_ADMIN})), "yamada", True)
+    registration.record_consent(web.deps, ACCOUNT_ADMIN, "yamada", True)
     client = at_register(web)
     registering = cookie(client)
     assert where(post(client, "/register/continue")) == "/register/"  # nothing enrolled yet

@@ -15,6 +15,7 @@ from authsvc.domain.roles import Actor, Role
 from authsvc.services import accounts, logon
 from authsvc.services.passwords import change_password
 from authsvc.store.models import Account, Identifier
+from tests.conftest import AGENCY
 from tests.integration.support import (
     CHOSEN,
     active_account,
@@ -25,6 +26,18 @@ from tests.integration.support import (
     row_counts,
     set_time,
 )
+
+# The account administrator of the company of contract "C-B" ("別会社") in the tests below: a
+# company's accounts are created by that company's administrators (R24).
+OTHER_ADMIN = Actor("acctadm-b", frozenset({Role.ACCOUNT_ADMIN}), terminal="console-b",
+                    company="別会社")
+
+
+def only_a_refusal(before: dict[str, int], after: dict[str, int]) -> None:
+    """Between two row_counts: the refusal's audit event and the operators' alert of it (R25)
+    added, nothing else changed."""
+    assert after == {**before, "audit_events": before["audit_events"] + 1,
+                     "alerts": before["alerts"] + 1}
 
 
 @pytest.fixture
@@ -45,7 +58,7 @@ def test_create_account_is_pending_with_a_fresh_initial_password(deps, account_a
                       is_breached=deps.blocklist.is_breached) == []
     assert len(first.initial_password) >= deps.settings.password.min_length
     assert first.initial_password != second.initial_password
-    assert accounts.show(deps, "tanaka").status == "pending"
+    assert accounts.show(deps, AGENCY, "tanaka").status == "pending"
     created = events(deps, "account.create", "tanaka")
     assert len(created) == 1 and created[0].actor == account_admin.id
     # pending: the identifier is not yet effective, even with the right password
@@ -56,7 +69,7 @@ def test_system_admin_approves(deps, operator, account_admin, contract):
     issued = accounts.create_account(deps, account_admin, "tanaka", "田中 太郎", contract, "user")
     approved = accounts.approve_identifier(deps, operator, "tanaka")
     assert approved.status == "active"
-    assert accounts.show(deps, "tanaka").status == "active"
+    assert accounts.show(deps, AGENCY, "tanaka").status == "active"
     [ev] = events(deps, "identifier.approve", "tanaka")
     assert ev.actor == operator.id
     assert json.loads(ev.detail)["assigned_by"] == account_admin.id
@@ -68,11 +81,16 @@ def test_system_admin_approves(deps, operator, account_admin, contract):
 
 def test_account_admin_cannot_approve(deps, account_admin, contract):
     accounts.create_account(deps, account_admin, "tanaka", "田中 太郎", contract, "user")
-    before = audit_count(deps)
-    with pytest.raises(Forbidden):
+    before = row_counts(deps)
+    with pytest.raises(Forbidden) as err:
         accounts.approve_identifier(deps, account_admin, "tanaka")
-    assert accounts.show(deps, "tanaka").status == "pending"
-    assert audit_count(deps) == before
+    assert err.value.code == "forbidden"
+    assert accounts.show(deps, AGENCY, "tanaka").status == "pending"
+    # the refused use of a privilege is itself recorded (004 第8 1(2)); nothing else changed
+    only_a_refusal(before, row_counts(deps))
+    [refused] = events(deps, "identifier.approve", "tanaka")
+    assert (refused.actor, refused.result, refused.data) == (
+        account_admin.id, "refused", {"reason": "forbidden"})
 
 
 def test_plain_user_cannot_create_accounts(deps, contract):
@@ -80,7 +98,9 @@ def test_plain_user_cannot_create_accounts(deps, contract):
     before = row_counts(deps)
     with pytest.raises(Forbidden):
         accounts.create_account(deps, user, "tanaka", "田中 太郎", contract, "user")
-    assert row_counts(deps) == before
+    only_a_refusal(before, row_counts(deps))  # the refusal is recorded; no account, no ID
+    [refused] = events(deps, "account.create", "tanaka")
+    assert (refused.actor, refused.result, refused.data) == ("someone", "refused", {"reason": "forbidden"})
 
 
 def test_four_eyes_refuses_approval_by_the_assigner(make_deps, backend, operator):
@@ -88,12 +108,14 @@ def test_four_eyes_refuses_approval_by_the_assigner(make_deps, backend, operator
     add_contract(deps, operator)
     accounts.create_account(deps, operator, "tanaka", "田中 太郎", "C-2026-001", "user")
     before = audit_count(deps)
-    with pytest.raises(DomainError) as err:
+    with pytest.raises(Forbidden) as err:  # a refused use of a privilege (403), audited
         accounts.approve_identifier(deps, operator, "tanaka")
     assert err.value.code == "four_eyes"
-    assert accounts.show(deps, "tanaka").status == "pending"
-    assert audit_count(deps) == before
-    second = Actor("ops2", frozenset({Role.SYSTEM_ADMIN}))
+    assert accounts.show(deps, AGENCY, "tanaka").status == "pending"
+    assert audit_count(deps) == before + 1
+    [refused] = events(deps, "identifier.approve", "tanaka")
+    assert (refused.actor, refused.result, refused.data) == (operator.id, "refused", {"reason": "four_eyes"})
+    second = Actor("ops2", frozenset({Role.AGENCY_OPERATOR}))  # another agency operator
     assert accounts.approve_identifier(deps, second, "tanaka").status == "active"
 
 
@@ -110,7 +132,7 @@ def test_duplicate_identifier_refused_case_insensitively(deps, account_admin, co
         accounts.create_account(deps, account_admin, again, "別の 人", contract, "user")
     assert err.value.code == "identifier_in_use"
     assert row_counts(deps) == before
-    assert accounts.show(deps, "TaNaKa").name == "田中 太郎"
+    assert accounts.show(deps, AGENCY, "TaNaKa").name == "田中 太郎"
 
 
 def test_deleted_identifier_is_tombstoned_for_the_reuse_window(
@@ -122,11 +144,13 @@ def test_deleted_identifier_is_tombstoned_for_the_reuse_window(
     assert gone.status == "deleted"
     assert gone.revoked_at is not None
     [ev] = events(deps, "account.delete", "tanaka")
-    assert json.loads(ev.detail) == {"status_from": "active", "reason": "left the company"}
+    # R7: what the holder must give back is listed (no security key registered: the fixed list)
+    assert json.loads(ev.detail) == {"status_from": "active", "reason": "left the company",
+                                     "returns": ["id_card", "operation_manual"]}
     # the authenticator is invalidated with the account
     assert password_step(deps, "tanaka", issued.initial_password) == logon.FAILED
     with pytest.raises(NotFound):
-        accounts.show(deps, "tanaka")
+        accounts.show(deps, AGENCY, "tanaka")
 
     window = timedelta(days=deps.settings.identifiers.reuse_after_days)
     for moment in (deleted_at + timedelta(days=1), deleted_at + window - timedelta(seconds=1)):
@@ -142,7 +166,7 @@ def test_deleted_identifier_is_tombstoned_for_the_reuse_window(
     again = accounts.create_account(deps, account_admin, "Tanaka", "新 人", contract, "user")
     assert again.account.status == "pending"
     assert again.account.person_id != issued.account.person_id
-    assert accounts.show(deps, "tanaka").name == "新 人"
+    assert accounts.show(deps, AGENCY, "tanaka").name == "新 人"
     with deps.uow() as uow:
         ident = uow.session.get(Identifier, "tanaka")
         assert ident is not None and ident.released_at is None
@@ -153,17 +177,22 @@ def test_one_person_on_two_contracts_has_two_linked_accounts(deps, operator, acc
     add_contract(deps, operator, "C-A")
     add_contract(deps, operator, "C-B", company="別会社")
     first = active_account(deps, account_admin, operator, "tanaka-a", contract="C-A")
-    second = accounts.create_account(deps, account_admin, "tanaka-b", "田中 太郎", "C-B", "user",
+    with pytest.raises(NotFound) as err:  # R24: another company's person is no person to 別会社
+        accounts.create_account(deps, OTHER_ADMIN, "tanaka-b", "田中 太郎", "C-B", "user",
+                                person_id=first.account.person_id)
+    assert err.value.code == "person_not_found"
+    # the agency links the one person across companies
+    second = accounts.create_account(deps, operator, "tanaka-b", "田中 太郎", "C-B", "user",
                                      person_id=first.account.person_id)
     assert second.account.person_id == first.account.person_id
     assert second.account.contract == "C-B"
     with deps.uow() as uow:
         linked = uow.accounts_of_person(first.account.person_id)
         assert sorted(a.user_id for a in linked) == ["tanaka-a", "tanaka-b"]
-    [ev] = events(deps, "account.create", "tanaka-b")
+    [ev] = [e for e in events(deps, "account.create", "tanaka-b") if e.result == "ok"]
     assert json.loads(ev.detail)["linked_person"] is True
     # without person_id a new person is created
-    third = accounts.create_account(deps, account_admin, "tanaka-c", "田中 太郎", "C-B", "user")
+    third = accounts.create_account(deps, OTHER_ADMIN, "tanaka-c", "田中 太郎", "C-B", "user")
     assert third.account.person_id != first.account.person_id
 
 
@@ -187,7 +216,7 @@ def test_create_account_on_an_ended_contract_is_refused_and_writes_nothing(
     assert err.value.message("en") == "Contract C-OLD has ended."
     assert row_counts(deps) == before
     with pytest.raises(NotFound):
-        accounts.show(deps, "late")
+        accounts.show(deps, AGENCY, "late")
 
 
 def test_create_account_is_allowed_until_the_contract_ends(
@@ -220,17 +249,17 @@ def test_linking_a_person_under_another_name_is_refused_and_writes_nothing(
     before = row_counts(deps)
     for other in ("山田 一郎", "田中 次郎", "田中太"):
         with pytest.raises(DomainError) as err:
-            accounts.create_account(deps, account_admin, "tanaka-b", other, "C-B", "user",
+            accounts.create_account(deps, operator, "tanaka-b", other, "C-B", "user",
                                     person_id=person)
         assert err.value.code == "person_name_mismatch"
         assert err.value.message("en") == f"The name does not match person record {person}."
     assert row_counts(deps) == before
     with pytest.raises(NotFound):
-        accounts.show(deps, "tanaka-b")
+        accounts.show(deps, AGENCY, "tanaka-b")
     # the same name in another spelling is that person: ideographic space, or no space
-    linked = accounts.create_account(deps, account_admin, "tanaka-b", "田中\u3000太郎", "C-B",
+    linked = accounts.create_account(deps, operator, "tanaka-b", "田中\u3000太郎", "C-B",
                                      "user", person_id=person)
-    again = accounts.create_account(deps, account_admin, "tanaka-c", "田中太郎", "C-B",
+    again = accounts.create_account(deps, OTHER_ADMIN, "tanaka-c", "田中太郎", "C-B",
                                     "user", person_id=person)
     assert again.account.person_id == person
     assert linked.account.person_id == person and linked.account.name == "田中 太郎"
@@ -256,7 +285,7 @@ def test_update_name_and_role_is_audited(deps, operator, account_admin, contract
     updated = accounts.update_account(deps, account_admin, "tanaka", name="田中 次郎",
                                       role="account_admin")
     assert updated.name == "田中 次郎" and updated.role == "account_admin"
-    assert accounts.show(deps, "tanaka").role == "account_admin"
+    assert accounts.show(deps, AGENCY, "tanaka").role == "account_admin"
     [ev] = events(deps, "account.update", "tanaka")
     assert ev.actor == account_admin.id
     assert json.loads(ev.detail) == {"name": "田中 次郎",
@@ -376,9 +405,59 @@ def test_hostile_update_and_contract_input_refused(deps, operator, account_admin
             call()
         assert err.value.code == code
     assert row_counts(deps) == before
-    assert accounts.show(deps, "tanaka").role == "user"
-    assert accounts.show(deps, "tanaka").name == "田中 太郎"
+    assert accounts.show(deps, AGENCY, "tanaka").role == "user"
+    assert accounts.show(deps, AGENCY, "tanaka").name == "田中 太郎"
 
 
 def contract_start(deps):
     return deps.clock.now().date()
+
+
+def test_a_companys_administrator_acts_only_on_their_company_and_never_on_themselves(
+    deps, operator, account_admin
+):
+    """R24: another company's contract or account answers exactly like an unknown one, is
+    refused with its real reason in the audit log, and changes nothing; nobody administers
+    their own account; only the agency makes agency operators."""
+    add_contract(deps, operator, "C-A")
+    add_contract(deps, operator, "C-B", company="別会社")
+    active_account(deps, OTHER_ADMIN, operator, "kimura", contract="C-B")
+    before = row_counts(deps)
+    with pytest.raises(NotFound) as theirs:
+        accounts.create_account(deps, account_admin, "tanaka", "田中 太郎", "C-B", "user")
+    with pytest.raises(NotFound) as unknown:
+        accounts.create_account(deps, account_admin, "tanaka", "田中 太郎", "C-NONE", "user")
+    assert theirs.value.code == unknown.value.code == "contract_not_found"
+    only_a_refusal(before, row_counts(deps))
+    [refused] = events(deps, "account.create", "tanaka")
+    assert (refused.actor, refused.result, refused.data) == (
+        account_admin.id, "refused", {"reason": "other_company"})
+
+    before = row_counts(deps)
+    with pytest.raises(NotFound) as theirs:
+        accounts.suspend(deps, account_admin, "kimura", reason="test")
+    with pytest.raises(NotFound) as unknown:
+        accounts.suspend(deps, account_admin, "nobody-here", reason="test")
+    assert (theirs.value.code, theirs.value.message("en")) == (
+        unknown.value.code, unknown.value.message("en").replace("nobody-here", "kimura"))
+    assert accounts.show(deps, AGENCY, "kimura").status == "active"
+    only_a_refusal(before, row_counts(deps))
+    [refused] = events(deps, "account.suspend", "kimura")
+    assert (refused.result, refused.data) == ("refused", {"reason": "other_company"})
+    assert [v.user_id for v in accounts.list_accounts(deps, account_admin)] == []
+    assert [v.user_id for v in accounts.list_accounts(deps, OTHER_ADMIN)] == ["kimura"]
+
+    own_admin = Actor("kimura", frozenset({Role.ACCOUNT_ADMIN}), company="別会社")
+    with pytest.raises(Forbidden) as own:
+        accounts.suspend(deps, own_admin, "kimura")
+    assert own.value.code == "own_account"
+    assert accounts.show(deps, AGENCY, "kimura").status == "active"
+    assert events(deps, "account.suspend", "kimura")[-1].data == {"reason": "own_account"}
+
+    with pytest.raises(Forbidden) as raised:
+        accounts.create_account(deps, OTHER_ADMIN, "boss", "上司 一郎", "C-B", "agency_operator")
+    assert raised.value.code == "role_not_assignable"
+    with pytest.raises(NotFound):
+        accounts.show(deps, AGENCY, "boss")
+    assert accounts.create_account(deps, operator, "boss", "上司 一郎", "C-B",
+                                   "agency_operator").account.role == "agency_operator"

@@ -64,7 +64,8 @@ def test_account_lifecycle_from_the_command_line(cli):
                   "--role", "user", "--json", code=1)
     assert as_json(refused)["error"] == "identifier_reserved"
     assert as_json(cli("maintenance", "run", "--json")) == {
-        "expired": [], "disabled": [], "registrations_expired": [], "evidence_purged": 0}
+        "expired": [], "disabled": [], "revoked": [], "registrations_expired": [],
+        "evidence_purged": 0}
     verified = as_json(cli("audit", "verify", "--json"))
     assert verified["ok"] and verified["checked"] >= 10
     # (finding these by `--subject Yamada` is test_audit_show_finds_an_account_in_any_letter_case)
@@ -244,3 +245,120 @@ def test_registration_consent_from_the_command_line(cli):
     assert as_json(cli("registration", "consent", "ito", "--withdraw", "--json"))["consent"] is False
     actions = [e["action"] for e in as_json(cli("audit", "show", "--subject", "ito", "--json"))]
     assert actions.count("registration.consent") == 2
+
+
+# ---- who the command line acts as (R24) ---------------------------------------------------------
+
+
+def _os_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+def test_at_the_server_the_command_line_acts_for_the_agency(cli):
+    """Without --as the CLI is the break-glass path at the server: an agency operator under an
+    identifier of its own (`cli:<os user>`), the host as the terminal; it reaches every
+    company and the agency-only functions."""
+    import socket
+
+    cli("contract", "create", "C-1", "--company", "防衛産業株式会社", "--start", "2026-04-01")
+    cli("contract", "create", "C-2", "--company", "別会社", "--start", "2026-04-01")
+    cli("user", "create", "tanaka", "--name", "田中 太郎", "--contract", "C-1", "--role", "user")
+    cli("user", "create", "kimura", "--name", "木村 一", "--contract", "C-2", "--role", "user")
+    assert [u["user_id"] for u in as_json(cli("user", "list", "--json"))] == ["kimura", "tanaka"]
+    assert as_json(cli("identifier", "approve", "kimura", "--json"))["status"] == "active"
+    cli("maintenance", "run", "--json")
+    [created] = [e for e in as_json(cli("audit", "show", "--subject", "tanaka", "--json"))
+                 if e["action"] == "account.create"]
+    assert created["actor"] == f"cli:{_os_user()}"
+    assert created["terminal"] == socket.gethostname()[:100] and created["source"] == "local"
+
+
+@pytest.fixture
+def two_companies(cli):
+    """Two companies' accounts, and each company's administrators (active, made by the agency)."""
+    cli("contract", "create", "C-1", "--company", "防衛産業株式会社", "--start", "2026-04-01")
+    cli("contract", "create", "C-2", "--company", "別会社", "--start", "2026-04-01")
+    for uid, name, contract, role in (
+            ("sato", "佐藤 一郎", "C-1", "system_admin"), ("kato", "加藤 六郎", "C-1", "account_admin"),
+            ("tanaka", "田中 太郎", "C-1", "user"), ("suzuki", "鈴木 次郎", "C-2", "system_admin"),
+            ("kimura", "木村 一", "C-2", "user")):
+        cli("user", "create", uid, "--name", name, "--contract", contract, "--role", role)
+        cli("identifier", "approve", uid)
+    return cli
+
+
+def test_as_an_administrator_the_command_line_has_their_rights_and_company_only(two_companies):
+    cli = two_companies
+    sato = ("--as", "sato")
+    assert [u["user_id"] for u in as_json(cli(*sato, "user", "list", "--json"))] == [
+        "kato", "sato", "tanaka"]
+    assert as_json(cli(*sato, "user", "suspend", "tanaka", "--reason", "leave", "--json"))[
+        "status"] == "suspended"
+    # another company's account answers as an unknown one, is audited, and changes nothing
+    theirs = as_json(cli(*sato, "user", "suspend", "kimura", "--json", code=1))
+    unknown = as_json(cli(*sato, "user", "suspend", "nobody-x", "--json", code=1))
+    assert theirs["error"] == unknown["error"] == "account_not_found"
+    assert theirs["message"] == unknown["message"].replace("nobody-x", "kimura")
+    assert as_json(cli("user", "show", "kimura", "--json"))["status"] == "active"
+    # never on their own account; the agency's functions are not theirs
+    assert as_json(cli(*sato, "user", "suspend", "sato", "--json", code=1))["error"] == "own_account"
+    assert as_json(cli(*sato, "contract", "create", "C-3", "--company", "新会社", "--start",
+                       "2026-04-01", "--json", code=1))["error"] == "forbidden"
+    assert as_json(cli(*sato, "maintenance", "run", "--json", code=1))["error"] == "forbidden"
+    assert sorted(c["contract"] for c in as_json(cli("contract", "list", "--json"))) == [
+        "C-1", "C-2"]  # the agency sees every contract, the company its own
+    assert [c["contract"] for c in as_json(cli(*sato, "contract", "list", "--json"))] == ["C-1"]
+    # the account administrator assigns IDs on their company's contracts, and does not approve
+    kato = ("--as", "kato")
+    assert as_json(cli(*kato, "user", "create", "yoshida", "--name", "吉田 一", "--contract", "C-1",
+                       "--role", "user", "--json"))["created_by"] == "kato"
+    assert as_json(cli(*kato, "user", "create", "yoshida2", "--name", "吉田 二", "--contract",
+                       "C-2", "--role", "user", "--json", code=1))["error"] == "contract_not_found"
+    assert as_json(cli(*kato, "identifier", "approve", "yoshida", "--json", code=1))[
+        "error"] == "forbidden"
+    assert as_json(cli(*sato, "identifier", "approve", "yoshida", "--json"))["status"] == "active"
+    events = as_json(cli("audit", "show", "--limit", "100", "--json"))
+    refused = [(e["actor"], e["action"], e["subject"], json.loads(e["detail"])["reason"])
+               for e in events if e["result"] == "refused"
+               and not e["action"].startswith("maintenance")]  # (that: the next test)
+    assert sorted(refused) == sorted([  # each refusal with its real reason (newest first above)
+        ("sato", "account.suspend", "kimura", "other_company"),
+        ("sato", "account.suspend", "sato", "own_account"),
+        ("sato", "contract.create", "C-3", "forbidden"),
+        ("kato", "account.create", "yoshida2", "other_company"),
+        ("kato", "identifier.approve", "yoshida", "forbidden")])
+    [by_sato] = [e for e in events if e["action"] == "account.suspend" and e["result"] == "ok"]
+    assert by_sato["actor"] == "sato" and by_sato["source"] == f"cli:{_os_user()}"
+
+
+def test_as_needs_an_active_administrator(two_companies):
+    cli = two_companies
+    for who in ("tanaka", "nobody-x"):  # a user; no such account
+        out = as_json(cli("--as", who, "user", "list", "--json", code=1))
+        assert out["error"] == "cli_as_not_admin"
+    cli("user", "suspend", "suzuki", "--reason", "leave")  # the agency suspends an administrator
+    out = as_json(cli("--as", "suzuki", "user", "list", "--json", code=1))
+    assert out["error"] == "cli_as_not_admin"
+    # an administrator of their company reads the log of their company's accounts only
+    assert as_json(cli("--as", "sato", "audit", "show", "--subject", "tanaka", "--json"))
+    assert as_json(cli("--as", "sato", "audit", "show", "--subject", "kimura", "--json",
+                       code=1))["error"] == "account_not_found"
+    assert as_json(cli("--as", "sato", "audit", "show", "--json", code=1))["error"] == \
+        "audit_subject_required"
+
+
+def test_a_refused_agency_function_is_audited_too(two_companies):
+    """004 第8 1(2): a company's system administrator refused the agency's maintenance
+    functions (run, accept-rollback) leaves a refusal in the log, like every other refused
+    administrative function, and nothing else."""
+    cli = two_companies
+    before = as_json(cli("audit", "verify", "--json"))["checked"]
+    assert as_json(cli("--as", "sato", "maintenance", "run", "--json", code=1))["error"] == "forbidden"
+    assert as_json(cli("--as", "sato", "audit", "accept-rollback", "--reason", "test", "--json",
+                       code=1))["error"] == "forbidden"
+    events = as_json(cli("audit", "show", "--limit", "2", "--json"))
+    assert as_json(cli("audit", "verify", "--json"))["checked"] == before + 2
+    assert [(e["actor"], e["result"], json.loads(e["detail"]).get("reason")) for e in events] == [
+        ("sato", "refused", "forbidden")] * 2

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from authsvc.domain.errors import DomainError
 from authsvc.services import devices
+from tests.conftest import AGENCY
 
 
 def new_key() -> tuple[Ed25519PrivateKey, str]:
@@ -43,7 +44,7 @@ def test_parallel_registrations_of_one_key_under_two_ids(deps, operator):
     winners = [r for r in results if r in ids]
     assert len(winners) == 1, results
     assert sorted(r for r in results if r not in ids) == ["device_key_in_use"] * (len(ids) - 1)
-    assert [d.device_id for d in devices.list_devices(deps)] == winners
+    assert [d.device_id for d in devices.list_devices(deps, AGENCY)] == winners
 
 
 def test_the_command_line_refuses_a_revoked_key(deps, tmp_path):

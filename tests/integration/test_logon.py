@@ -14,7 +14,7 @@ from authsvc.domain.roles import Actor, Role
 from authsvc.services import accounts, audit, logon
 from authsvc.services.passwords import change_password
 from authsvc.store.models import Account, LogonThrottle
-from tests.conftest import make_settings
+from tests.conftest import AGENCY, COMPANY, make_settings
 from tests.integration.support import (
     CHOSEN,
     active_account,
@@ -51,7 +51,7 @@ def test_initial_password_leads_to_forced_change(deps, clock, alice):
     state = password_step(deps, "alice", alice, terminal="T-01", source="10.0.0.5")
     assert (state.step, state.user_id) == (lf.Step.CHANGE_PASSWORD, "alice") and state.token
     # R9: usage began, and the logon history names terminal and source
-    view = accounts.show(deps, "alice")
+    view = accounts.show(deps, AGENCY, "alice")
     assert view.first_used_at is not None and view.first_used_at.endswith("+09:00")
     [ev] = events(deps, "logon.password", "alice")
     assert (ev.result, ev.terminal, ev.source) == ("ok", "T-01", "10.0.0.5")
@@ -59,7 +59,7 @@ def test_initial_password_leads_to_forced_change(deps, clock, alice):
     # nothing else is reachable: the initial password keeps leading to the change
     clock.advance(minutes=5)
     assert password_step(deps, "alice", alice).step is lf.Step.CHANGE_PASSWORD
-    assert accounts.show(deps, "alice").first_used_at == view.first_used_at
+    assert accounts.show(deps, AGENCY, "alice").first_used_at == view.first_used_at
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_accepted_password_ends_the_forced_change(deps, alice):
     state = password_step(deps, "alice", CHOSEN[3])
     assert (state.step, state.user_id) == (lf.Step.REGISTER, "alice")
     assert password_step(deps, "alice", alice) == FAILED
-    assert accounts.show(deps, "alice").must_change_password is False
+    assert accounts.show(deps, AGENCY, "alice").must_change_password is False
 
 
 def test_every_failed_rule_is_listed(deps, alice):
@@ -153,10 +153,10 @@ def test_every_refusal_looks_the_same(deps, clock, operator, account_admin):
     ending = active_account(deps, account_admin, operator, "dave", contract="C-END")
     assert password_step(deps, "dave", ending.initial_password).step is lf.Step.CHANGE_PASSWORD
     # past the contract's end and its cleanup period; the maintenance job has not run yet
-    ends = accounts.show(deps, "dave").access_ends_at
+    ends = accounts.show(deps, AGENCY, "dave").access_ends_at
     assert ends is not None
     clock.advance(days=3 + 30)
-    assert accounts.show(deps, "dave").status == "active"
+    assert accounts.show(deps, AGENCY, "dave").status == "active"
 
     attempts = {
         "alice": (CHOSEN[0], "wrong_password"),
@@ -184,13 +184,13 @@ def test_lockout_and_operator_unlock(make_deps, backend, operator, account_admin
     for _ in range(2):
         assert password_step(deps, "alice", CHOSEN[0]) == FAILED
     assert password_step(deps, "alice", initial).step is lf.Step.CHANGE_PASSWORD
-    assert accounts.show(deps, "alice").failures == 2
+    assert accounts.show(deps, AGENCY, "alice").failures == 2
     deps.counters.succeed("alice")  # what a completed logon does
-    assert accounts.show(deps, "alice").failures == 0
+    assert accounts.show(deps, AGENCY, "alice").failures == 0
 
     for _ in range(3):
         assert password_step(deps, "alice", CHOSEN[0]) == FAILED
-    view = accounts.show(deps, "alice")
+    view = accounts.show(deps, AGENCY, "alice")
     assert view.locked and view.failures == 3
     [lock] = events(deps, "account.lock", "alice")
     assert lock.data["failures"] == 3
@@ -217,16 +217,16 @@ def test_lock_lifts_by_itself_after_the_period(make_deps, backend, clock, operat
     assert password_step(deps, "alice", initial) == FAILED
     assert events(deps, "account.auto_unlock") == []
     clock.advance(seconds=1)
-    assert not accounts.show(deps, "alice").locked
+    assert not accounts.show(deps, AGENCY, "alice").locked
     assert password_step(deps, "alice", initial).step is lf.Step.CHANGE_PASSWORD
     [auto] = events(deps, "account.auto_unlock", "alice")
     assert auto.seq < events(deps, "logon.password", "alice")[-1].seq
     # after the lapse the count starts afresh: max_failures more tries before the next lock
     for _ in range(2):
         password_step(deps, "alice", CHOSEN[0])
-    assert not accounts.show(deps, "alice").locked
+    assert not accounts.show(deps, AGENCY, "alice").locked
     password_step(deps, "alice", CHOSEN[0])
-    assert accounts.show(deps, "alice").locked
+    assert accounts.show(deps, AGENCY, "alice").locked
     assert len(events(deps, "account.lock", "alice")) == 2
 
 
@@ -271,10 +271,11 @@ def test_an_unknown_identifier_that_is_later_assigned_gets_its_own_count(
     early = pseudonym(deps, "newbie")
     assert [r for _, r in reasons(deps, early)] == ["unknown_user"] * 3
     initial = active_account(deps, account_admin, operator, "newbie").initial_password
-    assert accounts.show(deps, "newbie").failures == 0 and not accounts.show(deps, "newbie").locked
+    newbie = accounts.show(deps, AGENCY, "newbie")
+    assert newbie.failures == 0 and not newbie.locked
     assert password_step(deps, "Newbie", CHOSEN[0]) == FAILED
     assert reasons(deps, "newbie") == [("failed", "wrong_password")]
-    assert accounts.show(deps, "newbie").failures == 1
+    assert accounts.show(deps, AGENCY, "newbie").failures == 1
     assert password_step(deps, "newbie", initial).step is lf.Step.CHANGE_PASSWORD
     assert len(reasons(deps, early)) == 3  # nothing more recorded under the pseudonym
 
@@ -287,21 +288,39 @@ def test_operator_finds_attempts_on_an_unknown_identifier(deps, operator, accoun
     password_step(deps, "alice", CHOSEN[0])
     password_step(deps, "someone-else", CHOSEN[0])
 
-    staff = Actor("staff1", frozenset({Role.STAFF}))
-    for reader in (operator, staff):
-        found = audit.events(deps, reader, subject="NoSuchUser")
-        assert [(e["action"], e["result"]) for e in found] == [("logon.password", "failed")] * 2
-        assert {e["subject"] for e in found} == {pseudonym(deps, "nosuchuser")}
-        assert all(e["subject"] != "nosuchuser" and e["terminal"] == "T-7" for e in found)
-        assert found[0]["seq"] > found[1]["seq"]  # newest first
-        assert audit.events(deps, reader, subject="  NOSUCHUSER ") == found
-        assert audit.events(deps, reader, subject="NoSuchUser", limit=1) == found[:1]
-        # a known identifier is found as itself; an ID never tried, nowhere
-        assert {e["action"] for e in audit.events(deps, reader, subject="alice")} \
-            >= {"account.create", "identifier.approve", "logon.password"}
-        assert audit.events(deps, reader, subject="NoSuchUser2") == []
-        everything = audit.events(deps, reader, limit=10_000)
-        assert len(everything) > len(found) and "nosuchuser" not in repr(everything).casefold()
+    # the agency operator asks about any identifier, known or not (R24: an unknown ID is of no
+    # company, so only the agency reads its attempts)
+    found = audit.events(deps, operator, subject="NoSuchUser")
+    assert [(e["action"], e["result"]) for e in found] == [("logon.password", "failed")] * 2
+    assert {e["subject"] for e in found} == {pseudonym(deps, "nosuchuser")}
+    assert all(e["subject"] != "nosuchuser" and e["terminal"] == "T-7" for e in found)
+    assert found[0]["seq"] > found[1]["seq"]  # newest first
+    assert audit.events(deps, operator, subject="  NOSUCHUSER ") == found
+    assert audit.events(deps, operator, subject="NoSuchUser", limit=1) == found[:1]
+    # a known identifier is found as itself; an ID never tried, nowhere
+    assert {e["action"] for e in audit.events(deps, operator, subject="alice")} \
+        >= {"account.create", "identifier.approve", "logon.password"}
+    assert audit.events(deps, operator, subject="NoSuchUser2") == []
+    everything = audit.events(deps, operator, limit=10_000)
+    assert len(everything) > len(found) and "nosuchuser" not in repr(everything).casefold()
+    assert "nosuchuser" not in dump_all(deps).casefold()  # in no table, in clear
+
+    # a company's staff member reads the log of their company's accounts only: alice's, not
+    # an unknown ID's (answered as an unknown account) nor the whole log
+    staff = Actor("staff1", frozenset({Role.STAFF}), company=COMPANY)
+    assert {e["action"] for e in audit.events(deps, staff, subject="alice")} \
+        >= {"account.create", "identifier.approve", "logon.password"}
+    with pytest.raises(NotFound) as err:
+        audit.events(deps, staff, subject="NoSuchUser")
+    assert err.value.code == "account_not_found"
+    with pytest.raises(Forbidden) as err:
+        audit.events(deps, staff)
+    assert err.value.code == "audit_subject_required"
+    # ... and the refusal of that query, audited (and alerted), does not put the unknown ID in
+    # clear in the log, nor in any other table
+    everything = audit.events(deps, operator, limit=10_000)
+    assert "nosuchuser" not in repr(everything).casefold()
+    assert "nosuchuser" not in dump_all(deps).casefold()
 
     for role in (Role.USER, Role.DATA_MANAGER, Role.ACCOUNT_ADMIN):
         with pytest.raises(Forbidden):

@@ -11,6 +11,7 @@ from authsvc.domain import logon_flow as lf
 from authsvc.domain.calendar import JST
 from authsvc.domain.errors import DomainError, Forbidden
 from authsvc.services import accounts, logon, maintenance
+from tests.conftest import AGENCY
 from tests.integration.support import active_account, add_contract, events, password_step, set_time
 
 FAILED = logon.FAILED
@@ -26,13 +27,13 @@ def test_unused_account_is_disabled_after_the_period(deps, clock, operator, acco
     assert maintenance.run(deps, operator).disabled == []
     set_time(clock, approved_at + period - timedelta(seconds=1))
     assert maintenance.run(deps, operator).disabled == []
-    assert accounts.show(deps, "idle").status == "active"
+    assert accounts.show(deps, AGENCY, "idle").status == "active"
     assert events(deps, "account.disable") == []
 
     set_time(clock, approved_at + period)
     report = maintenance.run(deps, operator)
     assert report.disabled == ["idle"] and report.expired == []
-    assert accounts.show(deps, "idle").status == "disabled"
+    assert accounts.show(deps, AGENCY, "idle").status == "disabled"
     [ev] = events(deps, "account.disable", "idle")
     assert ev.actor == operator.id
     assert ev.data["reason"] == "inactive"
@@ -71,8 +72,8 @@ def test_unused_account_is_refused_at_logon_before_maintenance_runs(
     for uid in ("idle", "idle-wrong"):
         [ev] = events(deps, "logon.password", uid)
         assert (ev.result, ev.data["reason"]) == ("failed", "inactive"), uid
-        assert accounts.show(deps, uid).status == "active"  # the job has not run
-        assert accounts.show(deps, uid).last_used_at is None
+        assert accounts.show(deps, AGENCY, uid).status == "active"  # the job has not run
+        assert accounts.show(deps, AGENCY, uid).last_used_at is None
     assert events(deps, "logon.password", "idle")[0].terminal == "T-5"
     # the accounts used recently are unaffected, at the same moment
     assert password_step(deps, "day-early", issued["day-early"]).step is lf.Step.CHANGE_PASSWORD
@@ -109,7 +110,7 @@ def test_recent_logon_keeps_an_account_active(deps, clock, operator, account_adm
     assert password_step(deps, "busy", busy).step is lf.Step.CHANGE_PASSWORD
     set_time(clock, start + period)
     assert maintenance.run(deps, operator).disabled == ["idle"]
-    assert accounts.show(deps, "busy").status == "active"
+    assert accounts.show(deps, AGENCY, "busy").status == "active"
     set_time(clock, start + timedelta(days=60) + period)
     assert maintenance.run(deps, operator).disabled == ["busy"]
 
@@ -121,8 +122,8 @@ def test_pending_and_suspended_accounts_are_not_disabled(deps, clock, operator, 
     accounts.suspend(deps, account_admin, "paused")
     clock.advance(days=deps.settings.identifiers.disable_after_days * 2)
     assert maintenance.run(deps, operator).disabled == []
-    assert accounts.show(deps, "waiting").status == "pending"
-    assert accounts.show(deps, "paused").status == "suspended"
+    assert accounts.show(deps, AGENCY, "waiting").status == "pending"
+    assert accounts.show(deps, AGENCY, "paused").status == "suspended"
 
 
 def test_only_privileged_actors_run_maintenance(deps, account_admin):
@@ -146,7 +147,7 @@ def test_access_ends_after_14_business_days_excluding_holidays(
     initial = active_account(deps, account_admin, operator, "gwuser", contract="C-GW").initial_password
     assert password_step(deps, "gwuser", initial).step is lf.Step.CHANGE_PASSWORD
     end = datetime.combine(LAST_CLEANUP_DAY + timedelta(days=1), time(0), JST)
-    assert datetime.fromisoformat(accounts.show(deps, "gwuser").access_ends_at) == end
+    assert datetime.fromisoformat(accounts.show(deps, AGENCY, "gwuser").access_ends_at) == end
 
     # the day after the contract, and the day a weekends-only count would have ended it
     for day in (CONTRACT_END + timedelta(days=1), WITHOUT_HOLIDAYS + timedelta(days=1)):
@@ -157,7 +158,7 @@ def test_access_ends_after_14_business_days_excluding_holidays(
     # the last second of the last cleanup day: still active
     set_time(clock, end - timedelta(microseconds=1))
     assert maintenance.run(deps, operator).expired == []
-    assert accounts.show(deps, "gwuser").status == "active"
+    assert accounts.show(deps, AGENCY, "gwuser").status == "active"
     assert password_step(deps, "gwuser", initial).step is lf.Step.CHANGE_PASSWORD
 
     # midnight JST: access has ended even before the job runs
@@ -166,7 +167,7 @@ def test_access_ends_after_14_business_days_excluding_holidays(
     assert events(deps, "logon.password", "gwuser")[-1].data["reason"] == "contract_ended"
     report = maintenance.run(deps, operator)
     assert report.expired == ["gwuser"] and report.disabled == []
-    view = accounts.show(deps, "gwuser")
+    view = accounts.show(deps, AGENCY, "gwuser")
     assert view.status == "expired"
     assert datetime.fromisoformat(view.revoked_at) == end
     [ev] = events(deps, "account.expire", "gwuser")
@@ -189,4 +190,4 @@ def test_open_ended_contracts_never_expire(deps, clock, operator, account_admin)
         clock.advance(days=80)
         assert password_step(deps, "ops9", initial.initial_password).step is lf.Step.CHANGE_PASSWORD
         assert maintenance.run(deps, operator).expired == []
-    assert accounts.show(deps, "ops9").access_ends_at is None
+    assert accounts.show(deps, AGENCY, "ops9").access_ends_at is None

@@ -15,17 +15,25 @@ from authsvc.domain.roles import Actor, Role
 from authsvc.services import registration
 from authsvc.services.accounts import OPERATIONS_CONTRACT
 from authsvc.services.passwords import change_password
+from tests.conftest import COMPANY
 from tests.integration.support import CHOSEN, active_account, add_contract, dump_all, events
 
-COMPANY = "防衛産業株式会社"
+OTHER_COMPANY = "別会社株式会社"
+AGENCY_COMPANY = "DSG運用"  # the company of the operations contract: the agency's own
 MARKER = b"PASSPORT-PHOTO-MARKER-7731"
 IMAGE = b"\xff\xd8\xff\xe0" + MARKER * 200 + b"\xff\xd9"
 
-REGISTRANT = Actor("yamada", frozenset({Role.USER}), terminal="TERMINAL-1", source="10.0.0.8")
-ADMIN = Actor("sato", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-S", source="10.0.0.9")
-OTHER_ADMIN = Actor("suzuki", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-X")
-AGENCY_STAFF = Actor("kanri", frozenset({Role.STAFF}), terminal="STATION-1")
-AGENCY_ADMIN = Actor("unyo", frozenset({Role.SYSTEM_ADMIN}), terminal="OPS-1")
+REGISTRANT = Actor("yamada", frozenset({Role.USER}), terminal="TERMINAL-1", source="10.0.0.8",
+                   company=COMPANY)
+ADMIN = Actor("sato", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-S", source="10.0.0.9",
+              company=COMPANY)
+OTHER_ADMIN = Actor("suzuki", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-X",
+                    company=OTHER_COMPANY)
+AGENCY_STAFF = Actor("kanri", frozenset({Role.STAFF}), terminal="STATION-1", company=AGENCY_COMPANY)
+AGENCY_ADMIN = Actor("unyo", frozenset({Role.SYSTEM_ADMIN}), terminal="OPS-1", company=AGENCY_COMPANY)
+# The account administrators who create the other companies' accounts (R24: each its own).
+OTHER_ACCOUNT_ADMIN = Actor("acctadm-x", frozenset({Role.ACCOUNT_ADMIN}), company=OTHER_COMPANY)
+AGENCY_ACCOUNT_ADMIN = Actor("acctadm-ops", frozenset({Role.ACCOUNT_ADMIN}), company=AGENCY_COMPANY)
 
 
 def ready(deps, creator, approver, user_id, *, name="田中 太郎", contract="C-2026-001", role="user",
@@ -40,16 +48,16 @@ def ready(deps, creator, approver, user_id, *, name="田中 太郎", contract="C
 def world(deps, operator, account_admin):
     add_contract(deps, operator)
     add_contract(deps, operator, "C-2026-002", COMPANY)  # the same company's second contract
-    add_contract(deps, operator, "C-2026-900", "別会社株式会社")
-    add_contract(deps, operator, OPERATIONS_CONTRACT, "DSG運用")
+    add_contract(deps, operator, "C-2026-900", OTHER_COMPANY)
+    add_contract(deps, operator, OPERATIONS_CONTRACT, AGENCY_COMPANY)
     ready(deps, account_admin, operator, "yamada", name="山田 花子")
     ready(deps, account_admin, operator, "sato", name="佐藤 一郎", role="system_admin")
-    ready(deps, account_admin, operator, "suzuki", name="鈴木 次郎", contract="C-2026-900",
+    ready(deps, OTHER_ACCOUNT_ADMIN, operator, "suzuki", name="鈴木 次郎", contract="C-2026-900",
           role="system_admin")
-    ready(deps, account_admin, operator, "kanri", name="管理 三郎", contract=OPERATIONS_CONTRACT,
-          role="staff")
-    ready(deps, account_admin, operator, "unyo", name="運用 四郎", contract=OPERATIONS_CONTRACT,
-          role="system_admin")
+    ready(deps, AGENCY_ACCOUNT_ADMIN, operator, "kanri", name="管理 三郎",
+          contract=OPERATIONS_CONTRACT, role="staff")
+    ready(deps, AGENCY_ACCOUNT_ADMIN, operator, "unyo", name="運用 四郎",
+          contract=OPERATIONS_CONTRACT, role="system_admin")
     return deps
 
 
@@ -111,3 +119,20 @@ def test_id_image_evidence(world, operator, clock):
         assert row.sealed == "" and row.destroyed_at is not None and row.sha256 == digest
     [destroyed] = [e for e in reg_events(deps) if e.action == "registration.evidence_destroyed"]
     assert destroyed.data["sha256"] == digest and destroyed.data["admin"] == "sato"
+
+
+def test_an_agency_operator_with_an_account_reads_the_evidence(world, operator):
+    """The agency operator signed in with their own account (on the operations contract) reads
+    the ID image; a company's system administrator does not, even of the registrant's company
+    (R14, R24). Only a role claimed without an account is refused (test_id_image_evidence)."""
+    deps = world
+    second = Actor("ops2", frozenset({Role.AGENCY_OPERATOR}), terminal="OPS-2")
+    ready(deps, operator, second, "kanda", name="神田 八郎", contract=OPERATIONS_CONTRACT,
+          role="agency_operator")
+    sid = confirmed_session(deps, operator)
+    kanda = Actor("kanda", frozenset({Role.AGENCY_OPERATOR}), terminal="OPS-3")
+    assert registration.read_evidence(deps, kanda, sid) == IMAGE
+    with pytest.raises(Forbidden):
+        registration.read_evidence(deps, ADMIN, sid)
+    reads = [(e.actor, e.result) for e in reg_events(deps) if e.action == "registration.evidence_read"]
+    assert reads == [("kanda", "ok"), ("sato", "refused")]

@@ -25,6 +25,7 @@ from authsvc.store.models import (
     Consent,
     Contract,
     Device,
+    Group,
     RegistrationSession,
     TotpCredential,
     VeinEnrolment,
@@ -53,7 +54,8 @@ def test_what_the_services_create_reads_back(store, clock, operator, account_adm
     with store.uow(read_only=True) as uow:
         alice_acc = uow.account("alice")
         person_id = alice_acc.person_id
-    accounts.create_account(store, account_admin, "bob", "田中 太郎", "C-2026-002", "user",
+    # the one person on a second company's contract: linked by the agency (R7, R24)
+    accounts.create_account(store, operator, "bob", "田中 太郎", "C-2026-002", "user",
                             person_id=person_id)
     with store.uow(read_only=True) as uow:
         con = uow.contract("C-2026-002")
@@ -250,8 +252,9 @@ def test_enrolled_factors_follow_a_confirmed_totp(store, clock, alice):
 
 COMPANY = "防衛産業株式会社"
 OTHER_COMPANY = "別会社株式会社"
-STAFF = Actor("staff1", frozenset({Role.STAFF}), terminal="STATION-1")
-ADMIN = Actor("sato", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-S")
+STAFF = Actor("staff1", frozenset({Role.STAFF}), terminal="STATION-1", company=COMPANY)
+ADMIN = Actor("sato", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-S", company=COMPANY)
+OTHER_ACCOUNT_ADMIN = Actor("acctadm-x", frozenset({Role.ACCOUNT_ADMIN}), company=OTHER_COMPANY)
 JPEG = b"\xff\xd8\xff\xe0" + b"ID-IMAGE" * 50 + b"\xff\xd9"
 REFUSED_BY_THE_STORE = (IntegrityError, RuntimeError)  # SQL's unique index, the fake's check
 
@@ -266,7 +269,8 @@ def people(store, operator, account_admin) -> Deps:
             ("yamada", "山田 花子", "C-2026-001", "user"), ("tanaka", "田中 太郎", "C-2026-001", "user"),
             ("sato", "佐藤 一郎", "C-2026-001", "system_admin"),
             ("kato", "加藤 六郎", "C-2026-900", "user")):
-        active_account(store, account_admin, operator, user_id, name=name, contract=contract, role=role)
+        creator = account_admin if contract == "C-2026-001" else OTHER_ACCOUNT_ADMIN  # each its own
+        active_account(store, creator, operator, user_id, name=name, contract=contract, role=role)
         change_password(store, Actor(user_id), user_id, CHOSEN[0])
     return store
 
@@ -615,3 +619,84 @@ def test_a_totp_step_is_claimed_once_and_only_for_the_secret_checked(store, cloc
         uow.commit()
     with store.uow(read_only=True) as uow:
         assert uow.credentials.totp_of(yamada) is None and uow.credentials.totp_of(tanaka) is None
+
+
+def test_groups_and_memberships_read_back_alike(store, clock, people):
+    """store/groups.py: a company's groups by name, a duplicate (company, name) not added while
+    the transaction goes on, memberships by user ID, and the factor policies of the approved
+    memberships only."""
+    from authsvc.services import groups
+
+    account_admin = Actor("acctadm", frozenset({Role.ACCOUNT_ADMIN}), company=COMPANY)
+    manager = Actor("data1", frozenset({Role.DATA_MANAGER}), company=COMPANY)
+    other_admin = Actor("adm-x", frozenset({Role.SYSTEM_ADMIN}), company=OTHER_COMPANY)
+    groups.create(store, account_admin, "設計部", ["vein"], ["dsg-files"])
+    groups.create(store, account_admin, "運用", ["totp", "vein"])
+    groups.create(store, other_admin, "設計部", ["webauthn"])  # the same name, another company
+    for user_id in ("yamada", "tanaka"):
+        groups.request_member(store, account_admin, "設計部", user_id)
+    groups.request_member(store, account_admin, "運用", "yamada")
+    groups.approve_member(store, manager, "設計部", "yamada")
+    groups.approve_member(store, manager, "運用", "yamada")
+    yamada, tanaka = ids_of(store, "yamada")[0], ids_of(store, "tanaka")[0]
+    with store.uow() as uow:
+        assert [(g.company, g.name) for g in uow.groups.of_company(COMPANY)] == [
+            (COMPANY, "設計部"), (COMPANY, "運用")]
+        assert [(g.company, g.name) for g in uow.groups.of_company(None)] == sorted([
+            (COMPANY, "設計部"), (COMPANY, "運用"), (OTHER_COMPANY, "設計部")])
+        design = uow.groups.named(COMPANY, "設計部")
+        assert design.created_by == "acctadm" and uow.groups.named(COMPANY, "営業") is None
+        assert [(uid, m.requested_by, m.approved_by) for m, uid in uow.groups.members(design.id)] \
+            == [("tanaka", "acctadm", None), ("yamada", "acctadm", "data1")]
+        assert uow.groups.member(design.id, tanaka).approved_at is None
+        assert uow.groups.member(design.id, yamada).approved_at == clock.now()
+        assert sorted(uow.groups.factor_policies(yamada)) == [("totp", "vein"), ("vein",)]
+        assert uow.groups.factor_policies(tanaka) == []  # requested, not approved
+        duplicate = Group(company=COMPANY, name="運用", factors='["totp"]', services="[]",
+                          created_by="acctadm", created_at=clock.now())
+        assert uow.groups.add(duplicate) is False
+        fresh = Group(company=COMPANY, name="営業", factors='["totp"]', services="[]",
+                      created_by="acctadm", created_at=clock.now())
+        assert uow.groups.add(fresh) is True and fresh.id is not None
+        uow.groups.remove_member(uow.groups.member(design.id, tanaka))
+        uow.audit(clock.now(), account_admin, "test.after_refusal", "運用")
+        uow.commit()
+    with store.uow(read_only=True) as uow:
+        assert [g.name for g in uow.groups.of_company(COMPANY)] == sorted(["設計部", "運用", "営業"])
+        design = uow.groups.named(COMPANY, "設計部")
+        assert [uid for _m, uid in uow.groups.members(design.id)] == ["yamada"]
+        assert uow.groups.member(design.id, tanaka) is None
+    assert [e.action for e in events(store, subject="運用")][-1] == "test.after_refusal"
+
+
+def test_alerts_read_back_alike(store, clock, people):
+    """store/alerts.py: the inbox newest first, by company (every alert for the agency), open
+    only or all; alerts of a kind since a moment; audit events of an action since a moment."""
+    from authsvc.domain.calendar import jst_iso
+    from authsvc.services import alerts
+
+    start = clock.now()
+    alerts.raise_alert(store, "duplicate_person", "yamada", COMPANY, person=1)
+    clock.advance(minutes=1)
+    alerts.raise_alert(store, "replayed_sample", "kato", OTHER_COMPANY, device="T-9")
+    clock.advance(minutes=1)
+    alerts.raise_alert(store, "lockout_storm", "-", None)
+    clock.advance(minutes=1)
+    with store.uow() as uow:
+        every = uow.alerts.inbox(None, True, True, 10)
+        assert [(a.kind, a.company) for a in every] == [
+            ("lockout_storm", None), ("replayed_sample", OTHER_COMPANY), ("duplicate_person", COMPANY)]
+        assert [a.subject for a in uow.alerts.inbox(COMPANY, False, True, 10)] == ["yamada"]
+        assert [a.subject for a in uow.alerts.inbox(None, True, True, 2)] == ["-", "kato"]
+        first = every[-1]
+        assert uow.alerts.get(first.id).kind == "duplicate_person" and uow.alerts.get(10_000) is None
+        first.acknowledged_by, first.acknowledged_at = "adm", clock.now()
+        uow.commit()
+    with store.uow(read_only=True) as uow:
+        assert uow.alerts.inbox(COMPANY, False, True, 10) == []  # acknowledged: not open
+        assert [a.acknowledged_by for a in uow.alerts.inbox(COMPANY, False, False, 10)] == ["adm"]
+        assert uow.alerts.recent("replayed_sample", start) == 1
+        assert uow.alerts.recent("replayed_sample", start + timedelta(minutes=2)) == 0
+        created = uow.alerts.events_since("account.create", jst_iso(start))
+        assert created == 4  # the people fixture's accounts
+        assert uow.alerts.events_since("account.create", jst_iso(clock.now())) == 0

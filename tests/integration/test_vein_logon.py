@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from adapters.vein import VeinReader, open_reader
 from authsvc.domain.roles import Actor, Role
 from authsvc.services import devices, logon, vein
+from tests.conftest import COMPANY
 from tests.integration.support import CHOSEN, add_contract
 from tests.vein_support import (
     CLIENT,
@@ -81,7 +82,8 @@ def test_templates_are_sealed_and_resealed_after_key_rotation(make_deps, operato
         terminal.control.present(PALM)
         return terminal.capture("enrol", ch)
 
-    vein.enrol(deps, Actor("staff1", frozenset({Role.STAFF})), "yamada", terminal, enrol_capture)
+    staff = Actor("staff1", frozenset({Role.STAFF}), company=COMPANY)  # of yamada's company
+    vein.enrol(deps, staff, "yamada", terminal, enrol_capture)
     with deps.uow() as uow:
         sealed = uow.session.scalars(select(VeinEnrolment.template)).one()
     assert sealed.startswith("v1.k1.")

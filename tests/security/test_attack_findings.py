@@ -17,6 +17,7 @@ from authsvc.domain import logon_flow as lf
 from authsvc.domain.roles import Actor
 from authsvc.services import Deps, accounts, audit, logon, sessions, totp
 from authsvc.services.sessions import Client
+from tests.conftest import AGENCY
 from tests.integration.support import CHOSEN, active_account, add_contract, events, password_step, pseudonym
 
 CLIENT = Client("pc-1", "10.0.0.5", False)
@@ -49,7 +50,7 @@ def test_a_look_alike_with_the_right_password_is_an_unknown_id(deps, kato, look_
     assert [(e.result, e.data["reason"]) for e in events(deps, "logon.password", ghost)] == [
         ("failed", "unknown_user")]
     assert events(deps, "logon.password", "kato") == before  # the real account saw nothing
-    assert accounts.show(deps, "kato").failures == 0
+    assert accounts.show(deps, AGENCY, "kato").failures == 0
     assert password_step(deps, "KATO", kato).step is lf.Step.REGISTER  # ASCII case still folds
 
 
@@ -143,7 +144,8 @@ def test_an_outage_leaves_no_phantom_failure_and_every_lock_is_explained(
         with pytest.raises(redis.exceptions.TimeoutError):
             password_step(stalling, "kato", initial)
         clock.advance(seconds=deps.settings.lockout.pending_seconds)
-    assert accounts.show(deps, "kato").failures == 0 and not accounts.show(deps, "kato").locked
+    kato = accounts.show(deps, AGENCY, "kato")
+    assert kato.failures == 0 and not kato.locked
     assert password_step(deps, "kato", initial).step is lf.Step.CHANGE_PASSWORD
     assert {e.result for e in events(deps, "logon.password", "kato")} == {"ok"}
     assert events(deps, "account.lock", "kato") == []
@@ -195,7 +197,7 @@ def test_a_locked_id_known_or_unknown_is_refused_without_hashing(deps, kato):
         for _ in range(5):
             assert password_step(counted, user, kato) == logon.FAILED
     assert hasher.verified == 2 * n  # refusals while locked hashed nothing, for either
-    assert accounts.show(deps, "kato").locked
+    assert accounts.show(deps, AGENCY, "kato").locked
     deps.clock.advance(minutes=deps.settings.lockout.lock_minutes, seconds=1)
     assert password_step(counted, "kato", kato).step is lf.Step.REGISTER
     assert events(deps, "account.auto_unlock", "kato")

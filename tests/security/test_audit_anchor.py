@@ -18,7 +18,7 @@ from authsvc.domain.errors import DomainError, Forbidden
 from authsvc.domain.roles import Actor, Role
 from authsvc.services import Deps, accounts, audit
 from authsvc.store.uow import AuditUnavailable
-from tests.conftest import make_settings
+from tests.conftest import AGENCY, COMPANY, make_settings
 from tests.integration.support import CHOSEN, active_account, add_contract, events, password_step, sql
 
 pytestmark = pytest.mark.backends("sqlite", "postgres")  # the production shape is the point here
@@ -58,12 +58,14 @@ def problem(deps: Deps) -> str | None:
 
 
 @pytest.fixture
-def sysadmin() -> Actor:
-    return Actor("ops1", frozenset({Role.SYSTEM_ADMIN}))
+def agency_operator() -> Actor:
+    """Who investigates and accepts a lost or restored log: maintenance is the agency's alone
+    (a company's system administrator has no RUN_MAINTENANCE: see below)."""
+    return Actor("ops1", frozenset({Role.AGENCY_OPERATOR}))
 
 
 def test_erasing_the_whole_log_is_found_and_stops_the_service(make_deps, backend, operator,
-                                                              account_admin, sysadmin):
+                                                              account_admin, agency_operator):
     deps = make_deps(backend, **EVERY)
     add_contract(deps, operator)
     activity(deps, operator, account_admin, "alice")
@@ -74,9 +76,9 @@ def test_erasing_the_whole_log_is_found_and_stops_the_service(make_deps, backend
     # no new chain quietly starts at 1: every audited action is refused
     with pytest.raises(AuditUnavailable):
         accounts.resume(deps, account_admin, "alice")
-    assert accounts.show(deps, "alice").status == "suspended"
+    assert accounts.show(deps, AGENCY, "alice").status == "suspended"
     # the operators investigate, then accept the loss: itself the first event of the new chain
-    lost = audit.accept_rollback(deps, sysadmin, "INC-1: log table dropped by mistake")
+    lost = audit.accept_rollback(deps, agency_operator, "INC-1: log table dropped by mistake")
     assert lost["restored_head"] == 0 and lost["anchored_seq"] > 0
     assert problem(deps) is None
     accounts.resume(deps, account_admin, "alice")
@@ -86,7 +88,7 @@ def test_erasing_the_whole_log_is_found_and_stops_the_service(make_deps, backend
     assert problem(deps) is None
 
 
-def test_a_saved_head_written_back_is_found(make_deps, backend, operator, account_admin, sysadmin):
+def test_a_saved_head_written_back_is_found(make_deps, backend, operator, account_admin, agency_operator):
     """Save the head (a backup is enough), let the log grow, delete the events after the saved
     head and write it back: the head's own signature is valid, the anchor is not reached."""
     deps = make_deps(backend, **EVERY)
@@ -99,12 +101,16 @@ def test_a_saved_head_written_back_is_found(make_deps, backend, operator, accoun
     assert result.problem is not None and result.problem.reason == "rolled_back"
     assert result.problem.seq == saved_head[0]["seq"] + 1  # the first missing row
     with pytest.raises(Forbidden):
-        audit.accept_rollback(deps, Actor("staff1", frozenset({Role.STAFF})), "no right")
+        audit.accept_rollback(deps, Actor("staff1", frozenset({Role.STAFF}), company=COMPANY),
+                              "no right")
+    with pytest.raises(Forbidden):  # nor a company's system administrator: the agency's alone
+        audit.accept_rollback(deps, Actor("sato", frozenset({Role.SYSTEM_ADMIN}), company=COMPANY),
+                              "no right")
     assert problem(deps) == "rolled_back"
 
 
 def test_a_restore_from_an_old_backup_with_activity_after_it_is_found(
-        make_deps, backend, operator, account_admin, sysadmin):
+        make_deps, backend, operator, account_admin, agency_operator):
     """The whole database restored from an old backup, and the service running on: the chain
     grows past the anchor again, but with other rows (`diverged`), until accepted."""
     deps = make_deps(backend, **EVERY)
@@ -121,9 +127,9 @@ def test_a_restore_from_an_old_backup_with_activity_after_it_is_found(
     assert audit.verify(deps).anchor.seq > backup["audit_head"][0]["seq"]
     assert problem(deps) == "diverged"
     with pytest.raises(DomainError) as refused:
-        audit.accept_rollback(deps, sysadmin, "   ")
+        audit.accept_rollback(deps, agency_operator, "   ")
     assert refused.value.code == "audit_reason_required"
-    audit.accept_rollback(deps, sysadmin, "restore after disk failure, ticket 42")
+    audit.accept_rollback(deps, agency_operator, "restore after disk failure, ticket 42")
     assert problem(deps) is None
     activity(deps, operator, account_admin, "frank")
     assert problem(deps) is None
@@ -198,13 +204,13 @@ def test_a_forged_or_foreign_checkpoint_line_is_reported(make_deps, operator, ac
 
 
 def test_a_missing_anchor_is_refused_until_an_operator_adopts_one(make_deps, operator,
-                                                                  account_admin, sysadmin):
+                                                                  account_admin, agency_operator):
     deps = make_deps("sqlite")
     add_contract(deps, operator)
     shutil.rmtree(deps.settings.checkpoint_path)  # the folder was moved, or lost
     assert problem(deps) == "unanchored"
-    assert audit.checkpoint(deps, sysadmin).problem.reason == "unanchored"  # not without --adopt
-    assert audit.checkpoint(deps, sysadmin, adopt=True).ok
+    assert audit.checkpoint(deps, agency_operator).problem.reason == "unanchored"  # not without --adopt
+    assert audit.checkpoint(deps, agency_operator, adopt=True).ok
     assert [e.action for e in events(deps)][-1] == "audit.checkpoint_adopted"
     assert problem(deps) is None
 

@@ -14,14 +14,18 @@ from sqlalchemy import text
 
 from authsvc.domain import audit as chain
 from authsvc.domain import logon_flow as lf
-from authsvc.domain.errors import DomainError, Forbidden
+from authsvc.domain.errors import DomainError, Forbidden, NotFound, OutOfScope
+from authsvc.domain.roles import Actor, Role
 from authsvc.services import Deps, accounts, audit
+from authsvc.services import alerts as inbox
 from authsvc.store.uow import AuditUnavailable
+from tests.conftest import AGENCY
 from tests.integration.support import (
     CHOSEN,
     active_account,
     add_contract,
     audit_count,
+    dump_all,
     events,
     password_step,
     row_counts,
@@ -185,18 +189,26 @@ def test_deleting_the_head_is_found_and_stops_the_log(deps, operator, account_ad
     with pytest.raises(AuditUnavailable):
         accounts.suspend(deps, account_admin, "alice")
     assert row_counts(deps) == before
-    assert accounts.show(deps, "alice").status == "active"
+    assert accounts.show(deps, AGENCY, "alice").status == "active"
 
 
 # ---- the audit event shares the action's transaction ------------------------------------
 
 
-def test_refused_actions_leave_no_audit_row(deps, clock, operator, account_admin):
+def test_refused_actions_leave_nothing_but_their_refusal(deps, clock, operator, account_admin):
+    """A rule's refusal (a wrong state, a duplicate, an unknown value or ID) writes nothing. A
+    refused use of privileges (no right, another company's record, one's own account, a role
+    above one's own) changes nothing either, and leaves exactly one `refused` event with its
+    real reason, written in a transaction of its own (004 第8 1(2); before the tenancy change
+    such refusals left no row at all)."""
     busy_day(deps, operator, account_admin)
     accounts.delete(deps, account_admin, "bob")
+    active_account(deps, account_admin, operator, "acctadm", name="管理 一郎", role="account_admin")
+    other = Actor("tasha", frozenset({Role.ACCOUNT_ADMIN}), terminal="console-9", company="他社株式会社")
     before, head = row_counts(deps), _select(deps, "SELECT seq, hash, mac FROM audit_head")
-    refusals = [
-        lambda: accounts.approve_identifier(deps, account_admin, "alice"),   # Forbidden
+    outside = [line for line in dump_all(deps).splitlines()
+               if not line.startswith(("audit_events.", "audit_head.", "alerts."))]
+    ordinary = [
         lambda: accounts.approve_identifier(deps, operator, "alice"),        # not pending
         lambda: accounts.resume(deps, account_admin, "alice"),               # already active
         lambda: accounts.create_account(deps, account_admin, "bob", "x", "C-2026-001", "user"),
@@ -204,14 +216,57 @@ def test_refused_actions_leave_no_audit_row(deps, clock, operator, account_admin
         lambda: accounts.update_account(deps, account_admin, "alice", role="emperor"),
         lambda: accounts.create_contract(deps, operator, "C-2026-001", "dup", clock.now().date(),
                                          None),
+        lambda: accounts.suspend(deps, other, "nobody-here"),                # unknown ID
     ]
-    for refuse in refusals:
-        with pytest.raises(DomainError):
+    for refuse in ordinary:
+        with pytest.raises(DomainError) as refused:
             refuse()
-    with pytest.raises(Forbidden):
-        accounts.create_contract(deps, account_admin, "C-9", "会社", clock.now().date(), None)
+        assert not isinstance(refused.value, Forbidden | OutOfScope)
     assert row_counts(deps) == before
     assert _select(deps, "SELECT seq, hash, mac FROM audit_head") == head
+
+    privileged = [  # (the call, the error the caller sees, action, subject, recorded reason)
+        (lambda: accounts.approve_identifier(deps, account_admin, "alice"),
+         Forbidden, "forbidden", "identifier.approve", "alice", "forbidden"),
+        (lambda: accounts.create_contract(deps, account_admin, "C-9", "会社", clock.now().date(), None),
+         Forbidden, "forbidden", "contract.create", "C-9", "forbidden"),
+        (lambda: accounts.suspend(deps, other, "alice"),  # answered like the unknown ID above
+         OutOfScope, "account_not_found", "account.suspend", "alice", "other_company"),
+        (lambda: accounts.suspend(deps, account_admin, "acctadm"),
+         Forbidden, "own_account", "account.suspend", "acctadm", "own_account"),
+        (lambda: accounts.update_account(deps, account_admin, "alice", role="agency_operator"),
+         Forbidden, "role_not_assignable", "account.update", "alice", "role_not_assignable"),
+    ]
+    for refuse, error, code, *_ in privileged:
+        with pytest.raises(error) as refused:
+            refuse()
+        assert refused.value.code == code
+    # another company's account is answered exactly as an unknown ID (no enumeration)
+    with pytest.raises(NotFound) as unknown:
+        accounts.suspend(deps, other, "nobody-here")
+    with pytest.raises(NotFound) as foreign:
+        accounts.suspend(deps, other, "alice")
+    assert (foreign.value.code, foreign.value.params) == (unknown.value.code, {"user_id": "alice"})
+    assert foreign.value.message("en") == unknown.value.message("en").replace("nobody-here", "alice")
+
+    n = len(privileged) + 1  # the second refusal on another company's record
+    recorded = [e for e in events(deps) if e.seq > head[0][0]]
+    assert [(e.actor, e.action, e.subject, e.result, e.data) for e in recorded] == [
+        (actor, action, subject, "refused", {"reason": reason})
+        for actor, (*_, action, subject, reason) in zip(
+            ["acctadm", "acctadm", "tasha", "acctadm", "acctadm"], privileged, strict=True)
+    ] + [("tasha", "account.suspend", "alice", "refused", {"reason": "other_company"})]
+    # nothing else changed: every other table row for row, the log and the alert inbox (R25:
+    # each refused use of privileges is an alert) only by the refusals
+    assert row_counts(deps) == {**before, "audit_events": before["audit_events"] + n,
+                                "alerts": before["alerts"] + n}
+    assert [line for line in dump_all(deps).splitlines()
+            if not line.startswith(("audit_events.", "audit_head.", "alerts."))] == outside
+    assert [a["detail"]["reason"] for a in reversed(inbox.inbox(deps, AGENCY))] == [
+        reason for *_, reason in privileged] + ["other_company"]
+    assert _select(deps, "SELECT seq FROM audit_head") == [(head[0][0] + n,)]
+    assert accounts.show(deps, AGENCY, "alice").status == "active"
+    assert accounts.show(deps, AGENCY, "alice").role == "user"
     assert audit.verify(deps).ok
 
 
@@ -247,10 +302,10 @@ def test_failed_audit_write_fails_the_action(deps, operator, account_admin):
     with pytest.raises(Exception, match="injected failure"):
         accounts.suspend(deps, account_admin, "alice")
     assert row_counts(deps) == before
-    assert accounts.show(deps, "alice").status == "active"
+    assert accounts.show(deps, AGENCY, "alice").status == "active"
     _drop_failing_trigger(deps, "audit_events")
     accounts.suspend(deps, account_admin, "alice")
-    assert accounts.show(deps, "alice").status == "suspended"
+    assert accounts.show(deps, AGENCY, "alice").status == "suspended"
     assert audit.verify(deps).ok
 
 
@@ -283,7 +338,7 @@ def test_failed_audit_write_raises_an_alert(deps, caplog, operator, account_admi
         assert "account.suspend" in alert.getMessage()
         assert row_counts(deps) == before
         assert _select(deps, "SELECT seq, hash, mac FROM audit_head") == head
-        assert accounts.show(deps, "alice").status == "active"
+        assert accounts.show(deps, AGENCY, "alice").status == "active"
         assert len(events(deps, "account.suspend")) == suspensions
         assert audit.verify(deps).ok
         # other actions still write their events
@@ -311,7 +366,7 @@ def test_failed_audit_write_of_a_logon_raises_an_alert(deps, caplog, operator, a
             password_step(deps, "alice", initial)
         [alert] = alerts(caplog)
         assert alert.getMessage().startswith(ALERT) and "logon.password" in alert.getMessage()
-        assert accounts.show(deps, "alice").first_used_at is None
+        assert accounts.show(deps, AGENCY, "alice").first_used_at is None
         # only the consumed attempt (committed before the check, R4) stays: never the event
         assert events(deps, "logon.password") == []
         assert {k: v for k, v in row_counts(deps).items() if k != "logon_throttle"} \
@@ -349,7 +404,7 @@ def test_failure_after_the_audit_insert_rolls_the_event_back(deps, operator, acc
         accounts.delete(deps, account_admin, "alice")
     assert row_counts(deps) == before
     assert events(deps, "account.delete") == []
-    assert accounts.show(deps, "alice").status == "active"
+    assert accounts.show(deps, AGENCY, "alice").status == "active"
     assert audit.verify(deps).ok
     _drop_failing_trigger(deps, table)
     accounts.delete(deps, account_admin, "alice")

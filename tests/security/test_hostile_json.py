@@ -9,6 +9,7 @@ from __future__ import annotations
 import dis
 import inspect
 import logging
+import re
 from collections.abc import Callable, Iterator
 from types import CodeType
 from typing import Any
@@ -39,7 +40,8 @@ HOSTILE: dict[str, bytes] = {
 }
 
 # Every endpoint whose view reads a JSON body, with the session it checks before reading it:
-# none (the API and the factor steps read the body first), a registrant's, a station's.
+# none (the API and the factor steps read the body first), a registrant's, a station's, an
+# administrator's console session sent as a bearer token (the administrators' API).
 READS: dict[str, str | None] = {
     "api.begin": None, "api.change_password": None, "api.totp": None, "api.webauthn": None,
     "api.vein": None, "api.unlock": None,
@@ -47,11 +49,25 @@ READS: dict[str, str | None] = {
     "console_logon.vein_verify": None, "console_logon.webauthn_verify": None,
     "register.vein_enrol": "registrant",
     "console.enrol_challenges": "station", "console.enrol_vein": "station",
+    "admin_api.create": "admin", "admin_api.update": "admin", "admin_api.act": "admin",
+    "admin_api.create_contract": "admin", "admin_api.device_register": "admin",
+    "admin_api.device_change": "admin", "admin_api.group_create": "admin",
+    "admin_api.group_policy": "admin", "admin_api.group_request": "admin",
 }
-# The API's other writes read no body: without a token they answer this, whatever is sent.
+# The value each path placeholder gets (by its name; a number for an int converter); an
+# action each route knows (an unknown one is a 404 before the body is read).
+PLACEHOLDERS = {"sid": "x" * 43, "user_id": "yamada", "device_id": "TERMINAL-1",
+                "name": "group-1"}
+ACTIONS = {"console.registration_act": "join", "admin_api.act": "suspend",
+           "admin_api.device_change": "suspend"}
+PLACEHOLDER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
+# The APIs' other writes read no body: without a token they answer this, whatever is sent.
 NO_BODY = {"api.totp_enrol": (401, "logon_failed"), "api.webauthn_options": (401, "logon_failed"),
            "api.vein_challenge": (401, "logon_failed"), "api.lock": (401, "unauthorised"),
-           "api.logoff": (401, "unauthorised"), "api.end_session": (404, "not_found")}
+           "api.logoff": (401, "unauthorised"), "api.end_session": (404, "not_found"),
+           "admin_api.group_approve": (401, "unauthorised"),
+           "admin_api.group_remove": (401, "unauthorised"),
+           "admin_api.alert_acknowledge": (401, "unauthorised")}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 MARKERS = {"json_body", "get_json", "json"}  # json_body(), request.get_json(), request.json
 
@@ -93,9 +109,14 @@ def rules(app: Any) -> dict[str, tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         methods = sorted((rule.methods or set()) & WRITES)
         if methods:
-            out[rule.endpoint] = (methods[0], rule.rule.replace("<sid>", "x" * 43)
-                                  .replace("<action>", "join"))
+            out[rule.endpoint] = (methods[0], _filled(rule.endpoint, rule.rule))
     return out
+
+
+def _filled(endpoint: str, path: str) -> str:
+    """`path` with each placeholder filled in: a number for an int, else by its name."""
+    values = {**PLACEHOLDERS, "action": ACTIONS.get(endpoint, "join")}
+    return PLACEHOLDER.sub(lambda m: "1" if m[1] == "int" else values.get(m[2], "x"), path)
 
 
 @pytest.fixture
@@ -114,6 +135,8 @@ def test_the_lists_cover_every_json_endpoint(web):
     assert readers == set(READS)
     api_writes = {e for e, (_m, _p) in rules(app).items() if e.startswith("api.")}
     assert api_writes == {e for e in (*READS, *NO_BODY) if e.startswith("api.")}
+    admin_writes = {e for e in rules(app) if e.startswith("admin_api.")}
+    assert admin_writes == {e for e in (*READS, *NO_BODY) if e.startswith("admin_api.")}
     assert not reads_json(app.view_functions["register.capture_id"])  # an image, not JSON
 
 
@@ -141,19 +164,24 @@ def test_every_json_endpoint_refuses_a_hostile_body(web, caplog, name):
     clients = {None: web.client(), "registrant": at_register(web, "yamada"),
                "station": console(web, "kanri")}
     tokens = {who: csrf(c) for who, c in clients.items()}
+    # the administrators' API: the station's console session as a bearer token, no cookies
+    clients["admin"] = web.client()
+    bearer = {"Authorization": f"Bearer {console_token(clients['station'])}"}
     before = row_counts(web.deps)
     found = rules(app)
 
     def send(who: str | None, endpoint: str) -> Any:
         method, path = found[endpoint]
-        headers = {"X-CSRFToken": tokens[who], "Referer": BASE + "/"}
+        headers = bearer if who == "admin" else {"X-CSRFToken": tokens[who], "Referer": BASE + "/"}
         return clients[who].open(path, method=method, data=body, headers=headers,
                                  content_type="application/json", base_url=BASE)
 
     for endpoint, who in READS.items():
         check(send(who, endpoint), status, error, caplog)
-        if who is not None:  # without that session: refused before the body is parsed (but the
-            # CSRF check looks for a form field first, so the size limit comes first still)
+        if who == "admin":  # without a token: refused before the body is read (no CSRF check)
+            check(send(None, endpoint), 401, "unauthorised", caplog)
+        elif who is not None:  # without that session: refused before the body is parsed (but
+            # the CSRF check looks for a form field first, so the size limit comes first still)
             refused = "logon_failed" if who == "registrant" else "unauthorised"
             check(send(None, endpoint), *((status, error) if too_big else (401, refused)), caplog)
     for endpoint, (answer, code) in NO_BODY.items():

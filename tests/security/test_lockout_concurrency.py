@@ -13,7 +13,7 @@ from authsvc.bootstrap import build
 from authsvc.domain import logon_flow as lf
 from authsvc.services import Deps, accounts, audit, logon
 from authsvc.store.models import LogonThrottle
-from tests.conftest import make_settings
+from tests.conftest import AGENCY, make_settings
 from tests.integration.support import (
     CHOSEN,
     active_account,
@@ -74,7 +74,7 @@ def test_parallel_wrong_passwords_get_exactly_max_failures_evaluations(
     # refused unevaluated: locked, or every remaining attempt already in flight ("busy")
     assert reasons.count("wrong_password") == n and set(reasons) <= {"wrong_password", "locked", "busy"}
     assert len(events(deps, "account.lock", "target")) == 1
-    view = accounts.show(deps, "target")
+    view = accounts.show(deps, AGENCY, "target")
     assert view.locked and view.failures == n
     # the right password is not even evaluated while locked
     assert password_step(deps, "target", initial) == FAILED

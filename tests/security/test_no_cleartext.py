@@ -13,7 +13,7 @@ import pytest
 
 from authsvc.domain import logon_flow as lf
 from authsvc.domain.errors import PasswordRejected
-from authsvc.domain.roles import Actor
+from authsvc.domain.roles import Actor, Role
 from authsvc.services import Deps, accounts, logon
 from authsvc.services.passwords import change_password, check_candidate
 from authsvc.store.models import LogonThrottle
@@ -69,7 +69,10 @@ def test_no_password_is_stored_or_logged_in_clear(make_deps, backend, caplog, op
     add_contract(deps, operator)
     add_contract(deps, operator, "C-2", company="第二 工業")
     alice = active_account(deps, account_admin, operator, "alice").initial_password
-    bob = active_account(deps, account_admin, operator, "bob", name="山田 一郎",
+    # bob is of the second company: its own account administrator creates him (R24)
+    second_admin = Actor("acctadm2", frozenset({Role.ACCOUNT_ADMIN}), terminal="console-3",
+                         company="第二 工業")
+    bob = active_account(deps, second_admin, operator, "bob", name="山田 一郎",
                          contract="C-2").initial_password
     carol = accounts.create_account(deps, account_admin, "carol", "佐藤 三郎", "C-2026-001",
                                     "user").initial_password  # pending: never used

@@ -11,10 +11,12 @@ from adapters.vein import open_reader
 from authsvc.domain.errors import DomainError
 from authsvc.domain.roles import Actor, Role
 from authsvc.services import vein
+from tests.conftest import COMPANY
 from tests.integration.support import active_account, add_contract, events
 
 PALM = 42
-STAFF = Actor("kanri", frozenset({Role.STAFF}), terminal="STATION-1")
+# staff of the accounts' company (tests/integration/support.py), who may witness their palm
+STAFF = Actor("kanri", frozenset({Role.STAFF}), terminal="STATION-1", company=COMPANY)
 
 
 def test_parallel_enrolments_of_one_palm_for_two_persons(deps, operator, account_admin):
@@ -71,7 +73,7 @@ def test_parallel_joins_and_opens_leave_one_of_each(deps, operator, account_admi
         opened = set(pool.map(open_once, range(2)))
     assert len(opened) == 1
     [sid] = opened
-    admins = [Actor(a, frozenset({Role.SYSTEM_ADMIN})) for a in ("sato", "kato")]
+    admins = [Actor(a, frozenset({Role.SYSTEM_ADMIN}), company=COMPANY) for a in ("sato", "kato")]
 
     def join(admin: Actor) -> str:
         gate.wait(timeout=30)

@@ -16,7 +16,7 @@ from authsvc.domain.errors import PasswordRejected
 from authsvc.services import Deps, accounts, audit, logon, sessions
 from authsvc.services.sessions import Client
 from authsvc.store.models import AuditEvent, LogonHistory
-from tests.conftest import START
+from tests.conftest import AGENCY, START
 from tests.fakes import MemoryDatabase, fake_deps
 from tests.integration.support import CHOSEN, active_account, add_contract, events, password_step, pseudonym
 
@@ -58,7 +58,7 @@ def test_the_initial_password_leads_to_the_change(deps, alice):
         "ok", "T-01", "10.0.0.5", "password_change_required")
     [row] = sessions.history(deps, "alice", with_reason=True)
     assert (row["step"], row["result"], row["terminal"]) == ("password", "ok", "T-01")
-    assert accounts.show(deps, "alice").first_used_at is not None
+    assert accounts.show(deps, AGENCY, "alice").first_used_at is not None
     assert deps.counters.peek("alice", deps.clock.now()) == (0, None)  # the attempt was given back
     assert audit.verify(deps).ok
 
@@ -67,7 +67,7 @@ def test_wrong_passwords_lock_after_n_audited_failures(deps, alice):
     deps.sessions.put("old-session", {"user_id": "alice"}, "alice", 3600)
     for n in range(1, N + 1):
         assert password_step(deps, "alice", CHOSEN[0]) == FAILED
-        assert accounts.show(deps, "alice").locked is (n == N)
+        assert accounts.show(deps, AGENCY, "alice").locked is (n == N)
     trail = [(e.action, e.result, e.data.get("failures")) for e in events(deps, subject="alice")
              if e.action in ("logon.password", "account.lock")]
     assert trail == [("logon.password", "failed", 1), ("logon.password", "failed", 2),
@@ -203,6 +203,6 @@ def test_wrong_totp_codes_count_toward_the_lock(deps, clock, alice):
     for _ in range(N - 1):
         assert logon.totp_step(deps, state.token, "000000", CLIENT).retry
     assert logon.totp_step(deps, state.token, "000000", CLIENT) == logon.FAILED
-    assert accounts.show(deps, "alice").locked
+    assert accounts.show(deps, AGENCY, "alice").locked
     assert logon.pending(deps, state.token) == logon.FAILED
 

@@ -11,11 +11,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.clock import FixedClock
 from adapters.vein import open_reader
-from authsvc.domain.errors import DomainError, Forbidden
+from authsvc.domain.errors import DomainError, Forbidden, OutOfScope
 from authsvc.domain.roles import Actor, Role
 from authsvc.services import Deps, accounts, registration, vein
 from authsvc.services.accounts import OPERATIONS_CONTRACT
 from authsvc.services.passwords import change_password
+from tests.conftest import AGENCY, COMPANY
 from tests.fakes import fake_deps
 from tests.integration.support import CHOSEN, active_account, add_contract, events
 
@@ -25,16 +26,23 @@ def deps(clock: FixedClock) -> Deps:
     return fake_deps(clock)
 
 
-COMPANY = "防衛産業株式会社"
+OTHER_COMPANY = "別会社株式会社"
+AGENCY_COMPANY = "DSG運用"  # the company of the operations contract: the agency's own
 PALM = 42
 MARKER = b"PASSPORT-PHOTO-MARKER-7731"
 IMAGE = b"\xff\xd8\xff\xe0" + MARKER * 200 + b"\xff\xd9"
 
-REGISTRANT = Actor("yamada", frozenset({Role.USER}), terminal="TERMINAL-1", source="10.0.0.8")
-ADMIN = Actor("sato", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-S", source="10.0.0.9")
-OTHER_ADMIN = Actor("suzuki", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-X")
-AGENCY_STAFF = Actor("kanri", frozenset({Role.STAFF}), terminal="STATION-1")
-AGENCY_ADMIN = Actor("unyo", frozenset({Role.SYSTEM_ADMIN}), terminal="OPS-1")
+REGISTRANT = Actor("yamada", frozenset({Role.USER}), terminal="TERMINAL-1", source="10.0.0.8",
+                   company=COMPANY)
+ADMIN = Actor("sato", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-S", source="10.0.0.9",
+              company=COMPANY)
+OTHER_ADMIN = Actor("suzuki", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-X",
+                    company=OTHER_COMPANY)
+AGENCY_STAFF = Actor("kanri", frozenset({Role.STAFF}), terminal="STATION-1", company=AGENCY_COMPANY)
+AGENCY_ADMIN = Actor("unyo", frozenset({Role.SYSTEM_ADMIN}), terminal="OPS-1", company=AGENCY_COMPANY)
+# The account administrators who create the other companies' accounts (R24: each its own).
+OTHER_ACCOUNT_ADMIN = Actor("acctadm-x", frozenset({Role.ACCOUNT_ADMIN}), company=OTHER_COMPANY)
+AGENCY_ACCOUNT_ADMIN = Actor("acctadm-ops", frozenset({Role.ACCOUNT_ADMIN}), company=AGENCY_COMPANY)
 
 
 def ready(deps, creator, approver, user_id, *, name="田中 太郎", contract="C-2026-001", role="user",
@@ -49,16 +57,16 @@ def ready(deps, creator, approver, user_id, *, name="田中 太郎", contract="C
 def world(deps, operator, account_admin):
     add_contract(deps, operator)
     add_contract(deps, operator, "C-2026-002", COMPANY)  # the same company's second contract
-    add_contract(deps, operator, "C-2026-900", "別会社株式会社")
-    add_contract(deps, operator, OPERATIONS_CONTRACT, "DSG運用")
+    add_contract(deps, operator, "C-2026-900", OTHER_COMPANY)
+    add_contract(deps, operator, OPERATIONS_CONTRACT, AGENCY_COMPANY)
     ready(deps, account_admin, operator, "yamada", name="山田 花子")
     ready(deps, account_admin, operator, "sato", name="佐藤 一郎", role="system_admin")
-    ready(deps, account_admin, operator, "suzuki", name="鈴木 次郎", contract="C-2026-900",
+    ready(deps, OTHER_ACCOUNT_ADMIN, operator, "suzuki", name="鈴木 次郎", contract="C-2026-900",
           role="system_admin")
-    ready(deps, account_admin, operator, "kanri", name="管理 三郎", contract=OPERATIONS_CONTRACT,
-          role="staff")
-    ready(deps, account_admin, operator, "unyo", name="運用 四郎", contract=OPERATIONS_CONTRACT,
-          role="system_admin")
+    ready(deps, AGENCY_ACCOUNT_ADMIN, operator, "kanri", name="管理 三郎",
+          contract=OPERATIONS_CONTRACT, role="staff")
+    ready(deps, AGENCY_ACCOUNT_ADMIN, operator, "unyo", name="運用 四郎",
+          contract=OPERATIONS_CONTRACT, role="system_admin")
     return deps
 
 
@@ -180,10 +188,10 @@ def test_an_administrator_of_another_company_is_refused(world, operator, account
         registration.join(deps, OTHER_ADMIN, sid)
     assert err.value.code == "registration_other_company"
     with pytest.raises(Forbidden) as err:  # same company, but not a system administrator
-        registration.join(deps, Actor("kato", frozenset({Role.ACCOUNT_ADMIN})), sid)
+        registration.join(deps, Actor("kato", frozenset({Role.ACCOUNT_ADMIN}), company=COMPANY), sid)
     assert err.value.code == "registration_not_admin"
     with pytest.raises(Forbidden) as err:  # claiming the role does not make the account one
-        registration.join(deps, Actor("kato", frozenset({Role.SYSTEM_ADMIN})), sid)
+        registration.join(deps, Actor("kato", frozenset({Role.SYSTEM_ADMIN}), company=COMPANY), sid)
     assert err.value.code == "registration_not_admin"
     refused = [e for e in reg_events(deps) if e.action == "registration.join"]
     assert [(e.result, e.data["attempted_by"]) for e in refused] == [
@@ -194,11 +202,11 @@ def test_an_administrator_of_another_company_is_refused(world, operator, account
 
 def test_the_registrant_cannot_attend_or_confirm_themselves(world, operator, account_admin):
     deps = world
-    person = accounts.show(deps, "yamada").person_id
+    person = accounts.show(deps, AGENCY, "yamada").person_id
     # the same human holds an administrator account under the company's second contract
     ready(deps, account_admin, operator, "yamada-adm", name="山田 花子", contract="C-2026-002",
           role="system_admin", person_id=person)
-    own_admin = Actor("yamada-adm", frozenset({Role.SYSTEM_ADMIN}))
+    own_admin = Actor("yamada-adm", frozenset({Role.SYSTEM_ADMIN}), company=COMPANY)
     registration.record_consent(deps, operator, "yamada", True)
     sid = registration.open_session(deps, REGISTRANT, "yamada").id
     for who in (Actor("yamada", frozenset({Role.SYSTEM_ADMIN})), own_admin):
@@ -228,7 +236,7 @@ def test_a_duplicate_palm_under_a_second_person_is_caught(world, operator, accou
         out = registration.enrol_in_person(deps, AGENCY_STAFF, "tanaka", station, palm(station))
     finally:
         station.close()
-    assert out["person_id"] == accounts.show(deps, "tanaka").person_id
+    assert out["person_id"] == accounts.show(deps, AGENCY, "tanaka").person_id
     [in_person] = events(deps, "vein.enrol", "tanaka")
     assert in_person.actor == "kanri"  # the staff member is the witness
     sid = confirmed_session(deps, operator)
@@ -247,12 +255,50 @@ def test_a_duplicate_palm_under_a_second_person_is_caught(world, operator, accou
     assert err.value.code == "registration_wrong_step"
 
 
+def test_in_person_enrolment_by_the_agency_station_or_the_accounts_own_company(world, operator,
+                                                                           account_admin):
+    """The agency's station staff enrol anyone (above); a company's staff member enrols the
+    accounts of their own company only: another company's account answers as an unknown one,
+    and the refusal is audited with its reason, enrolling nothing (R24; 004 第8 1(2))."""
+    deps = world
+    ready(deps, account_admin, operator, "tanaka", name="田中 太郎")
+    ready(deps, OTHER_ACCOUNT_ADMIN, operator, "kimura", name="木村 七郎", contract="C-2026-900")
+    own_staff = Actor("staff1", frozenset({Role.STAFF}), terminal="STATION-C", company=COMPANY)
+    station = open_reader("emulated", seed=0, key=Ed25519PrivateKey.generate(), reader_id="STATION-C",
+                          clock=deps.clock)
+    try:
+        with pytest.raises(OutOfScope) as err:
+            registration.enrol_in_person(deps, own_staff, "kimura", station, palm(station, 5))
+        assert err.value.code == "account_not_found"
+        assert not vein.is_enrolled(deps, "kimura")
+        [refused] = events(deps, "registration.in_person", "kimura")
+        assert refused.result == "refused" and refused.data["reason"] == "other_company"
+        registration.enrol_in_person(deps, own_staff, "tanaka", station, palm(station, 6))
+    finally:
+        station.close()
+    assert vein.is_enrolled(deps, "tanaka")
+    [enrolled] = events(deps, "vein.enrol", "tanaka")
+    assert enrolled.actor == "staff1"
+
+
+def test_consent_is_recorded_only_within_the_managers_company(world, operator, account_admin):
+    deps = world
+    with pytest.raises(OutOfScope) as err:
+        registration.record_consent(deps, OTHER_ACCOUNT_ADMIN, "yamada", True)
+    assert err.value.code == "account_not_found"
+    assert not registration.has_consent(deps, "yamada")
+    [refused] = events(deps, "registration.consent", "yamada")
+    assert refused.result == "refused" and refused.data["reason"] == "other_company"
+    registration.record_consent(deps, account_admin, "yamada", True)
+    assert registration.has_consent(deps, "yamada")
+
+
 def test_a_second_contract_uses_the_existing_enrolment(world, operator, account_admin, terminal):
     deps = world
     sid = confirmed_session(deps, operator)
     registration.enrol(deps, REGISTRANT, sid, terminal, palm(terminal))
     registration.close(deps, ADMIN, sid)
-    person = accounts.show(deps, "yamada").person_id
+    person = accounts.show(deps, AGENCY, "yamada").person_id
     ready(deps, account_admin, operator, "yamada2", name="山田 花子", contract="C-2026-002",
           person_id=person)
     registration.record_consent(deps, operator, "yamada2", True)

@@ -1,23 +1,73 @@
-"""R8/R22: roles and least privilege."""
+"""R8/R22/R24: roles, least privilege, and which company's records an actor reaches."""
 
 import pytest
 
 from authsvc.domain.errors import DomainError, Forbidden
-from authsvc.domain.roles import Actor, Perm, Role, parse_role
+from authsvc.domain.roles import Actor, Perm, Role, company_key, parse_role
 
-ADMIN_PERMS = set(Perm)
+# What only the agency may do, whoever else holds every other right (R24). (Registration
+# evidence is the agency's too, but by account: registration._agency, not by this table.)
+AGENCY_ONLY = {Perm.MANAGE_CONTRACTS, Perm.RUN_MAINTENANCE}
+
+# The rights table, written out here on its own so that any change to
+# authsvc/domain/roles.py:GRANTS fails a test.
+EXPECTED = {
+    Role.AGENCY_OPERATOR: set(Perm),
+    Role.SYSTEM_ADMIN: set(Perm) - AGENCY_ONLY,
+    Role.ACCOUNT_ADMIN: {Perm.READ_ACCOUNTS, Perm.MANAGE_ACCOUNTS, Perm.UNLOCK, Perm.END_SESSIONS},
+    Role.STAFF: {Perm.READ_ACCOUNTS, Perm.READ_AUDIT, Perm.UNLOCK, Perm.END_SESSIONS,
+                 Perm.ENROL_BIOMETRICS, Perm.READ_EVIDENCE},
+    Role.DATA_MANAGER: {Perm.APPROVE_ACCESS},
+    Role.USER: set(),
+}
 
 
-def actor(*roles):
-    return Actor("someone", frozenset(roles))
+def actor(*roles, company=""):
+    return Actor("someone", frozenset(roles), company=company)
 
 
-@pytest.mark.parametrize("role", [Role.USER, Role.DATA_MANAGER])
-def test_user_and_data_manager_have_no_administrative_permission(role):
-    for perm in ADMIN_PERMS:
-        assert not actor(role).can(perm)
+def test_the_table_names_every_role():
+    assert set(EXPECTED) == set(Role)
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_each_role_has_exactly_its_rights(role):
+    granted = {p for p in Perm if actor(role).can(p)}
+    assert granted == EXPECTED[role]
+    for perm in set(Perm) - EXPECTED[role]:
         with pytest.raises(Forbidden):
             actor(role).require(perm)
+
+
+def test_a_system_administrator_has_no_agency_only_right():
+    adm = actor(Role.SYSTEM_ADMIN, company="防衛産業株式会社")
+    for perm in AGENCY_ONLY:
+        assert not adm.can(perm), perm
+        with pytest.raises(Forbidden):
+            adm.require(perm)
+    # ...and every other right of a company's administration
+    assert all(adm.can(p) for p in set(Perm) - AGENCY_ONLY)
+
+
+def test_only_the_agency_operator_has_the_agency_only_rights():
+    for perm in AGENCY_ONLY:
+        assert {r for r in Role if actor(r).can(perm)} == {Role.AGENCY_OPERATOR}, perm
+
+
+def test_user_has_no_permission():
+    for perm in Perm:
+        assert not actor(Role.USER).can(perm)
+        with pytest.raises(Forbidden):
+            actor(Role.USER).require(perm)
+
+
+def test_data_manager_only_approves_access_to_their_data():
+    mgr = actor(Role.DATA_MANAGER)
+    assert mgr.can(Perm.APPROVE_ACCESS)
+    for perm in set(Perm) - {Perm.APPROVE_ACCESS}:
+        assert not mgr.can(perm)
+        with pytest.raises(Forbidden):
+            mgr.require(perm)
 
 
 def test_only_system_admin_and_agency_operator_approve_identifiers():
@@ -60,8 +110,52 @@ def test_several_roles_combine():
     assert not both.can(Perm.APPROVE_IDENTIFIERS)
 
 
+def test_actor_fields_in_order():
+    a = Actor("sato", frozenset({Role.SYSTEM_ADMIN}), "CONSOLE-1", "10.0.0.9", "防衛産業株式会社")
+    assert (a.id, a.terminal, a.source, a.company) == (
+        "sato", "CONSOLE-1", "10.0.0.9", "防衛産業株式会社")
+    assert Actor("x").company == ""
+
+
+# ---- which company's records an actor reaches (R24) -----------------------------------------
+
+
+def test_the_agency_operator_reaches_every_company_and_none():
+    ops = actor(Role.AGENCY_OPERATOR)
+    assert ops.everywhere
+    for company in ("防衛産業株式会社", "別会社株式会社", "DSG運用", "", None):
+        assert ops.reaches(company)
+
+
+def test_a_company_administrator_reaches_only_their_company():
+    for role in (Role.SYSTEM_ADMIN, Role.ACCOUNT_ADMIN, Role.STAFF):
+        adm = actor(role, company="防衛産業株式会社")
+        assert not adm.everywhere
+        assert adm.reaches("防衛産業株式会社")
+        assert not adm.reaches("別会社株式会社")
+        # what belongs to no company (a terminal serving every company) is the agency's
+        assert not adm.reaches(None) and not adm.reaches("")
+
+
+def test_company_names_compare_after_normalisation():
+    adm = actor(Role.SYSTEM_ADMIN, company="ＡＢＣ  Trading")
+    assert adm.reaches("abc trading") and adm.reaches(" ABC Trading ")
+    assert not adm.reaches("ABC Tradings")
+    assert company_key("ＡＢＣ  Trading") == company_key("abc trading") == "abc trading"
+    assert company_key(None) == company_key("") == ""
+
+
+def test_an_actor_with_no_company_and_no_agency_role_reaches_nothing():
+    for role in (Role.SYSTEM_ADMIN, Role.ACCOUNT_ADMIN, Role.STAFF, Role.USER):
+        lost = actor(role)
+        for company in ("防衛産業株式会社", "", None):
+            assert not lost.reaches(company)
+    assert not Actor("svc-x").reaches("防衛産業株式会社")
+
+
 def test_parse_role():
     assert parse_role("system_admin") is Role.SYSTEM_ADMIN
+    assert parse_role("agency_operator") is Role.AGENCY_OPERATOR
     for bad in ("admin", "SYSTEM_ADMIN", "", "system_admin "):
         with pytest.raises(DomainError) as exc:
             parse_role(bad)

@@ -13,10 +13,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.clock import FixedClock
 from adapters.vein import VeinReader, open_reader
-from authsvc.domain.errors import DomainError, Forbidden
+from authsvc.domain.errors import DomainError, Forbidden, OutOfScope
 from authsvc.domain.roles import Actor, Role
 from authsvc.services import Deps, devices, logon, sessions, vein
 from authsvc.store.models import VeinEnrolment
+from tests.conftest import AGENCY, COMPANY
 from tests.fakes import fake_deps
 from tests.integration.support import CHOSEN, add_contract, events
 from tests.vein_support import (
@@ -151,7 +152,7 @@ def test_failures_count_toward_lockout_and_biometric_limits(operator, account_ad
     terminal = open_reader("emulated", seed=0, key=key, reader_id="T-1", clock=deps.clock)
     import base64
     devices.register(deps, operator, "T-1", base64.urlsafe_b64encode(terminal.public_key_bytes()).decode())
-    staff = Actor("staff1", frozenset({Role.STAFF}))
+    staff = Actor("staff1", frozenset({Role.STAFF}), company=COMPANY)
 
     def enrol_capture(ch):
         terminal.control.present(PALM)
@@ -176,12 +177,12 @@ def test_failures_count_toward_lockout_and_biometric_limits(operator, account_ad
     assert not vein.is_enrolled(deps, "yamada") or True
     # every failure also counted toward the account's lockout (R4, R15)
     from authsvc.services import accounts
-    assert accounts.show(deps, "yamada").failures >= 5
+    assert accounts.show(deps, AGENCY, "yamada").failures >= 5
     terminal.close()
 
 
 def test_enrolment_is_per_person_and_duplicates_are_caught(deps, user, station, operator, account_admin):
-    staff = Actor("staff1", frozenset({Role.STAFF}))
+    staff = Actor("staff1", frozenset({Role.STAFF}), company=COMPANY)
     reader = station["station"]
 
     def palm(n):
@@ -206,6 +207,40 @@ def test_enrolment_is_per_person_and_duplicates_are_caught(deps, user, station, 
         vein.enrol(deps, Actor("user1", frozenset({Role.USER})), "yamada", reader, palm(PALM), replace=True)
 
 
+def test_only_a_witness_of_the_accounts_company_or_the_agency_enrols_and_never_their_own(
+        deps, user, station, operator, account_admin):
+    """vein.enrol is scoped (R24): another company's staff gets the answer of an unknown
+    account, nobody witnesses their own enrolment; each refusal is audited with its reason and
+    enrols nothing. The agency operator enrols anyone's palm."""
+    reader = station["station"]
+
+    def palm(n):
+        def capture(ch):
+            reader.control.present(n)
+            return reader.capture("enrol", ch)
+        return capture
+
+    ready(deps, account_admin, operator, "tanaka", CHOSEN[1], name="田中 三郎")
+    outsider = Actor("staff9", frozenset({Role.STAFF}), company="別会社株式会社")
+    with pytest.raises(OutOfScope) as err:
+        vein.enrol(deps, outsider, "tanaka", reader, palm(8))
+    assert err.value.code == "account_not_found"  # as for an account that does not exist
+    with pytest.raises(DomainError) as unknown:
+        vein.enrol(deps, outsider, "nobody-here", reader, palm(8))
+    assert unknown.value.code == err.value.code
+    ready(deps, account_admin, operator, "staff2", CHOSEN[2], name="担当 四郎")
+    with pytest.raises(Forbidden) as own:
+        vein.enrol(deps, Actor("staff2", frozenset({Role.STAFF}), company=COMPANY), "staff2",
+                   reader, palm(9))
+    assert own.value.code == "own_account"
+    refused = [e for e in events(deps, "vein.enrol") if e.result == "refused"]
+    assert [(e.actor, e.subject, e.data["reason"]) for e in refused] == [
+        ("staff9", "tanaka", "other_company"), ("staff2", "staff2", "own_account")]
+    assert not vein.is_enrolled(deps, "tanaka") and not vein.is_enrolled(deps, "staff2")
+    vein.enrol(deps, operator, "tanaka", reader, palm(8))
+    assert vein.is_enrolled(deps, "tanaka")
+
+
 def test_a_signed_capture_that_failed_liveness_is_refused_and_counted(deps, user, station):
     """A terminal's reader flagged a presentation attack; the server refuses it as well."""
     import dataclasses
@@ -217,7 +252,7 @@ def test_a_signed_capture_that_failed_liveness_is_refused_and_counted(deps, user
     assert logon.vein_step(deps, token, made.id, spoof.to_dict(), CLIENT).step.value == "second_factor"
     assert reasons(deps)[-1] == "presentation_attack"
     from authsvc.services import accounts
-    assert accounts.show(deps, "yamada").failures >= 1  # counted toward the lockout (R15)
+    assert accounts.show(deps, AGENCY, "yamada").failures >= 1  # counted toward the lockout (R15)
 
 
 def test_an_enrolment_reading_is_no_logon_reading(deps, user, station):
@@ -251,7 +286,7 @@ def test_a_recorded_sample_signed_by_another_terminal_is_refused_as_a_replay(dep
         assert state.step.value == "second_factor"
         assert reasons(deps)[-1] == "replayed_sample"
         assert len(alerts(deps)) == n and alerts(deps)[-1].data["device"] == "TERMINAL-2"
-        assert accounts.show(deps, "yamada").failures == n
+        assert accounts.show(deps, AGENCY, "yamada").failures == n
         assert biometric_failures(deps) == n
     # the terminal it was recorded on cannot replay it either; a fresh reading still passes
     made = logon.vein_challenge(deps, token)
@@ -315,7 +350,7 @@ def test_enrolment_readings_that_repeat_a_sample_are_refused(deps, user, station
                                                              account_admin):
     """The enrolment's readings are checked too: one sample presented as three readings, or a
     sample recorded at an earlier logon, stops the enrolment with an alert."""
-    staff = Actor("staff1", frozenset({Role.STAFF}))
+    staff = Actor("staff1", frozenset({Role.STAFF}), company=COMPANY)
     token = logon_to_vein(deps)
     made, recorded = capture_for(deps, token, station["terminal"])
     assert logon.vein_step(deps, token, made.id, recorded.to_dict(), CLIENT).step.value == "done"

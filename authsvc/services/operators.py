@@ -1,0 +1,61 @@
+"""The operators' view of one account (R9, R16, R24): its page — state and the real lock or
+refusal reasons, factors, live sessions, logon history with reasons — and ending all of its
+sessions; scoped to the operator's company like every administrative read and write."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from authsvc.domain import identifiers
+from authsvc.domain.errors import NotFound
+from authsvc.domain.roles import Actor, Perm
+from authsvc.services import Deps, accounts, guard, sessions
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    account: accounts.AccountView
+    factors: tuple[str, ...]          # the second factors enrolled: vein, totp, webauthn
+    sessions: list[dict[str, Any]]    # live sessions, newest first
+    history: list[dict[str, Any]]     # logons with the real reason of each refusal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "account": self.account.to_dict(), "factors": list(self.factors)}
+
+
+def _company_of(deps: Deps, user_id: str) -> tuple[str, str]:
+    """The account's ID as assigned and its company; NotFound for an unknown ID."""
+    with deps.uow(read_only=True) as uow:
+        acc = uow.account(identifiers.canonical(user_id))
+        if acc is None:
+            raise NotFound("account_not_found", user_id=user_id)
+        return acc.user_id, acc.contract.company
+
+
+@guard.audited("account.read")
+def page(deps: Deps, actor: Actor, user_id: str, history_limit: int = 50) -> AccountPage:
+    """Everything an operator needs to answer "why can't I log on?" for one account."""
+    actor.require(Perm.READ_ACCOUNTS)
+    shown, company = _company_of(deps, user_id)
+    guard.check(actor, Perm.READ_ACCOUNTS, company, "account_not_found", user_id=user_id)
+    view = accounts.show(deps, actor, shown)
+    with deps.uow(read_only=True) as uow:
+        acc = uow.account(identifiers.canonical(shown))
+        factors = uow.enrolled_factors(acc.id, acc.person_id) if acc is not None else ()
+    return AccountPage(view, tuple(factors), sessions.sessions_of(deps, identifiers.canonical(shown)),
+                       sessions.history(deps, shown, history_limit, with_reason=True))
+
+
+@guard.audited("account.end_sessions")
+def end_sessions(deps: Deps, actor: Actor, user_id: str, reason: str = "") -> int:
+    """End every session of the account now (R16); the number ended."""
+    actor.require(Perm.END_SESSIONS)
+    shown, company = _company_of(deps, user_id)
+    guard.check(actor, Perm.END_SESSIONS, company, "account_not_found", own=shown, user_id=user_id)
+    ended = deps.sessions.delete_user(identifiers.canonical(shown))
+    with deps.uow() as uow:
+        uow.audit(deps.clock.now(), actor, "account.end_sessions", shown, ended=ended,
+                  reason=" ".join((reason or "").split())[:200])
+        uow.commit()
+    return ended

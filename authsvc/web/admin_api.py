@@ -1,0 +1,245 @@
+"""The administrators' JSON API under /api/v1/admin (R8, R24): the console's operations for
+other tools. A console session's token as `Authorization: Bearer <token>` (opened with
+`POST /api/v1/logon {"surface": "console"}` and its second factor), passing the console gate
+on every request; every call is one service call, scoped to the operator's company there."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+from werkzeug.wrappers import Response
+
+from authsvc.domain.calendar import JST
+from authsvc.domain.errors import InvalidInput
+from authsvc.services import accounts, alerts, audit, devices, groups, operators
+from authsvc.web.auth import console_required
+from authsvc.web.common import FIELD_MAX, deps
+from authsvc.web.jsonbody import json_body
+
+bp = Blueprint("admin_api", __name__, url_prefix="/api/v1/admin")
+ACCOUNT_ACTIONS = ("approve", "suspend", "resume", "delete", "unlock", "reset-password",
+                   "end-sessions", "leave", "remote", "window")
+DEVICE_ACTIONS = ("suspend", "resume", "revoke")
+
+
+def _text(data: dict[str, Any], name: str, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("field_required", field=name)
+    return value[:FIELD_MAX]
+
+
+def _date(data: dict[str, Any], name: str, required: bool = False) -> date | None:
+    value = _text(data, name, required)
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("date_invalid", field=name) from None
+
+
+def _moment(data: dict[str, Any], name: str, required: bool = False) -> datetime | None:
+    """An ISO 8601 date and time; without a zone it is Japan time."""
+    value = _text(data, name, required)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("date_invalid", field=name) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=JST)
+
+
+def _flag(name: str) -> bool | None:
+    value = request.args.get(name)
+    return None if value is None else value.lower() in ("1", "true", "yes")
+
+
+@bp.get("/accounts")
+@console_required
+def search() -> Response:
+    a = request.args
+    rows = accounts.list_accounts(deps(), g.actor, a.get("status"), a.get("contract"), a.get("role"),
+                                  a.get("company"), a.get("name"), _flag("locked"))
+    return jsonify(accounts=[r.to_dict() for r in rows])
+
+
+@bp.post("/accounts")
+@console_required
+def create() -> tuple[Response, int]:
+    data = json_body()
+    person = data.get("person_id")
+    issued = accounts.create_account(deps(), g.actor, _text(data, "user_id", True) or "",
+                                     _text(data, "name", True) or "", _text(data, "contract", True) or "",
+                                     _text(data, "role") or "user",
+                                     person if isinstance(person, int) else None)
+    return jsonify(account=issued.account.to_dict(), initial_password=issued.initial_password), 201
+
+
+@bp.get("/accounts/<user_id>")
+@console_required
+def account(user_id: str) -> Response:
+    return jsonify(operators.page(deps(), g.actor, user_id[:FIELD_MAX]).to_dict())
+
+
+@bp.patch("/accounts/<user_id>")
+@console_required
+def update(user_id: str) -> Response:
+    data = json_body()
+    view = accounts.update_account(deps(), g.actor, user_id[:FIELD_MAX], _text(data, "name"),
+                                   _text(data, "role"))
+    return jsonify(account=view.to_dict())
+
+
+@bp.post("/accounts/<user_id>/<action>")
+@console_required
+def act(user_id: str, action: str) -> Response | tuple[Response, int]:
+    """One action on an account; each asks for a reason (recorded in the audit event)."""
+    if action not in ACCOUNT_ACTIONS:
+        return jsonify(error="not_found"), 404
+    data, uid, d = json_body(), user_id[:FIELD_MAX], deps()
+    reason = _text(data, "reason", required=action != "approve") or ""
+    if action == "approve":
+        return jsonify(account=accounts.approve_identifier(d, g.actor, uid).to_dict())
+    if action == "reset-password":
+        issued = accounts.reset_password(d, g.actor, uid, reason)
+        return jsonify(account=issued.account.to_dict(), initial_password=issued.initial_password)
+    if action == "end-sessions":
+        return jsonify(ended=operators.end_sessions(d, g.actor, uid, reason))
+    if action == "leave":
+        when = _moment(data, "leaves_at") or d.clock.now()
+        return jsonify(account=accounts.record_departure(d, g.actor, uid, when, reason).to_dict())
+    if action == "remote":
+        return jsonify(account=accounts.approve_remote(d, g.actor, uid, _date(data, "until"), reason)
+                       .to_dict())
+    if action == "window":
+        opens, closes = _moment(data, "starts_at", True), _moment(data, "ends_at", True)
+        assert opens is not None and closes is not None
+        return jsonify(account=accounts.set_window(d, g.actor, uid, opens, closes, reason).to_dict())
+    change = {"suspend": accounts.suspend, "resume": accounts.resume, "delete": accounts.delete,
+              "unlock": accounts.unlock}[action]
+    return jsonify(account=change(d, g.actor, uid, reason).to_dict())
+
+
+@bp.get("/contracts")
+@console_required
+def contracts() -> Response:
+    return jsonify(contracts=accounts.list_contracts(deps(), g.actor))
+
+
+@bp.post("/contracts")
+@console_required
+def create_contract() -> tuple[Response, int]:
+    data = json_body()
+    made = accounts.create_contract(deps(), g.actor, _text(data, "contract", True) or "",
+                                    _text(data, "company", True) or "",
+                                    _date(data, "starts_on", True) or date.min, _date(data, "ends_on"))
+    return jsonify(made), 201
+
+
+@bp.get("/devices")
+@console_required
+def device_list() -> Response:
+    return jsonify(devices=[v.to_dict() for v in devices.list_devices(deps(), g.actor)])
+
+
+@bp.post("/devices")
+@console_required
+def device_register() -> tuple[Response, int]:
+    data = json_body()
+    view = devices.register(deps(), g.actor, _text(data, "device_id", True) or "",
+                            _text(data, "public_key", True) or "", _text(data, "kind") or "terminal",
+                            _text(data, "description") or "", _text(data, "company"))
+    return jsonify(device=view.to_dict()), 201
+
+
+@bp.post("/devices/<device_id>/<action>")
+@console_required
+def device_change(device_id: str, action: str) -> Response | tuple[Response, int]:
+    if action not in DEVICE_ACTIONS:
+        return jsonify(error="not_found"), 404
+    reason = _text(json_body(), "reason", required=True) or ""
+    return jsonify(device=devices.change(deps(), g.actor, device_id[:FIELD_MAX], action, reason).to_dict())
+
+
+def _list(data: dict[str, Any], name: str) -> list[str] | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput("field_required", field=name)
+    return [v[:FIELD_MAX] for v in value[:100]]
+
+
+@bp.get("/groups")
+@console_required
+def group_list() -> Response:
+    found = groups.list_groups(deps(), g.actor, request.args.get("company"))
+    return jsonify(groups=[v.to_dict() for v in found])
+
+
+@bp.post("/groups")
+@console_required
+def group_create() -> tuple[Response, int]:
+    data = json_body()
+    made = groups.create(deps(), g.actor, _text(data, "name", True) or "", _list(data, "factors") or [],
+                         _list(data, "services"), _text(data, "company"))
+    return jsonify(group=made.to_dict()), 201
+
+
+@bp.post("/groups/<name>/policy")
+@console_required
+def group_policy(name: str) -> Response:
+    data = json_body()
+    changed = groups.set_policy(deps(), g.actor, name[:FIELD_MAX], _list(data, "factors"),
+                                _list(data, "services"), _text(data, "company"))
+    return jsonify(group=changed.to_dict())
+
+
+@bp.post("/groups/<name>/members")
+@console_required
+def group_request(name: str) -> Response:
+    data = json_body()
+    changed = groups.request_member(deps(), g.actor, name[:FIELD_MAX], _text(data, "user_id", True) or "",
+                                    _text(data, "company"))
+    return jsonify(group=changed.to_dict())
+
+
+@bp.post("/groups/<name>/members/<user_id>/approve")
+@console_required
+def group_approve(name: str, user_id: str) -> Response:
+    changed = groups.approve_member(deps(), g.actor, name[:FIELD_MAX], user_id[:FIELD_MAX],
+                                    request.args.get("company"))
+    return jsonify(group=changed.to_dict())
+
+
+@bp.delete("/groups/<name>/members/<user_id>")
+@console_required
+def group_remove(name: str, user_id: str) -> Response:
+    changed = groups.remove_member(deps(), g.actor, name[:FIELD_MAX], user_id[:FIELD_MAX],
+                                   request.args.get("company"))
+    return jsonify(group=changed.to_dict())
+
+
+@bp.get("/alerts")
+@console_required
+def alert_inbox() -> Response:
+    return jsonify(alerts=alerts.inbox(deps(), g.actor, open_only=_flag("all") is not True))
+
+
+@bp.post("/alerts/<int(max=2147483647):alert_id>/acknowledge")
+@console_required
+def alert_acknowledge(alert_id: int) -> Response:
+    return jsonify(alert=alerts.acknowledge(deps(), g.actor, alert_id))
+
+
+@bp.get("/audit")
+@console_required
+def events() -> Response:
+    limit = min(max(request.args.get("limit", 50, type=int) or 50, 1), 500)
+    return jsonify(events=audit.events(deps(), g.actor, request.args.get("subject"), limit))

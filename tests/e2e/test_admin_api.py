@@ -1,0 +1,298 @@
+"""The administrators' API (/api/v1/admin) against the real app on SQLite, and the command line
+with --as: every administrative route is scoped to the operator's company (R24). For every
+route: no token, a user's session, and an administrator of another company are refused; the
+refusal of the other company's administrator is audited with its real reason and changes
+nothing; the company's own administrator gets through. The table of calls must name every
+route of the blueprint, so a new route without a case here fails the suite."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyotp
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from authsvc.cli import main
+from authsvc.domain.roles import Actor, Role
+from authsvc.services import Deps, accounts, alerts, devices, groups, totp
+from authsvc.services.passwords import change_password
+from authsvc.web import create_app
+from tests.integration.support import CHOSEN, active_account, add_contract, dump_all, events
+
+PASSWORD = CHOSEN[0]
+A, B = "防衛産業株式会社", "別会社株式会社"
+AGENCY = Actor("ops1", frozenset({Role.AGENCY_OPERATOR}), terminal="console-1")
+ASSIGN = {A: Actor("acct-a0", frozenset({Role.ACCOUNT_ADMIN}), company=A),
+          B: Actor("acct-b0", frozenset({Role.ACCOUNT_ADMIN}), company=B)}
+# State that a refused call may change: the audit log (the refusal is recorded), the alert
+# inbox (a refused use of privileges is an alert) and the operator's own session (each
+# admitted request moves its idle clock).
+MAY_CHANGE = ("audit_events.", "audit_head.", "sessions.", "alerts.")
+
+
+def _key() -> str:
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@dataclass
+class Rig:
+    deps: Deps
+    client: Any
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    def account(self, uid: str, company: str, role: str = "user", otp: bool = False) -> str:
+        contract = "C-A" if company == A else "C-B"
+        active_account(self.deps, ASSIGN[company], AGENCY, uid, contract=contract, role=role)
+        change_password(self.deps, Actor(uid), uid, PASSWORD)
+        if otp:
+            made = totp.begin_enrolment(self.deps, Actor(uid), uid)
+            totp.confirm_enrolment(self.deps, Actor(uid), uid, self._code(made.secret))
+            self.secrets[uid] = made.secret
+        return uid
+
+    def _code(self, secret: str) -> str:
+        self.deps.clock.advance(seconds=30)  # each code counts once
+        return pyotp.TOTP(secret).at(self.deps.clock.now().timestamp())
+
+    def token(self, uid: str, surface: str = "console") -> str:
+        """A session through the API's own logon: password, then a one-time code."""
+        first = self.client.post("/api/v1/logon", json={"user_id": uid, "password": PASSWORD,
+                                                        "surface": surface})
+        assert first.status_code == 200, first.get_json()
+        done = self.client.post("/api/v1/logon/totp", json={"code": self._code(self.secrets[uid])},
+                                headers=bearer(first.get_json()["token"]))
+        assert done.status_code == 200 and done.get_json()["state"] == "done", done.get_json()
+        return done.get_json()["token"]
+
+    def call(self, token: str | None, method: str, path: str, body: dict | None = None) -> Any:
+        return self.client.open(path, method=method, json=body if method != "GET" else None,
+                                headers=bearer(token) if token else {})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def rig(make_deps) -> Rig:
+    deps = make_deps("sqlite")
+    app = create_app(deps=deps)
+    app.config["TESTING"] = True
+    r = Rig(deps, app.test_client())
+    add_contract(deps, AGENCY, "C-A", A)
+    add_contract(deps, AGENCY, "C-B", B)
+    for company, tag in ((A, "a"), (B, "b")):
+        r.account(f"adm-{tag}", company, "system_admin", otp=True)
+        r.account(f"acct-{tag}", company, "account_admin", otp=True)
+        r.account(f"user-{tag}", company, otp=True)
+        r.account(f"new-{tag}", company)
+        r.account(f"mover-{tag}", company)
+        devices.register(deps, Actor(f"adm-{tag}", frozenset({Role.SYSTEM_ADMIN}), company=company),
+                         f"TERM-{tag.upper()}", _key())
+    accounts.create_account(deps, ASSIGN[A], "pending-a", "承認 待ち", "C-A", "user")
+    accounts.suspend(deps, AGENCY, r.account("paused-a", A), "休職")
+    groups.create(deps, ASSIGN[A], "設計部", ["vein", "totp"])
+    groups.request_member(deps, ASSIGN[A], "設計部", "mover-a")
+    alerts.raise_alert(deps, "shared_id_suspected", "user-a", A, terminals=["T-1", "T-2"])  # alert 1
+    return r
+
+
+# Every route of the admin API with a call on company A's records: (method, path, body).
+CALLS: dict[str, tuple[str, str, dict | None]] = {
+    "admin_api.search": ("GET", "/api/v1/admin/accounts?company=" + A, None),
+    "admin_api.create": ("POST", "/api/v1/admin/accounts",
+                         {"user_id": "made-a", "name": "新 人", "contract": "C-A"}),
+    "admin_api.account": ("GET", "/api/v1/admin/accounts/user-a", None),
+    "admin_api.update": ("PATCH", "/api/v1/admin/accounts/mover-a", {"name": "改 名"}),
+    "admin_api.act": ("POST", "/api/v1/admin/accounts/mover-a/suspend", {"reason": "退職"}),
+    "admin_api.contracts": ("GET", "/api/v1/admin/contracts", None),
+    "admin_api.create_contract": ("POST", "/api/v1/admin/contracts",
+                                  {"contract": "C-A2", "company": A, "starts_on": "2026-04-01"}),
+    "admin_api.device_list": ("GET", "/api/v1/admin/devices", None),
+    "admin_api.device_register": ("POST", "/api/v1/admin/devices",
+                                  {"device_id": "TERM-A2", "public_key": "KEY", "company": A}),
+    "admin_api.device_change": ("POST", "/api/v1/admin/devices/TERM-A/suspend", {"reason": "紛失"}),
+    "admin_api.events": ("GET", "/api/v1/admin/audit?subject=user-a", None),
+    "admin_api.group_list": ("GET", "/api/v1/admin/groups", None),
+    "admin_api.alert_inbox": ("GET", "/api/v1/admin/alerts", None),
+    "admin_api.alert_acknowledge": ("POST", "/api/v1/admin/alerts/1/acknowledge", {}),
+    "admin_api.group_create": ("POST", "/api/v1/admin/groups",
+                               {"name": "新設", "factors": ["vein"], "company": A}),
+    "admin_api.group_policy": ("POST", "/api/v1/admin/groups/設計部/policy?company=" + A,
+                               {"factors": ["totp"], "company": A}),
+    "admin_api.group_request": ("POST", "/api/v1/admin/groups/設計部/members",
+                                {"user_id": "user-a", "company": A}),
+    "admin_api.group_approve": ("POST", f"/api/v1/admin/groups/設計部/members/mover-a/approve?company={A}",
+                                {}),
+    "admin_api.group_remove": ("DELETE", f"/api/v1/admin/groups/設計部/members/mover-a?company={A}",
+                               None),
+}
+# Account actions beyond the one in CALLS, each on company A's account.
+ACTIONS = [("approve", "pending-a"), ("resume", "paused-a"), ("delete", "mover-a"),
+           ("unlock", "user-a"), ("reset-password", "user-a"), ("end-sessions", "user-a"),
+           ("leave", "user-a"), ("remote", "user-a"), ("window", "user-a")]
+EXTRA = {"remote": {"until": "2026-05-31"},
+         "window": {"starts_at": "2026-04-01T09:00", "ends_at": "2026-04-01T17:00"}}
+READS = {"admin_api.search", "admin_api.contracts", "admin_api.device_list", "admin_api.group_list",
+         "admin_api.alert_inbox"}
+
+
+def _calls() -> list[tuple[str, str, str, dict | None]]:
+    out = [(name, *call) for name, call in CALLS.items()]
+    out += [(f"admin_api.act:{action}", "POST", f"/api/v1/admin/accounts/{uid}/{action}",
+             {"reason": "確認済み", **EXTRA.get(action, {})}) for action, uid in ACTIONS]
+    return out
+
+
+def _body(body: dict | None) -> dict | None:
+    if body and body.get("public_key") == "KEY":
+        return {**body, "public_key": _key()}
+    return body
+
+
+def _state(deps: Deps) -> list[str]:
+    return [line for line in dump_all(deps).splitlines() if not line.startswith(MAY_CHANGE)]
+
+
+def test_the_table_names_every_route_of_the_admin_api(rig):
+    routes = {rule.endpoint for rule in rig.client.application.url_map.iter_rules()
+              if rule.endpoint.startswith("admin_api.")}
+    assert routes == set(CALLS), "every admin route needs its scoping case in CALLS"
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body"), _calls(), ids=[c[0] for c in _calls()])
+def test_every_route_refuses_no_token_and_a_user_session(rig, name, method, path, body):
+    user = rig.token("user-a", surface="user")  # a user's own session on the user's surface
+    before = _state(rig.deps)
+    for token in (None, "not-a-token", user):
+        resp = rig.call(token, method, path, _body(body))
+        assert resp.status_code == 401, (token, resp.get_json())
+    assert _state(rig.deps) == before
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body"), _calls(), ids=[c[0] for c in _calls()])
+def test_another_companys_administrator_is_refused_audited_and_changes_nothing(rig, name, method,
+                                                                               path, body):
+    token = rig.token("adm-b")
+    before, seq = _state(rig.deps), len(events(rig.deps))
+    resp = rig.call(token, method, path, _body(body))
+    if name in READS:  # a search answers with company B's records only
+        assert resp.status_code == 200
+        text = resp.get_data(as_text=True)
+        assert "user-a" not in text and "C-A" not in text and "TERM-A" not in text, text
+    else:
+        assert resp.status_code in (403, 404), resp.get_json()
+        refused = [e for e in events(rig.deps)[seq:] if e.result == "refused"]
+        assert len(refused) == 1 and refused[0].actor == "adm-b", refused
+        assert refused[0].data["reason"] in ("other_company", "forbidden"), refused[0].data
+        [alert] = alerts.inbox(rig.deps, Actor("adm-b", frozenset({Role.SYSTEM_ADMIN}), company=B))
+        assert alert["kind"] == "privilege_refused" and alert["detail"]["actor"] == "adm-b"
+    assert _state(rig.deps) == before
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body"), _calls(), ids=[c[0] for c in _calls()])
+def test_the_companys_own_administrator_or_the_agency_gets_through(rig, name, method, path, body):
+    # contracts are the agency's; everything else is the company's system administrator's
+    who = "ops-x" if name == "admin_api.create_contract" else "adm-a"
+    if who == "ops-x":
+        active_account(rig.deps, AGENCY, Actor("ops2", frozenset({Role.AGENCY_OPERATOR})), who,
+                       contract="C-A", role="agency_operator")
+        change_password(rig.deps, Actor(who), who, PASSWORD)
+        made = totp.begin_enrolment(rig.deps, Actor(who), who)
+        totp.confirm_enrolment(rig.deps, Actor(who), who, rig._code(made.secret))
+        rig.secrets[who] = made.secret
+    resp = rig.call(rig.token(who), method, path, _body(body))
+    assert resp.status_code in (200, 201), resp.get_json()
+    if name in READS:
+        assert "-a" in resp.get_data(as_text=True) or "C-A" in resp.get_data(as_text=True)
+
+
+def test_a_company_administrator_cannot_make_contracts_or_agency_operators(rig):
+    token = rig.token("adm-a")
+    call = CALLS["admin_api.create_contract"]
+    assert rig.call(token, *call[:2], call[2]).status_code == 403
+    made = rig.call(token, "POST", "/api/v1/admin/accounts",
+                    {"user_id": "boss-a", "name": "社 長", "contract": "C-A", "role": "agency_operator"})
+    assert made.status_code == 403 and made.get_json()["error"] == "role_not_assignable"
+    [refusal] = [e for e in events(rig.deps, "account.create") if e.result == "refused"]
+    assert refusal.data["reason"] == "role_not_assignable"
+
+
+def test_nobody_acts_on_their_own_account_or_approves_their_own_assignment(rig):
+    own = rig.call(rig.token("adm-a"), "POST", "/api/v1/admin/accounts/adm-a/reset-password",
+                   {"reason": "自分で"})
+    assert own.status_code == 403 and own.get_json()["error"] == "own_account"
+    # an account administrator who may approve? No: assigning and approving are two people
+    acct = rig.token("acct-a")
+    made = rig.call(acct, "POST", "/api/v1/admin/accounts",
+                    {"user_id": "solo-a", "name": "一 人", "contract": "C-A"})
+    assert made.status_code == 201
+    assert rig.call(acct, "POST", "/api/v1/admin/accounts/solo-a/approve", {}).status_code == 403
+    assert accounts.show(rig.deps, AGENCY, "solo-a").status == "pending"
+
+
+def test_the_account_page_gives_the_real_reason_of_a_refused_logon(rig):
+    for _ in range(2):
+        rig.client.post("/api/v1/logon", json={"user_id": "user-a", "password": "Wrong#pass99"})
+    page = rig.call(rig.token("adm-a"), "GET", "/api/v1/admin/accounts/user-a").get_json()
+    assert page["account"]["failures"] == 2 and page["factors"] == ["totp"]
+    assert [h["reason"] for h in page["history"][:2]] == ["wrong_password", "wrong_password"]
+
+
+def test_search_by_name_and_lock_state(rig):
+    token = rig.token("adm-a")
+    for _ in range(5):
+        rig.client.post("/api/v1/logon", json={"user_id": "mover-a", "password": "Wrong#pass99"})
+    locked = rig.call(token, "GET", "/api/v1/admin/accounts?locked=1").get_json()["accounts"]
+    assert [a["user_id"] for a in locked] == ["mover-a"]
+    everyone = rig.call(token, "GET", "/api/v1/admin/accounts?name=田中").get_json()["accounts"]
+    assert everyone and all(a["company"] == A for a in everyone)
+
+
+# ---- the command line with --as: the same scoping ---------------------------------------------
+
+
+@pytest.fixture
+def cli(rig):
+    url = rig.deps.settings.database_url
+    env = {"AUTHSVC__DATABASE__URL": url,
+           "AUTHSVC__PATHS__INSTANCE_DIR": str(rig.deps.settings.paths.instance_dir),
+           "AUTHSVC_LANG": "en"}
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(main, ["--as", "adm-b", *args], env=env, catch_exceptions=False)
+    return run
+
+
+@pytest.mark.parametrize("args", [
+    ("user", "show", "user-a"), ("user", "suspend", "mover-a"), ("user", "resume", "mover-a"),
+    ("user", "delete", "mover-a"), ("user", "unlock", "user-a"), ("user", "reset-password", "user-a"),
+    ("user", "update", "mover-a", "--name", "改 名"), ("identifier", "approve", "pending-a"),
+    ("user", "create", "made-a", "--name", "新 人", "--contract", "C-A", "--role", "user"),
+    ("user", "end-sessions", "user-a"), ("user", "resume", "paused-a"),
+    ("device", "suspend", "TERM-A"), ("device", "revoke", "TERM-A"),
+    ("audit", "show", "--subject", "user-a"),
+])
+def test_the_command_line_as_another_companys_administrator_is_refused(rig, cli, args):
+    before, seq = _state(rig.deps), len(events(rig.deps))
+    result = cli(*args)
+    assert result.exit_code == 1, result.output
+    # as for an unknown ID (another company's), or the right that is missing
+    assert any(w in result.output.lower() for w in ("not found", "not registered", "cannot")), \
+        result.output
+    refused = [e for e in events(rig.deps)[seq:] if e.result == "refused"]
+    assert len(refused) == 1 and refused[0].actor == "adm-b" and refused[0].source.startswith("cli:")
+    assert _state(rig.deps) == before
+
+
+def test_the_command_line_as_a_user_is_refused_before_anything(cli, rig):
+    result = CliRunner().invoke(main, ["--as", "user-a", "user", "list"], env={
+        "AUTHSVC__DATABASE__URL": rig.deps.settings.database_url,
+        "AUTHSVC__PATHS__INSTANCE_DIR": str(rig.deps.settings.paths.instance_dir), "AUTHSVC_LANG": "en"})
+    assert result.exit_code == 1 and "not an active administrator" in result.output
