@@ -1,23 +1,30 @@
 """The administrators' console (R8): its own surface under /console, reached only through its
 own logon with fresh MFA (the logon blueprint at /console/logon), a session a user session
 cannot stand in for. Here: attending a remote palm registration (R14), enrolling a palm in
-person at the registration station, recording consent to remote registration, and the
-agency's registration records with their evidence."""
+person at the registration station, recording consent to remote registration, the agency's
+registration records with their evidence, account administration (search, the account's page
+with the real refusal reasons, and its actions: R4, R6, R7, R9, R16, R17) and the alert inbox
+(R25). Every view is one service call, scoped to the operator's company there; a refusal is
+answered by errors.py (another company's account like an unknown one)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
-from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from authsvc.domain import identifiers
-from authsvc.domain.errors import DomainError, Forbidden
+from authsvc.domain.calendar import JST
+from authsvc.domain.errors import DomainError, Forbidden, InvalidInput
+from authsvc.domain.lifecycle import Status
+from authsvc.domain.messages import text
 from authsvc.domain.roles import Perm, Role
-from authsvc.services import registration, sessions, vein
+from authsvc.services import accounts, alerts, operators, registration, sessions, vein
 from authsvc.web.auth import console_required
-from authsvc.web.common import client, cookie_token, deps, field, set_token
+from authsvc.web.common import FIELD_MAX, client, cookie_token, deps, field, set_token
 from authsvc.web.enrolment import challenges, script_messages, sent_captures
 from authsvc.web.jsonbody import json_body
 
@@ -194,3 +201,124 @@ def consent_record() -> Any:
     user, given = field("user_id")[:64], field("given") == "yes"
     registration.record_consent(deps(), g.actor, user, given)
     return redirect(url_for(".consent", done=user, given="yes" if given else "no"))
+
+
+# ---- account administration (R4, R6, R7, R9, R16, R17) ---------------------------------------
+
+SEARCH_FIELDS = ("name", "status", "contract", "company")
+REASON_MAX = 200  # what the audit event keeps of an operator's reason
+# The actions of the account page; each but approve asks for a reason (kept in its audit event).
+ACCOUNT_ACTIONS = ("unlock", "reset-password", "suspend", "resume", "end-sessions", "approve",
+                   "leave", "remote")
+STATUS_CHANGES: dict[str, Callable[..., accounts.AccountView]] = {
+    "unlock": accounts.unlock, "suspend": accounts.suspend, "resume": accounts.resume,
+}
+
+
+def _query(name: str) -> str:
+    return request.args.get(name, "").strip()[:200]
+
+
+@bp.get("/accounts")
+@console_required
+def account_search() -> Any:
+    """The search form and its results: the accounts of the operator's company (an agency
+    operator: every company's, or the one named)."""
+    form = {name: _query(name) for name in SEARCH_FIELDS}
+    locked = request.args.get("locked") == "1"
+    rows = accounts.list_accounts(deps(), g.actor, form["status"] or None, form["contract"] or None,
+                                  None, form["company"] or None, form["name"] or None,
+                                  True if locked else None)
+    return render_template("console/accounts.html", rows=rows, form=form, locked=locked,
+                           statuses=[s.value for s in Status], everywhere=g.actor.everywhere)
+
+
+@bp.get("/accounts/<user_id>")
+@console_required
+def account_page(user_id: str) -> Any:
+    """One account as an operator sees it: state, lock, validity, factors, live sessions and
+    the logon history with the real reason of each refusal; the actions the operator may take."""
+    found = operators.page(deps(), g.actor, user_id[:FIELD_MAX])
+    done = request.args.get("done", "")
+    return render_template(
+        "console/account.html", page=found, actor=g.actor, Perm=Perm,
+        own=identifiers.canonical(found.account.user_id) == identifiers.canonical(g.actor.id),
+        done=done if done in ACCOUNT_ACTIONS and done != "reset-password" else "",
+        ended=request.args.get("n", 0, type=int))
+
+
+def _reason() -> str:
+    """The operator's reason for an action: required."""
+    reason = " ".join(field("reason").split())[:REASON_MAX]
+    if not reason:
+        raise InvalidInput("field_required", field=text("ui_reason", g.lang))
+    return reason
+
+
+def _moment(name: str, label: str) -> datetime | None:
+    """A date and time from a form (an HTML datetime-local: Japan time); empty: None."""
+    value = field(name).strip()
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("date_invalid", field=text(label, g.lang)) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=JST)
+
+
+def _date(name: str, label: str) -> date | None:
+    value = field(name).strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("date_invalid", field=text(label, g.lang)) from None
+
+
+@bp.post("/accounts/<user_id>/<action>")
+@console_required
+def account_act(user_id: str, action: str) -> Any:
+    """One action on the account, then back to its page with what was done; a new initial
+    password is shown once, on a page of its own (never kept, never logged)."""
+    if action not in ACCOUNT_ACTIONS:
+        abort(404)
+    uid, d = user_id[:FIELD_MAX], deps()
+    reason = "" if action == "approve" else _reason()
+    ended = 0
+    if action == "reset-password":
+        issued = accounts.reset_password(d, g.actor, uid, reason)
+        return render_template("console/issued.html", account=issued.account,
+                               initial_password=issued.initial_password)
+    if action == "approve":
+        accounts.approve_identifier(d, g.actor, uid)
+    elif action == "end-sessions":
+        ended = operators.end_sessions(d, g.actor, uid, reason)
+    elif action == "leave":
+        leaves_at = _moment("leaves_at", "ui_leaves_at") or d.clock.now()
+        accounts.record_departure(d, g.actor, uid, leaves_at, reason)
+    elif action == "remote":
+        accounts.approve_remote(d, g.actor, uid, _date("until", "ui_remote_until"), reason)
+    else:
+        STATUS_CHANGES[action](d, g.actor, uid, reason)
+    extra = {"n": ended} if action == "end-sessions" else {}
+    return redirect(url_for(".account_page", user_id=uid, done=action, **extra))
+
+
+# ---- the alert inbox (R25) -------------------------------------------------------------------
+
+
+@bp.get("/alerts")
+@console_required
+def alert_inbox() -> Any:
+    """The open alerts of the operator's company (an agency operator: every alert)."""
+    return render_template("console/alerts.html", rows=alerts.inbox(deps(), g.actor, open_only=True),
+                           done=request.args.get("done", 0, type=int))
+
+
+@bp.post("/alerts/<int(max=2147483647):alert_id>/acknowledge")
+@console_required
+def alert_acknowledge(alert_id: int) -> Any:
+    alerts.acknowledge(deps(), g.actor, alert_id)
+    return redirect(url_for(".alert_inbox", done=alert_id))
