@@ -15,7 +15,7 @@ from authsvc.domain.errors import DomainError, Forbidden, NotFound, OutOfScope
 from authsvc.domain.logon_flow import FACTORS
 from authsvc.domain.roles import Actor, Perm
 from authsvc.services import Deps, guard
-from authsvc.store.models import Group, GroupMember
+from authsvc.store.models import Account, Group, GroupMember
 from authsvc.store.uow import UnitOfWork
 
 
@@ -73,6 +73,15 @@ def _group(uow: UnitOfWork, actor: Actor, perm: Perm, company: str | None, name:
         raise NotFound("group_not_found", group=name)
     guard.check(actor, perm, found.company, "group_not_found", group=name)
     return found
+
+
+def _membership(uow: UnitOfWork, g: Group, user_id: str) -> tuple[Account, GroupMember]:
+    """The account and its membership (requested or approved) of the group, locked."""
+    acc = uow.account(identifiers.canonical(user_id))
+    member = uow.groups.member(g.id, acc.id, lock=True) if acc is not None else None
+    if acc is None or member is None:
+        raise NotFound("group_member_not_found", user_id=user_id, group=g.name)
+    return acc, member
 
 
 def _view(uow: UnitOfWork, g: Group) -> GroupView:
@@ -152,10 +161,7 @@ def approve_member(deps: Deps, actor: Actor, name: str, user_id: str,
     now = deps.clock.now()
     with deps.uow() as uow:
         g = _group(uow, actor, Perm.APPROVE_ACCESS, company, name, lock=True)
-        acc = uow.account(identifiers.canonical(user_id))
-        member = uow.groups.member(g.id, acc.id, lock=True) if acc is not None else None
-        if acc is None or member is None:
-            raise NotFound("group_member_not_found", user_id=user_id, group=g.name)
+        acc, member = _membership(uow, g, user_id)
         guard.check(actor, Perm.APPROVE_ACCESS, g.company, "group_not_found", own=acc.user_id,
                     group=name)
         if member.approved_at is not None:
@@ -178,10 +184,7 @@ def remove_member(deps: Deps, actor: Actor, name: str, user_id: str, company: st
     now = deps.clock.now()
     with deps.uow() as uow:
         g = _group(uow, actor, Perm.MANAGE_ACCOUNTS, company, name, lock=True)
-        acc = uow.account(identifiers.canonical(user_id))
-        member = uow.groups.member(g.id, acc.id, lock=True) if acc is not None else None
-        if acc is None or member is None:
-            raise NotFound("group_member_not_found", user_id=user_id, group=g.name)
+        acc, member = _membership(uow, g, user_id)
         uow.groups.remove_member(member)
         uow.audit(now, actor, "group.remove", acc.user_id, group=g.name, company=g.company)
         result = _view(uow, g)
