@@ -22,7 +22,7 @@ from authsvc import faults
 from authsvc.domain.calendar import JST
 from authsvc.domain.errors import DomainError
 from authsvc.domain.messages import text
-from authsvc.domain.roles import Actor, Role
+from authsvc.domain.roles import Actor, Role, Scope
 from authsvc.services import (
     Deps,
     accounts,
@@ -32,6 +32,7 @@ from authsvc.services import (
     maintenance,
     operators,
     passwords,
+    service_clients,
     vein,
 )
 from authsvc.settings import ConfigError, load_settings
@@ -205,6 +206,9 @@ def db_upgrade(ctx: Ctx, as_json: bool) -> None:
     _emit(as_json, {"ok": True}, "schema is up to date")
 
 
+_REASON = click.option("--reason", default="", help="Why: recorded in the audit log.")
+
+
 # ---- contracts -------------------------------------------------------------------------------
 
 
@@ -225,6 +229,20 @@ def contract_create(ctx: Ctx, as_json: bool, number: str, company: str, starts_o
     end: date | None = ends_on.date() if ends_on else None
     c = accounts.create_contract(ctx.deps, ctx.actor, number, company, starts_on.date(), end)
     _emit(as_json, c, "\n".join(f"{k}: {v}" for k, v in c.items()))
+
+
+@command(contract, "period")
+@click.argument("number")
+@click.option("--start", "starts_on", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--end", "ends_on", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Last day; omit for open-ended.")
+@_REASON
+def contract_period(ctx: Ctx, as_json: bool, number: str, starts_on: Any, ends_on: Any,
+                    reason: str) -> None:
+    """Change a contract's period (the agency); its accounts follow at their next request."""
+    row = accounts.change_contract_period(ctx.deps, ctx.actor, number, starts_on.date(),
+                                          ends_on.date() if ends_on else None, reason)
+    _emit(as_json, row, "\n".join(f"{k}: {'' if v is None else v}" for k, v in row.items()))
 
 
 @command(contract, "list")
@@ -294,9 +312,6 @@ def user_update(ctx: Ctx, as_json: bool, user_id: str, name: str | None,
     _emit(as_json, v.to_dict(), _account_lines(v))
 
 
-_REASON = click.option("--reason", default="", help="Why: recorded in the audit log.")
-
-
 def _status_command(name: str, fn: Callable[..., accounts.AccountView], doc: str) -> None:
     def run(ctx: Ctx, as_json: bool, user_id: str, reason: str) -> None:
         v = fn(ctx.deps, ctx.actor, user_id, reason)
@@ -361,6 +376,16 @@ def user_window(ctx: Ctx, as_json: bool, user_id: str, starts_at: Any, ends_at: 
     """Make a maintenance account: valid only inside the approved window (R26)."""
     v = accounts.set_window(ctx.deps, ctx.actor, user_id, _jst(starts_at), _jst(ends_at), reason)
     _emit(as_json, v.to_dict(), _account_lines(v))
+
+
+@command(user, "reset-factor")
+@click.argument("user_id")
+@click.option("--factor", type=click.Choice(["totp", "webauthn", "vein"]), required=True)
+@_REASON
+def user_reset_factor(ctx: Ctx, as_json: bool, user_id: str, factor: str, reason: str) -> None:
+    """Take a second factor away (lost phone or key, a palm to register again)."""
+    operators.reset_factor(ctx.deps, ctx.actor, user_id, factor, reason)
+    _emit(as_json, {"user_id": user_id, "factor": factor, "reset": True}, f"{user_id}: {factor} reset")
 
 
 @command(user, "end-sessions")
@@ -525,6 +550,77 @@ def _device_command(action: str, doc: str) -> None:
 _device_command("suspend", "Suspend a device: no logon through it until resumed.")
 _device_command("resume", "Resume a suspended device.")
 _device_command("revoke", "Revoke a lost or damaged device: final, effective at the next request.")
+
+
+@main.group(name="client")
+def client_group() -> None:
+    """Service clients (R6): processes acting for the gateway with identifiers of their own."""
+
+
+def _client_lines(v: service_clients.ClientView) -> str:
+    return "\n".join(f"{k}: {'' if val is None else ', '.join(val) if isinstance(val, list) else val}"
+                     for k, val in v.to_dict().items())
+
+
+def _client_secret(as_json: bool, made: service_clients.IssuedSecret, lang: str) -> None:
+    _emit(as_json, {**made.client.to_dict(), "secret": made.secret},
+          f"{_client_lines(made.client)}\n{text('client_secret_once', lang)}: {made.secret}")
+
+
+@command(client_group, "create")
+@click.argument("client_id")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              type=click.Choice([s.value for s in Scope]), help="A scope (repeat for more).")
+@click.option("--company", default=None,
+              help="The company it acts for (default: yours with --as; none at the server: the "
+              "agency's, every company).")
+def client_create(ctx: Ctx, as_json: bool, client_id: str, scopes: tuple[str, ...],
+                  company: str | None) -> None:
+    """Create a service client (pending until another administrator approves it); print its
+    secret once."""
+    made = service_clients.create(ctx.deps, ctx.actor, client_id, list(scopes), company)
+    _client_secret(as_json, made, ctx.lang)
+
+
+@command(client_group, "list")
+def client_list(ctx: Ctx, as_json: bool) -> None:
+    """List service clients: ID, status, company ("-": the agency's), scopes, last use."""
+    rows = service_clients.list_clients(ctx.deps, ctx.actor)
+    _emit(as_json, [r.to_dict() for r in rows], "\n".join(
+        f"{r.client_id}\t{r.status}\t{r.company or '-'}\t{','.join(r.scopes)}\t{r.last_used_at or '-'}"
+        for r in rows))
+
+
+@command(client_group, "approve")
+@click.argument("client_id")
+def client_approve(ctx: Ctx, as_json: bool, client_id: str) -> None:
+    """Approve a client (a system administrator; never the one who created it)."""
+    v = service_clients.approve(ctx.deps, ctx.actor, client_id)
+    _emit(as_json, v.to_dict(), _client_lines(v))
+
+
+@command(client_group, "rotate")
+@click.argument("client_id")
+@_REASON
+def client_rotate(ctx: Ctx, as_json: bool, client_id: str, reason: str) -> None:
+    """Issue a new secret (printed once); the old one is refused from now on."""
+    _client_secret(as_json, service_clients.rotate(ctx.deps, ctx.actor, client_id, reason), ctx.lang)
+
+
+def _client_command(action: str, doc: str) -> None:
+    def run(ctx: Ctx, as_json: bool, client_id: str, reason: str) -> None:
+        fn = {"suspend": service_clients.suspend, "resume": service_clients.resume,
+              "revoke": service_clients.revoke}[action]
+        v = fn(ctx.deps, ctx.actor, client_id, reason)
+        _emit(as_json, v.to_dict(), _client_lines(v))
+
+    run.__doc__ = doc
+    command(client_group, action)(click.argument("client_id")(_REASON(run)))
+
+
+_client_command("suspend", "Suspend a client: refused from its next request until resumed.")
+_client_command("resume", "Resume a suspended client.")
+_client_command("revoke", "Revoke a client: final; its identifier is kept as a tombstone.")
 
 
 @main.group(name="vein")

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from authsvc.domain.errors import DomainError, Forbidden
+from authsvc.domain.errors import DomainError, Forbidden, InvalidInput
 
 
 class Role(StrEnum):
@@ -31,6 +31,7 @@ class Perm(StrEnum):
     READ_AUDIT = "read_audit"                    # only system administrators and staff (R22)
     RUN_MAINTENANCE = "run_maintenance"
     MANAGE_DEVICES = "manage_devices"            # register, suspend, revoke terminals/readers (R12)
+    MANAGE_CLIENTS = "manage_clients"            # create, rotate, suspend, revoke service clients (R6)
     ENROL_BIOMETRICS = "enrol_biometrics"        # enrol a palm with the person present (R14)
     READ_EVIDENCE = "read_evidence"              # ID images: the agency's staff and admins only
     #                                              (registration._agency checks the agency, R14)
@@ -46,12 +47,59 @@ GRANTS: dict[Role, frozenset[Perm]] = {
     Role.AGENCY_OPERATOR: frozenset(Perm),
     Role.SYSTEM_ADMIN: frozenset(Perm) - _AGENCY_ONLY,
     Role.ACCOUNT_ADMIN: frozenset({Perm.READ_ACCOUNTS, Perm.MANAGE_ACCOUNTS, Perm.UNLOCK,
-                                   Perm.END_SESSIONS}),
+                                   Perm.END_SESSIONS, Perm.MANAGE_CLIENTS}),
     Role.STAFF: frozenset({Perm.READ_ACCOUNTS, Perm.READ_AUDIT, Perm.UNLOCK, Perm.END_SESSIONS,
                            Perm.ENROL_BIOMETRICS, Perm.READ_EVIDENCE}),
     Role.DATA_MANAGER: frozenset({Perm.APPROVE_ACCESS}),
     Role.USER: frozenset(),
 }
+
+
+class Scope(StrEnum):
+    """What a service client may be given (R6): processes acting for the gateway, such as the
+    directory sync, authenticate as themselves with a scope each."""
+
+    ACCOUNTS_READ = "accounts:read"
+    ACCOUNTS_WRITE = "accounts:write"
+    DIRECTORY_SYNC = "directory:sync"
+    AUDIT_READ = "audit:read"
+    DEVICES_WRITE = "devices:write"
+
+
+# Approvals are for humans: no scope ever grants these (nor palm enrolment with the person
+# present, registration evidence, or the management of service clients themselves).
+HUMAN_ONLY = frozenset({Perm.APPROVE_IDENTIFIERS, Perm.APPROVE_ACCESS, Perm.APPROVE_REMOTE,
+                        Perm.MANAGE_CONTRACTS, Perm.RUN_MAINTENANCE, Perm.ENROL_BIOMETRICS,
+                        Perm.READ_EVIDENCE, Perm.MANAGE_CLIENTS})
+
+SCOPES: dict[Scope, frozenset[Perm]] = {
+    Scope.ACCOUNTS_READ: frozenset({Perm.READ_ACCOUNTS}),
+    Scope.ACCOUNTS_WRITE: frozenset({Perm.READ_ACCOUNTS, Perm.MANAGE_ACCOUNTS, Perm.UNLOCK,
+                                     Perm.END_SESSIONS}),
+    Scope.DIRECTORY_SYNC: frozenset({Perm.READ_ACCOUNTS, Perm.MANAGE_ACCOUNTS}),
+    Scope.AUDIT_READ: frozenset({Perm.READ_AUDIT}),
+    Scope.DEVICES_WRITE: frozenset({Perm.MANAGE_DEVICES}),
+}
+
+
+def parse_scopes(values: object) -> tuple[Scope, ...]:
+    """Scopes from their names, each once, in the table's order; at least one, none unknown."""
+    if not isinstance(values, (list, tuple)) or not values:
+        raise InvalidInput("client_scopes_required", scopes=", ".join(Scope))
+    found: set[Scope] = set()
+    for value in values:
+        try:
+            found.add(Scope(value))
+        except ValueError:
+            raise InvalidInput("client_scope_unknown", scope=str(value)[:64],
+                              scopes=", ".join(Scope)) from None
+    return tuple(s for s in Scope if s in found)
+
+
+def scope_grants(scopes: tuple[Scope, ...] | list[Scope]) -> frozenset[Perm]:
+    """The rights the scopes give together (never one of HUMAN_ONLY)."""
+    granted = frozenset().union(*(SCOPES[s] for s in scopes))
+    return granted - HUMAN_ONLY
 
 
 def parse_role(value: str) -> Role:
@@ -70,16 +118,27 @@ def company_key(name: str | None) -> str:
 class Actor:
     """Who performs an action: a signed-in account, or a process with its own identifier (R6).
     `company` is the company the actor administers ("" for none: only an agency operator, who
-    administers every company, needs no company to act)."""
+    administers every company, needs no company to act). `grants`, when set, bounds what the
+    roles give (a service client: its roles are the ceiling and its company reach, its scopes
+    the rights it has within them); None for a person."""
 
     id: str
     roles: frozenset[Role] = field(default_factory=frozenset)
     terminal: str = ""
     source: str = ""
     company: str = ""
+    grants: frozenset[Perm] | None = None
+    maintenance: bool = False  # a maintenance account (R26): every action of it is flagged
 
     def can(self, perm: Perm) -> bool:
+        if self.grants is not None and perm not in self.grants:
+            return False
         return any(perm in GRANTS[r] for r in self.roles)
+
+    @property
+    def process(self) -> bool:
+        """A process acting with a scope of its own (a service client), not a person."""
+        return self.grants is not None
 
     def require(self, perm: Perm) -> None:
         if not self.can(perm):

@@ -130,8 +130,11 @@ def _reason(reason: str) -> dict[str, str]:
 
 
 def _may_assign(actor: Actor, role: Role) -> None:
-    """Only the agency makes agency operators: a company cannot raise anyone above itself."""
+    """Only the agency makes agency operators: a company cannot raise anyone above itself. A
+    service client (a process, R6) gives no one a role but `user`: rights are for people to give."""
     if role is Role.AGENCY_OPERATOR and not actor.everywhere:
+        raise Forbidden("role_not_assignable")
+    if actor.process and role is not Role.USER:
         raise Forbidden("role_not_assignable")
 
 
@@ -158,6 +161,28 @@ def create_contract(
                   starts_on=starts_on.isoformat(), ends_on=ends_on.isoformat() if ends_on else None)
         uow.commit()
     return contract_dict(number, company, starts_on, ends_on)
+
+
+@guard.audited("contract.period", "number")
+def change_contract_period(deps: Deps, actor: Actor, number: str, starts_on: date,
+                           ends_on: date | None, reason: str = "") -> dict[str, Any]:
+    """The agency changes a contract's period (an extension, an earlier end); its accounts'
+    access follows at their next request (R7)."""
+    actor.require(Perm.MANAGE_CONTRACTS)
+    if ends_on is not None and ends_on < starts_on:
+        raise DomainError("period_invalid")
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        con = uow.contract(number)
+        if con is None:
+            raise NotFound("contract_not_found", contract=number)
+        before = contract_dict(con.number, con.company, con.starts_on, con.ends_on)
+        con.starts_on, con.ends_on = starts_on, ends_on
+        uow.audit(now, actor, "contract.period", number, starts_from=before["starts_on"],
+                  ends_from=before["ends_on"], starts_on=starts_on.isoformat(),
+                  ends_on=ends_on.isoformat() if ends_on else None, **_reason(reason))
+        uow.commit()
+    return contract_dict(number, con.company, starts_on, ends_on)
 
 
 def contract_dict(number: str, company: str, starts_on: date, ends_on: date | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from authsvc.domain.calendar import jst_iso
-from authsvc.domain.errors import NotFound
+from authsvc.domain.errors import Forbidden, NotFound
 from authsvc.domain.roles import Actor, Perm
 from authsvc.services import Deps, guard
 from authsvc.store.models import Alert
@@ -19,7 +19,8 @@ from authsvc.store.uow import UnitOfWork
 
 log = logging.getLogger("authsvc.alerts")
 KINDS = ("privilege_refused", "lockout_storm", "duplicate_person", "replayed_sample",
-         "audit_verification_failed", "shared_id_suspected", "registration_stopped")
+         "audit_verification_failed", "shared_id_suspected", "registration_stopped",
+         "client_locked")
 
 
 def note(uow: UnitOfWork, now: datetime, kind: str, subject: str, company: str | None,
@@ -70,8 +71,10 @@ def inbox(deps: Deps, actor: Actor, open_only: bool = True, limit: int = 200) ->
 
 @guard.audited("alert.acknowledge", "alert_id")
 def acknowledge(deps: Deps, actor: Actor, alert_id: int) -> dict[str, Any]:
-    """A person has looked at the alert and acts on it (audited)."""
+    """A person has looked at the alert and acts on it (audited): never a service client."""
     actor.require(Perm.READ_AUDIT)
+    if actor.process:
+        raise Forbidden()
     now = deps.clock.now()
     with deps.uow() as uow:
         found = uow.alerts.get(alert_id, lock=True)

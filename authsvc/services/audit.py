@@ -138,16 +138,19 @@ def events(deps: Deps, actor: Actor, subject: str | None = None, limit: int = 50
     """The newest events, newest first (system administrators and staff only, R22). A subject
     is matched as itself and as the pseudonym an unknown identifier is logged under, so an
     operator can ask "was ID X tried?" without the log ever holding unknown IDs in clear.
-    A company's administrators read the events of their company's accounts only (R24)."""
+    A company's administrators read the events of their company's accounts and service
+    clients only (R24)."""
     actor.require(Perm.READ_AUDIT)
     if not actor.everywhere:
         if not subject or not subject.strip():
             raise Forbidden("audit_subject_required")
         with deps.uow(read_only=True) as uow:
-            acc = uow.account(identifiers.canonical_or_none(subject.strip()) or "")
-            if acc is None:  # unknown: never written down in clear (R5), answered like another's
-                raise NotFound("account_not_found", user_id=subject.strip()[:64])
-            company = acc.contract.company
+            key = identifiers.canonical_or_none(subject.strip()) or ""
+            acc = uow.account(key)
+            svc = uow.service_clients.by_identifier(key) if acc is None else None
+            if acc is None and svc is None:  # unknown: never written down in clear (R5),
+                raise NotFound("account_not_found", user_id=subject.strip()[:64])  # like another's
+            company = acc.contract.company if acc is not None else svc.company if svc else None
         guard.check(actor, Perm.READ_AUDIT, company, "account_not_found", user_id=subject.strip())
     subjects = None
     if subject:  # as typed, and without the white space an operator may have typed around it

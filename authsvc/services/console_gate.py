@@ -42,14 +42,17 @@ def _role(deps: Deps, user_id: str) -> Role | None:
 
 
 def actor_of(deps: Deps, user_id: str, terminal: str = "", source: str = "") -> Actor | None:
-    """An active administrative account as it acts now: its role as it is now and its
-    company (R24); None for anyone else."""
+    """An administrative account that may log on now (not departed, inside its window ...) as
+    it acts now: its role and its company (R24), flagged if it is a maintenance account (R26);
+    None for anyone else."""
     with deps.uow(read_only=True) as uow:
-        acc = uow.account(identifiers.canonical(user_id))
-        if acc is None or acc.status != Status.ACTIVE.value or Role(acc.role) not in ADMIN_ROLES:
+        acc = uow.account(identifiers.canonical_or_none(user_id) or "")
+        if (acc is None or sessions.refusal(deps, acc, deps.clock.now()) is not None
+                or Role(acc.role) not in ADMIN_ROLES):
             return None
         return Actor(acc.user_id, frozenset({Role(acc.role)}), terminal=terminal[:100],
-                     source=source[:100], company=acc.contract.company)
+                     source=source[:100], company=acc.contract.company,
+                     maintenance=acc.window_ends_at is not None)
 
 
 def may_open(deps: Deps, user_id: str, client: Client) -> bool:

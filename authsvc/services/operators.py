@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from authsvc.domain import identifiers
-from authsvc.domain.errors import NotFound
+from authsvc.domain.errors import DomainError, NotFound
 from authsvc.domain.roles import Actor, Perm
 from authsvc.services import Deps, accounts, guard, sessions
 
@@ -59,3 +59,46 @@ def end_sessions(deps: Deps, actor: Actor, user_id: str, reason: str = "") -> in
                   reason=" ".join((reason or "").split())[:200])
         uow.commit()
     return ended
+
+
+FACTORS = ("totp", "webauthn", "vein")
+
+
+@guard.audited("account.reset_factor")
+def reset_factor(deps: Deps, actor: Actor, user_id: str, factor: str, reason: str = "") -> None:
+    """Take a second factor away from the account (lost phone, lost key, a palm to register
+    again, or one disabled after failures): TOTP and security keys are removed (the user enrols
+    again at the next logon); the palm, the person's, is removed for every account of the
+    person, who registers it again."""
+    actor.require(Perm.MANAGE_ACCOUNTS)
+    if factor not in FACTORS:
+        raise DomainError("factor_unknown", factor=str(factor)[:20])
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        acc = uow.account(identifiers.canonical(user_id), lock=True)
+        if acc is None:
+            raise NotFound("account_not_found", user_id=user_id)
+        guard.check(actor, Perm.MANAGE_ACCOUNTS, acc.contract.company, "account_not_found",
+                    own=acc.user_id, user_id=user_id)
+        removed = 0
+        if factor == "totp":
+            cred = uow.credentials.totp_of(acc.id)
+            removed = int(cred is not None) + uow.credentials.drop_pending_totp(
+                identifiers.canonical(acc.user_id))
+            if cred is not None:
+                uow.credentials.remove_totp(cred)
+        elif factor == "webauthn":
+            for cred in uow.credentials.webauthn_of(acc.id, lock=True):
+                uow.credentials.remove_webauthn(cred)
+                removed += 1
+        else:  # the person's palm: registered again (in person, or remotely with consent)
+            palm = uow.biometrics.enrolment_of(acc.person_id, lock=True)
+            if palm is not None:
+                uow.biometrics.remove(palm)
+                removed = 1
+        if not removed:
+            raise NotFound("factor_not_enrolled", factor=factor)
+        uow.audit(now, actor, "account.reset_factor", acc.user_id, factor=factor, removed=removed,
+                  reason=" ".join((reason or "").split())[:200])
+        uow.commit()
+    deps.sessions.delete_user(identifiers.canonical(acc.user_id))  # a factor gone: log on again

@@ -20,6 +20,11 @@ class Biometrics:
         q = select(VeinEnrolment).where(VeinEnrolment.person_id == person_id)
         return self._s.scalars(q.with_for_update() if lock else q).first()
 
+    def remove(self, enrolment: VeinEnrolment) -> None:
+        """Delete an enrolment: the person registers a palm again (an operator's reset)."""
+        self._s.delete(enrolment)
+        self._s.flush()
+
     def is_enrolled(self, person_id: int) -> bool:
         """Whether the person has an enrolment (in any state)."""
         q = select(VeinEnrolment.id).where(VeinEnrolment.person_id == person_id)

@@ -355,3 +355,27 @@ class Alert(Base):
     raised_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(100))
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ServiceClient(Base):
+    """A process acting for the gateway with an identifier of its own (R6): the directory sync,
+    a reporting job. Its `client_id` (canonical) is claimed in the one namespace of identifiers
+    (kind "service"), assigned by one administrator and approved by another; it authenticates
+    with a secret of which only the argon2 hash is kept (None once revoked), and acts within its
+    `scopes` (JSON list, domain/roles.py:SCOPES) for its `company` (NULL: the agency's, every
+    company). Rows are never deleted: a revoked client's row is its identifier's history."""
+
+    __tablename__ = "service_clients"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)  # canonical
+    company: Mapped[str | None] = mapped_column(String(200))
+    scopes: Mapped[str] = mapped_column(Text)  # JSON list of scope names
+    secret_hash: Mapped[str | None] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16))  # pending | active | suspended | revoked
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    approved_by: Mapped[str | None] = mapped_column(String(100))
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    status_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -41,6 +41,7 @@ from authsvc.store.models import (
     WebauthnCredential,
 )
 from authsvc.store.registrations import Registrations
+from authsvc.store.service_clients import ServiceClients
 
 log = logging.getLogger("authsvc.audit")
 
@@ -76,6 +77,7 @@ class UnitOfWork:
         self.groups = Groups(self.session)
         self.alerts = Alerts(self.session)
         self.identifiers = Identifiers(self.session)
+        self.service_clients = ServiceClients(self.session)
         return self
 
     def __exit__(
@@ -233,6 +235,8 @@ class UnitOfWork:
     ) -> AuditEvent:
         """Append one event; it commits or rolls back together with the action it records.
         If the event cannot be written the action fails and operators are alerted (R22)."""
+        if actor.maintenance:  # R26: every action of a maintenance account is flagged
+            detail = {**detail, "maintenance_account": True}
         try:
             event = self._append(now, actor, action, subject, result, detail)
         except (SQLAlchemyError, AuditUnavailable) as exc:

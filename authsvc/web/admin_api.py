@@ -1,7 +1,9 @@
 """The administrators' JSON API under /api/v1/admin (R8, R24): the console's operations for
 other tools. A console session's token as `Authorization: Bearer <token>` (opened with
 `POST /api/v1/logon {"surface": "console"}` and its second factor), passing the console gate
-on every request; every call is one service call, scoped to the operator's company there."""
+on every request; or a service client's own credentials, `Authorization: Basic
+base64(client_id:secret)` (R6), acting within its scopes. Every call is one service call,
+scoped to the operator's (or the client's) company there."""
 
 from __future__ import annotations
 
@@ -13,15 +15,16 @@ from werkzeug.wrappers import Response
 
 from authsvc.domain.calendar import JST
 from authsvc.domain.errors import InvalidInput
-from authsvc.services import accounts, alerts, audit, devices, groups, operators
-from authsvc.web.auth import console_required
+from authsvc.services import accounts, alerts, audit, devices, groups, operators, service_clients
+from authsvc.web.auth import admin_required
 from authsvc.web.common import FIELD_MAX, deps
 from authsvc.web.jsonbody import json_body
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/v1/admin")
 ACCOUNT_ACTIONS = ("approve", "suspend", "resume", "delete", "unlock", "reset-password",
-                   "end-sessions", "leave", "remote", "window")
+                   "end-sessions", "leave", "remote", "window", "reset-factor")
 DEVICE_ACTIONS = ("suspend", "resume", "revoke")
+CLIENT_ACTIONS = service_clients.ACTIONS  # approve | rotate | suspend | resume | revoke
 
 
 def _text(data: dict[str, Any], name: str, required: bool = False) -> str | None:
@@ -61,7 +64,7 @@ def _flag(name: str) -> bool | None:
 
 
 @bp.get("/accounts")
-@console_required
+@admin_required
 def search() -> Response:
     a = request.args
     rows = accounts.list_accounts(deps(), g.actor, a.get("status"), a.get("contract"), a.get("role"),
@@ -70,7 +73,7 @@ def search() -> Response:
 
 
 @bp.post("/accounts")
-@console_required
+@admin_required
 def create() -> tuple[Response, int]:
     data = json_body()
     person = data.get("person_id")
@@ -82,13 +85,13 @@ def create() -> tuple[Response, int]:
 
 
 @bp.get("/accounts/<user_id>")
-@console_required
+@admin_required
 def account(user_id: str) -> Response:
     return jsonify(operators.page(deps(), g.actor, user_id[:FIELD_MAX]).to_dict())
 
 
 @bp.patch("/accounts/<user_id>")
-@console_required
+@admin_required
 def update(user_id: str) -> Response:
     data = json_body()
     view = accounts.update_account(deps(), g.actor, user_id[:FIELD_MAX], _text(data, "name"),
@@ -97,7 +100,7 @@ def update(user_id: str) -> Response:
 
 
 @bp.post("/accounts/<user_id>/<action>")
-@console_required
+@admin_required
 def act(user_id: str, action: str) -> Response | tuple[Response, int]:
     """One action on an account; each asks for a reason (recorded in the audit event)."""
     if action not in ACCOUNT_ACTIONS:
@@ -117,6 +120,9 @@ def act(user_id: str, action: str) -> Response | tuple[Response, int]:
     if action == "remote":
         return jsonify(account=accounts.approve_remote(d, g.actor, uid, _date(data, "until"), reason)
                        .to_dict())
+    if action == "reset-factor":
+        operators.reset_factor(d, g.actor, uid, _text(data, "factor", True) or "", reason)
+        return jsonify(account=accounts.show(d, g.actor, uid).to_dict())
     if action == "window":
         opens, closes = _moment(data, "starts_at", True), _moment(data, "ends_at", True)
         assert opens is not None and closes is not None
@@ -127,13 +133,13 @@ def act(user_id: str, action: str) -> Response | tuple[Response, int]:
 
 
 @bp.get("/contracts")
-@console_required
+@admin_required
 def contracts() -> Response:
     return jsonify(contracts=accounts.list_contracts(deps(), g.actor))
 
 
 @bp.post("/contracts")
-@console_required
+@admin_required
 def create_contract() -> tuple[Response, int]:
     data = json_body()
     made = accounts.create_contract(deps(), g.actor, _text(data, "contract", True) or "",
@@ -142,14 +148,24 @@ def create_contract() -> tuple[Response, int]:
     return jsonify(made), 201
 
 
+@bp.post("/contracts/<number>/period")
+@admin_required
+def contract_period(number: str) -> Response:
+    data = json_body()
+    changed = accounts.change_contract_period(deps(), g.actor, number[:FIELD_MAX],
+                                              _date(data, "starts_on", True) or date.min,
+                                              _date(data, "ends_on"), _text(data, "reason", True) or "")
+    return jsonify(changed)
+
+
 @bp.get("/devices")
-@console_required
+@admin_required
 def device_list() -> Response:
     return jsonify(devices=[v.to_dict() for v in devices.list_devices(deps(), g.actor)])
 
 
 @bp.post("/devices")
-@console_required
+@admin_required
 def device_register() -> tuple[Response, int]:
     data = json_body()
     view = devices.register(deps(), g.actor, _text(data, "device_id", True) or "",
@@ -159,7 +175,7 @@ def device_register() -> tuple[Response, int]:
 
 
 @bp.post("/devices/<device_id>/<action>")
-@console_required
+@admin_required
 def device_change(device_id: str, action: str) -> Response | tuple[Response, int]:
     if action not in DEVICE_ACTIONS:
         return jsonify(error="not_found"), 404
@@ -177,14 +193,14 @@ def _list(data: dict[str, Any], name: str) -> list[str] | None:
 
 
 @bp.get("/groups")
-@console_required
+@admin_required
 def group_list() -> Response:
     found = groups.list_groups(deps(), g.actor, request.args.get("company"))
     return jsonify(groups=[v.to_dict() for v in found])
 
 
 @bp.post("/groups")
-@console_required
+@admin_required
 def group_create() -> tuple[Response, int]:
     data = json_body()
     made = groups.create(deps(), g.actor, _text(data, "name", True) or "", _list(data, "factors") or [],
@@ -193,7 +209,7 @@ def group_create() -> tuple[Response, int]:
 
 
 @bp.post("/groups/<name>/policy")
-@console_required
+@admin_required
 def group_policy(name: str) -> Response:
     data = json_body()
     changed = groups.set_policy(deps(), g.actor, name[:FIELD_MAX], _list(data, "factors"),
@@ -202,7 +218,7 @@ def group_policy(name: str) -> Response:
 
 
 @bp.post("/groups/<name>/members")
-@console_required
+@admin_required
 def group_request(name: str) -> Response:
     data = json_body()
     changed = groups.request_member(deps(), g.actor, name[:FIELD_MAX], _text(data, "user_id", True) or "",
@@ -211,7 +227,7 @@ def group_request(name: str) -> Response:
 
 
 @bp.post("/groups/<name>/members/<user_id>/approve")
-@console_required
+@admin_required
 def group_approve(name: str, user_id: str) -> Response:
     changed = groups.approve_member(deps(), g.actor, name[:FIELD_MAX], user_id[:FIELD_MAX],
                                     request.args.get("company"))
@@ -219,7 +235,7 @@ def group_approve(name: str, user_id: str) -> Response:
 
 
 @bp.delete("/groups/<name>/members/<user_id>")
-@console_required
+@admin_required
 def group_remove(name: str, user_id: str) -> Response:
     changed = groups.remove_member(deps(), g.actor, name[:FIELD_MAX], user_id[:FIELD_MAX],
                                    request.args.get("company"))
@@ -227,19 +243,54 @@ def group_remove(name: str, user_id: str) -> Response:
 
 
 @bp.get("/alerts")
-@console_required
+@admin_required
 def alert_inbox() -> Response:
     return jsonify(alerts=alerts.inbox(deps(), g.actor, open_only=_flag("all") is not True))
 
 
 @bp.post("/alerts/<int(max=2147483647):alert_id>/acknowledge")
-@console_required
+@admin_required
 def alert_acknowledge(alert_id: int) -> Response:
     return jsonify(alert=alerts.acknowledge(deps(), g.actor, alert_id))
 
 
 @bp.get("/audit")
-@console_required
+@admin_required
 def events() -> Response:
     limit = min(max(request.args.get("limit", 50, type=int) or 50, 1), 500)
     return jsonify(events=audit.events(deps(), g.actor, request.args.get("subject"), limit))
+
+
+@bp.get("/clients")
+@admin_required
+def client_list() -> Response:
+    return jsonify(clients=[v.to_dict() for v in service_clients.list_clients(deps(), g.actor)])
+
+
+@bp.post("/clients")
+@admin_required
+def client_create() -> tuple[Response, int]:
+    """A new service client (pending approval); its secret is in the answer, once."""
+    data = json_body()
+    scopes = _list(data, "scopes")
+    made = service_clients.create(deps(), g.actor, _text(data, "client_id", True) or "", scopes or [],
+                                  _text(data, "company"))
+    return jsonify(client=made.client.to_dict(), secret=made.secret), 201
+
+
+@bp.post("/clients/<client_id>/<action>")
+@admin_required
+def client_act(client_id: str, action: str) -> Response | tuple[Response, int]:
+    """approve | rotate (a new secret, once) | suspend | resume | revoke (with a `reason`)."""
+    if action not in CLIENT_ACTIONS:
+        return jsonify(error="not_found"), 404
+    data, cid, d = json_body(), client_id[:FIELD_MAX], deps()
+    if action == "approve":
+        return jsonify(client=service_clients.approve(d, g.actor, cid).to_dict())
+    reason = _text(data, "reason", required=action in ("suspend", "revoke")) or ""
+    if action == "rotate":
+        made = service_clients.rotate(d, g.actor, cid, reason)
+        return jsonify(client=made.client.to_dict(), secret=made.secret)
+    change = {"suspend": service_clients.suspend, "resume": service_clients.resume,
+              "revoke": service_clients.revoke}[action]
+    return jsonify(client=change(d, g.actor, cid, reason).to_dict())

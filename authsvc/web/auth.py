@@ -11,6 +11,8 @@ its properties stay ours (`common.set_token`).
 - `login_required` (flask-login's): an unlocked session of the user's surface.
 - `session_required`: any session of the request's surface, locked too.
 - `console_required`: a console session that passes the console gate on this request.
+- `admin_required` (the administrators' JSON API): `console_required`, or a service client
+  authenticating as itself with HTTP Basic (`client_id:secret`, R6) on this request.
 Refused, each answers as the views did: the logon page (or the lock screen for a locked
 session) on the logon pages, the console's logon for a console page, 401 JSON otherwise."""
 
@@ -25,12 +27,13 @@ from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.wrappers import Request, Response
 
 from authsvc.domain.messages import text
-from authsvc.services import console_gate, sessions
+from authsvc.services import console_gate, service_clients, sessions
 from authsvc.services.sessions import CONSOLE, USER, SessionView
-from authsvc.web.common import bearer_token, client, cookie_token, deps, surface
+from authsvc.web.common import basic_credentials, bearer_token, client, cookie_token, deps, surface
 
 API = "api"  # the blueprint whose token is a bearer token
-ADMIN_API = "admin_api"  # the administrators' API: a console session's bearer token
+ADMIN_API = "admin_api"  # the administrators' API: a console session's bearer token, or a
+#                          service client's own credentials (HTTP Basic)
 CONSOLE_PAGES = "console"  # the blueprint behind console_required
 
 
@@ -126,6 +129,25 @@ def console_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if g.actor is None:
             return _refused()
         return view(*args, **kwargs)
+    return wrapped
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A call of the administrators' JSON API: a console session the console gate admits, as
+    `console_required`, or a service client authenticating as itself on this request with
+    `Authorization: Basic base64(client_id:secret)` (R6: an active client, its scopes bounding
+    what it may do, every attempt audited and counted toward its lockout); the actor in g.actor.
+    Refused alike (401) either way: no credentials, a bad one, a user's session."""
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        presented = basic_credentials()
+        if presented is not None:
+            g.actor = service_clients.authenticate(deps(), *presented, client()) if all(presented) \
+                else None  # unreadable Basic credentials: no client named, nothing to count
+            if g.actor is None:
+                return _refused()
+            return view(*args, **kwargs)
+        return console_required(view)(*args, **kwargs)
     return wrapped
 
 

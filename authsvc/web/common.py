@@ -3,6 +3,9 @@ terminal, and the session token (a cookie for pages, a bearer token for the API)
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from flask import current_app, g, request
 from werkzeug.wrappers import Response
 
@@ -59,6 +62,24 @@ def set_token(resp: Response, token: str | None) -> None:
 def bearer_token() -> str:
     auth = request.headers.get("Authorization", "")
     return auth[7:107].strip() if auth.startswith("Bearer ") else ""
+
+
+BASIC_MAX = 512  # the longest Basic credentials read (a client ID is at most 64, a secret 43)
+
+
+def basic_credentials() -> tuple[str, str] | None:
+    """(client_id, secret) of `Authorization: Basic base64(client_id:secret)`; ("", "") for a
+    Basic header that cannot be read (refused, as no client's attempt); None without one (then
+    a bearer token may be presented instead)."""
+    auth = request.headers.get("Authorization", "")
+    if auth[:6].lower() != "basic ":
+        return None
+    try:
+        raw = base64.b64decode(auth[6:].strip()[:BASIC_MAX], validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return "", ""
+    client_id, colon, secret = raw.partition(":")
+    return (client_id, secret) if colon and client_id and secret else ("", "")
 
 
 def status_of(exc: DomainError) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pyotp
@@ -19,10 +20,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from authsvc.cli import main
 from authsvc.domain.roles import Actor, Role
-from authsvc.services import Deps, accounts, alerts, devices, groups, totp
+from authsvc.services import Deps, accounts, alerts, devices, groups, service_clients, totp
 from authsvc.services.passwords import change_password
 from authsvc.web import create_app
-from tests.integration.support import CHOSEN, active_account, add_contract, dump_all, events
+from tests.integration.support import CHOSEN, active_account, add_contract, dump_all, events, sql
 
 PASSWORD = CHOSEN[0]
 A, B = "防衛産業株式会社", "別会社株式会社"
@@ -100,6 +101,13 @@ def rig(make_deps) -> Rig:
     groups.create(deps, ASSIGN[A], "設計部", ["vein", "totp"])
     groups.request_member(deps, ASSIGN[A], "設計部", "mover-a")
     alerts.raise_alert(deps, "shared_id_suspected", "user-a", A, terminals=["T-1", "T-2"])  # alert 1
+    # service clients of company A: one pending, one active, one suspended (R6)
+    adm_a = Actor("adm-a", frozenset({Role.SYSTEM_ADMIN}), company=A)
+    for client_id in ("sync-a", "job-a", "paused-svc-a"):
+        service_clients.create(deps, ASSIGN[A], client_id, ["accounts:read"])
+    for client_id in ("job-a", "paused-svc-a"):
+        service_clients.approve(deps, adm_a, client_id)
+    service_clients.suspend(deps, adm_a, "paused-svc-a", "調査")
     return r
 
 
@@ -112,6 +120,8 @@ CALLS: dict[str, tuple[str, str, dict | None]] = {
     "admin_api.update": ("PATCH", "/api/v1/admin/accounts/mover-a", {"name": "改 名"}),
     "admin_api.act": ("POST", "/api/v1/admin/accounts/mover-a/suspend", {"reason": "退職"}),
     "admin_api.contracts": ("GET", "/api/v1/admin/contracts", None),
+    "admin_api.contract_period": ("POST", "/api/v1/admin/contracts/C-A/period",
+                                  {"starts_on": "2026-04-01", "ends_on": "2027-03-31", "reason": "延長"}),
     "admin_api.create_contract": ("POST", "/api/v1/admin/contracts",
                                   {"contract": "C-A2", "company": A, "starts_on": "2026-04-01"}),
     "admin_api.device_list": ("GET", "/api/v1/admin/devices", None),
@@ -132,21 +142,31 @@ CALLS: dict[str, tuple[str, str, dict | None]] = {
                                 {}),
     "admin_api.group_remove": ("DELETE", f"/api/v1/admin/groups/設計部/members/mover-a?company={A}",
                                None),
+    "admin_api.client_list": ("GET", "/api/v1/admin/clients", None),
+    "admin_api.client_create": ("POST", "/api/v1/admin/clients",
+                                {"client_id": "made-svc-a", "scopes": ["accounts:read"], "company": A}),
+    "admin_api.client_act": ("POST", "/api/v1/admin/clients/job-a/suspend", {"reason": "調査"}),
 }
 # Account actions beyond the one in CALLS, each on company A's account.
 ACTIONS = [("approve", "pending-a"), ("resume", "paused-a"), ("delete", "mover-a"),
            ("unlock", "user-a"), ("reset-password", "user-a"), ("end-sessions", "user-a"),
-           ("leave", "user-a"), ("remote", "user-a"), ("window", "user-a")]
-EXTRA = {"remote": {"until": "2026-05-31"},
+           ("leave", "user-a"), ("remote", "user-a"), ("window", "user-a"),
+           ("reset-factor", "user-a")]
+# Service-client actions beyond the one in CALLS, each on a client of company A.
+CLIENT_ACTIONS = [("approve", "sync-a"), ("rotate", "job-a"), ("resume", "paused-svc-a"),
+                  ("revoke", "job-a")]
+EXTRA = {"remote": {"until": "2026-05-31"}, "reset-factor": {"factor": "totp"},
          "window": {"starts_at": "2026-04-01T09:00", "ends_at": "2026-04-01T17:00"}}
 READS = {"admin_api.search", "admin_api.contracts", "admin_api.device_list", "admin_api.group_list",
-         "admin_api.alert_inbox"}
+         "admin_api.alert_inbox", "admin_api.client_list"}
 
 
 def _calls() -> list[tuple[str, str, str, dict | None]]:
     out = [(name, *call) for name, call in CALLS.items()]
     out += [(f"admin_api.act:{action}", "POST", f"/api/v1/admin/accounts/{uid}/{action}",
              {"reason": "確認済み", **EXTRA.get(action, {})}) for action, uid in ACTIONS]
+    out += [(f"admin_api.client_act:{action}", "POST", f"/api/v1/admin/clients/{cid}/{action}",
+             {"reason": "確認済み"}) for action, cid in CLIENT_ACTIONS]
     return out
 
 
@@ -199,7 +219,7 @@ def test_another_companys_administrator_is_refused_audited_and_changes_nothing(r
 @pytest.mark.parametrize(("name", "method", "path", "body"), _calls(), ids=[c[0] for c in _calls()])
 def test_the_companys_own_administrator_or_the_agency_gets_through(rig, name, method, path, body):
     # contracts are the agency's; everything else is the company's system administrator's
-    who = "ops-x" if name == "admin_api.create_contract" else "adm-a"
+    who = "ops-x" if name in ("admin_api.create_contract", "admin_api.contract_period") else "adm-a"
     if who == "ops-x":
         active_account(rig.deps, AGENCY, Actor("ops2", frozenset({Role.AGENCY_OPERATOR})), who,
                        contract="C-A", role="agency_operator")
@@ -211,6 +231,19 @@ def test_the_companys_own_administrator_or_the_agency_gets_through(rig, name, me
     assert resp.status_code in (200, 201), resp.get_json()
     if name in READS:
         assert "-a" in resp.get_data(as_text=True) or "C-A" in resp.get_data(as_text=True)
+
+
+def test_a_console_session_used_from_outside_is_refused_on_every_route(rig):
+    """R17: administration from outside the internal networks only for users approved in
+    advance (network.remote_admin); a session opened inside does not administer from outside."""
+    token = rig.token("adm-a")  # from 127.0.0.1: inside
+    outside = {"REMOTE_ADDR": "203.0.113.7"}
+    before = _state(rig.deps)
+    for name, method, path, body in _calls():
+        resp = rig.client.open(path, method=method, json=_body(body) if method != "GET" else None,
+                               headers=bearer(token), environ_base=outside)
+        assert resp.status_code == 401, (name, resp.get_json())
+    assert _state(rig.deps) == before
 
 
 def test_a_company_administrator_cannot_make_contracts_or_agency_operators(rig):
@@ -260,6 +293,10 @@ def test_search_by_name_and_lock_state(rig):
 
 @pytest.fixture
 def cli(rig):
+    # The command line runs on the real clock, months after the rig's fixed one: adm-b has
+    # just been used there, or --as would rightly refuse an administrator unused for so long.
+    sql(rig.deps, "UPDATE accounts SET last_used_at = :now WHERE user_id = 'adm-b'",
+        now=datetime.now(UTC))
     url = rig.deps.settings.database_url
     env = {"AUTHSVC__DATABASE__URL": url,
            "AUTHSVC__PATHS__INSTANCE_DIR": str(rig.deps.settings.paths.instance_dir),
@@ -278,6 +315,9 @@ def cli(rig):
     ("user", "end-sessions", "user-a"), ("user", "resume", "paused-a"),
     ("device", "suspend", "TERM-A"), ("device", "revoke", "TERM-A"),
     ("audit", "show", "--subject", "user-a"),
+    ("client", "approve", "sync-a"), ("client", "rotate", "job-a"), ("client", "suspend", "job-a"),
+    ("client", "revoke", "job-a"),
+    ("client", "create", "made-svc-a", "--scope", "accounts:read", "--company", A),
 ])
 def test_the_command_line_as_another_companys_administrator_is_refused(rig, cli, args):
     before, seq = _state(rig.deps), len(events(rig.deps))
@@ -296,3 +336,138 @@ def test_the_command_line_as_a_user_is_refused_before_anything(cli, rig):
         "AUTHSVC__DATABASE__URL": rig.deps.settings.database_url,
         "AUTHSVC__PATHS__INSTANCE_DIR": str(rig.deps.settings.paths.instance_dir), "AUTHSVC_LANG": "en"})
     assert result.exit_code == 1 and "not an active administrator" in result.output
+
+
+# ---- service clients (R6): processes authenticating as themselves ------------------------------
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+def as_client(rig: Rig, headers: dict[str, str], method: str, path: str, body: dict | None = None) -> Any:
+    return rig.client.open(path, method=method, json=body if method != "GET" else None, headers=headers)
+
+
+def reader_of_a(rig: Rig, scopes: tuple[str, ...] = ("accounts:read",)) -> dict[str, str]:
+    """A client of company A made through the API by its account administrator and approved by
+    its system administrator; its Basic credentials."""
+    made = rig.call(rig.token("acct-a"), "POST", "/api/v1/admin/clients",
+                    {"client_id": "reader-a", "scopes": list(scopes)})
+    assert made.status_code == 201, made.get_json()
+    body = made.get_json()
+    assert body["client"]["status"] == "pending" and body["client"]["company"] == A
+    approved = rig.call(rig.token("adm-a"), "POST", "/api/v1/admin/clients/reader-a/approve", {})
+    assert approved.status_code == 200 and approved.get_json()["client"]["status"] == "active"
+    return basic("reader-a", body["secret"])
+
+
+def test_a_reading_client_searches_its_companys_accounts_and_nothing_else(rig):
+    creds = reader_of_a(rig)
+    found = as_client(rig, creds, "GET", "/api/v1/admin/accounts")
+    assert found.status_code == 200
+    users = {a["user_id"] for a in found.get_json()["accounts"]}
+    assert "user-a" in users and not any(u.endswith("-b") for u in users)
+    assert as_client(rig, creds, "GET", "/api/v1/admin/accounts?company=" + B).get_json() == {"accounts": []}
+    assert as_client(rig, creds, "GET", "/api/v1/admin/accounts/user-b").status_code == 404
+    assert as_client(rig, creds, "GET", "/api/v1/admin/accounts/user-a").status_code == 200
+    # every write, and every read beyond its scope: refused, audited under the client's own
+    # identifier, and nothing changed
+    ignore = ("logon_throttle.", "service_clients.last_used_at")
+    state = lambda: [x for x in _state(rig.deps) if not x.startswith(ignore)]  # noqa: E731
+    before, seq = state(), len(events(rig.deps))
+    for name, method, path, body in _calls():
+        if method == "GET" and name in ("admin_api.search", "admin_api.account", "admin_api.contracts",
+                                        "admin_api.group_list"):
+            continue  # what accounts:read (and any administrator's company view) reads
+        resp = as_client(rig, creds, method, path, _body(body))
+        assert resp.status_code in (403, 404), (name, resp.status_code, resp.get_json())
+    assert state() == before
+    refused = [e for e in events(rig.deps)[seq:] if e.result == "refused"]
+    assert refused and {e.actor for e in refused} == {"svc:reader-a"}
+    created = [e for e in refused if e.action == "account.create"]
+    assert [e.data["reason"] for e in created] == ["forbidden"]
+    ok = [e for e in events(rig.deps, "client.authenticate") if e.result == "ok"]
+    assert ok and {(e.actor, e.subject) for e in ok} == {("svc:reader-a", "reader-a")}
+
+
+@pytest.mark.parametrize("state", ["pending", "suspended", "revoked", "rotated", "locked"])
+def test_a_client_that_may_not_act_is_refused_401(rig, state):
+    made = rig.call(rig.token("acct-a"), "POST", "/api/v1/admin/clients",
+                    {"client_id": "reader-a", "scopes": ["accounts:read"]}).get_json()
+    creds = basic("reader-a", made["secret"])
+    admin = rig.token("adm-a")
+    if state != "pending":
+        assert rig.call(admin, "POST", "/api/v1/admin/clients/reader-a/approve", {}).status_code == 200
+        assert as_client(rig, creds, "GET", "/api/v1/admin/accounts").status_code == 200
+    if state == "suspended":
+        rig.call(admin, "POST", "/api/v1/admin/clients/reader-a/suspend", {"reason": "調査"})
+    elif state == "revoked":
+        rig.call(admin, "POST", "/api/v1/admin/clients/reader-a/revoke", {"reason": "廃止"})
+    elif state == "rotated":
+        rotated = rig.call(admin, "POST", "/api/v1/admin/clients/reader-a/rotate", {})
+        fresh = rotated.get_json()["secret"]
+        assert fresh != made["secret"]
+        assert as_client(rig, basic("reader-a", fresh), "GET", "/api/v1/admin/accounts").status_code == 200
+    elif state == "locked":
+        for n in range(rig.deps.settings.lockout.max_failures):
+            wrong = as_client(rig, basic("reader-a", f"wrong-{n}"), "GET", "/api/v1/admin/accounts")
+            assert wrong.status_code == 401
+        assert [e.subject for e in events(rig.deps, "client.lock")] == ["reader-a"]
+    resp = as_client(rig, creds, "GET", "/api/v1/admin/accounts")
+    assert resp.status_code == 401 and resp.get_json()["error"] == "unauthorised"
+    last = events(rig.deps, "client.authenticate")[-1]
+    assert last.result == ("refused" if state == "locked" else "failed")
+    # a revoked client's identifier is released: its name is then an unknown one, as a pseudonym
+    assert last.subject.startswith("unknown:") if state == "revoked" else last.subject == "reader-a"
+
+
+def test_other_credentials_on_the_basic_header_are_refused_and_reach_no_console_page(rig):
+    creds = reader_of_a(rig)
+    seq = len(events(rig.deps))
+    for headers in (basic("user-a", PASSWORD),  # an account's password is no client's secret
+                    {"Authorization": "Basic !!not-base64!!"},
+                    {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()},
+                    {"Authorization": "Basic " + base64.b64encode(b"reader-a:").decode()},
+                    {"Authorization": "Basic " + base64.b64encode(b"\xff\xfe:x").decode()}):
+        resp = as_client(rig, headers, "GET", "/api/v1/admin/accounts")
+        assert resp.status_code == 401, headers
+    # only the account's ID was named: one failed attempt, under a pseudonym (no client has it)
+    new = events(rig.deps)[seq:]
+    assert [(e.action, e.result) for e in new] == [("client.authenticate", "failed")]
+    assert new[0].subject.startswith("unknown:") and new[0].data["reason"] == "unknown_client"
+    # a client is no console session: the pages send it to the console's logon
+    page = rig.client.get("/console/", headers=creds)
+    assert page.status_code == 302 and page.headers["Location"].endswith("/console/logon/")
+
+
+def test_the_creator_of_a_client_cannot_approve_it_through_the_api(rig):
+    admin = rig.token("adm-a")
+    made = rig.call(admin, "POST", "/api/v1/admin/clients", {"client_id": "solo-a", "scopes": ["audit:read"]})
+    assert made.status_code == 201
+    refused = rig.call(admin, "POST", "/api/v1/admin/clients/solo-a/approve", {})
+    assert refused.status_code == 403 and refused.get_json()["error"] == "four_eyes"
+    assert as_client(rig, basic("solo-a", made.get_json()["secret"]), "GET",
+                     "/api/v1/admin/audit?subject=user-a").status_code == 401
+    # an account administrator may not give what they do not have themselves
+    beyond = rig.call(rig.token("acct-a"), "POST", "/api/v1/admin/clients",
+                      {"client_id": "audit-a", "scopes": ["audit:read"]})
+    assert beyond.status_code == 403 and beyond.get_json()["error"] == "client_scope_not_grantable"
+    bad = rig.call(admin, "POST", "/api/v1/admin/clients", {"client_id": "bad-a", "scopes": ["root"]})
+    assert (bad.status_code, bad.get_json()["error"]) == (400, "client_scope_unknown")
+
+
+def test_a_clients_secret_is_never_stored_in_clear(rig):
+    made = rig.call(rig.token("acct-a"), "POST", "/api/v1/admin/clients",
+                    {"client_id": "reader-a", "scopes": ["accounts:read"]}).get_json()
+    admin = rig.token("adm-a")
+    rig.call(admin, "POST", "/api/v1/admin/clients/reader-a/approve", {})
+    rotated = rig.call(admin, "POST", "/api/v1/admin/clients/reader-a/rotate", {}).get_json()
+    for secret in (made["secret"], rotated["secret"]):
+        as_client(rig, basic("reader-a", secret), "GET", "/api/v1/admin/accounts")
+    database = dump_all(rig.deps)
+    assert "reader-a" in database and "$argon2id$" in database
+    for secret in (made["secret"], rotated["secret"]):
+        assert secret not in database
+        assert secret not in rig.call(admin, "GET", "/api/v1/admin/clients").get_data(as_text=True)

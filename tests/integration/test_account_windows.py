@@ -136,3 +136,24 @@ def test_a_maintenance_account_lives_only_inside_its_window(worker, clock):
     with pytest.raises(Forbidden):  # an account administrator cannot open windows
         accounts.set_window(worker, Actor("acct", frozenset({Role.ACCOUNT_ADMIN}), company=COMPANY),
                             "kato", opens, closes)
+
+
+def test_every_action_of_a_maintenance_account_is_flagged(sqlite_deps, operator, account_admin, clock):
+    from authsvc.services import console_gate
+
+    add_contract(sqlite_deps, operator)
+    active_account(sqlite_deps, account_admin, operator, "vendor-admin", role="account_admin")
+    change_password(sqlite_deps, Actor("vendor-admin"), "vendor-admin", PW)
+    active_account(sqlite_deps, account_admin, operator, "worker")
+    accounts.set_window(sqlite_deps, ADMIN_A, "vendor-admin", clock.now(), clock.now() + timedelta(hours=4),
+                        "保守作業 #7")
+    assert password_step(sqlite_deps, "vendor-admin", PW).step is not None
+    [logged_on] = [e for e in events(sqlite_deps, "logon.password", "vendor-admin") if e.result == "ok"]
+    assert logged_on.data["maintenance_account"] is True
+    vendor = console_gate.actor_of(sqlite_deps, "vendor-admin")
+    assert vendor is not None and vendor.maintenance
+    accounts.suspend(sqlite_deps, vendor, "worker", "作業のため")
+    [acted] = events(sqlite_deps, "account.suspend", "worker")
+    assert acted.data["maintenance_account"] is True
+    clock.advance(hours=4)  # the window closed: no more administration either
+    assert console_gate.actor_of(sqlite_deps, "vendor-admin") is None

@@ -362,3 +362,30 @@ def test_a_refused_agency_function_is_audited_too(two_companies):
     assert as_json(cli("audit", "verify", "--json"))["checked"] == before + 2
     assert [(e["actor"], e["result"], json.loads(e["detail"]).get("reason")) for e in events] == [
         ("sato", "refused", "forbidden")] * 2
+
+
+def test_service_clients_from_the_command_line(cli):
+    cli("contract", "create", "C-9", "--company", "株式会社テスト", "--start", "2026-04-01")
+    cli("user", "create", "sato", "--name", "佐藤 一郎", "--contract", "C-9", "--role", "system_admin")
+    cli("identifier", "approve", "sato")
+    made = as_json(cli("client", "create", "Sync-1", "--company", "株式会社テスト", "--scope",
+                       "accounts:read", "--scope", "audit:read", "--json"))
+    assert (made["client_id"], made["status"], made["scopes"], made["company"]) == (
+        "sync-1", "pending", ["accounts:read", "audit:read"], "株式会社テスト")
+    assert len(made["secret"]) >= 43
+    # the operator at the shell created it: another person approves it (four eyes, always)
+    assert as_json(cli("client", "approve", "sync-1", "--json", code=1))["error"] == "four_eyes"
+    approved = as_json(cli("--as", "sato", "client", "approve", "sync-1", "--json"))
+    assert (approved["status"], approved["approved_by"]) == ("active", "sato")
+    rotated = cli("client", "rotate", "sync-1", "--reason", "定期").output
+    assert "shown once" in rotated and made["secret"] not in rotated
+    assert [(c["client_id"], c["status"]) for c in as_json(cli("client", "list", "--json"))] == [
+        ("sync-1", "active")]
+    assert as_json(cli("client", "suspend", "sync-1", "--reason", "調査", "--json"))["status"] == "suspended"
+    assert as_json(cli("client", "resume", "sync-1", "--json"))["status"] == "active"
+    assert as_json(cli("client", "revoke", "sync-1", "--reason", "廃止", "--json"))["status"] == "revoked"
+    assert as_json(cli("client", "create", "bad-1", "--scope", "accounts:read", "--company", "無い会社",
+                       "--json", code=1))["error"] == "client_company_unknown"
+    assert cli("client", "create", "bad-2", "--scope", "root", code=2).exit_code == 2  # click's own
+    listed = cli("client", "list").output
+    assert "sync-1\trevoked\t株式会社テスト\taccounts:read,audit:read" in listed

@@ -700,3 +700,53 @@ def test_alerts_read_back_alike(store, clock, people):
         created = uow.alerts.events_since("account.create", jst_iso(start))
         assert created == 4  # the people fixture's accounts
         assert uow.alerts.events_since("account.create", jst_iso(clock.now())) == 0
+
+
+def test_service_clients_read_back_alike(store, clock, people):
+    """store/service_clients.py: a client by the identifier it holds (not an account's, not once
+    revoked), by row id, every row by client ID; its identifier claimed with kind "service"."""
+    import json
+
+    from authsvc.services import service_clients as svc
+    from authsvc.store.models import ServiceClient
+
+    account_admin = Actor("acctadm", frozenset({Role.ACCOUNT_ADMIN}), company=COMPANY)
+    other_admin = Actor("adm-x", frozenset({Role.SYSTEM_ADMIN}), company=OTHER_COMPANY)
+    svc.create(store, account_admin, "sync-b", ["accounts:read"])
+    clock.advance(minutes=1)
+    svc.create(store, other_admin, "report-x", ["audit:read", "accounts:read"])
+    svc.create(store, Actor("ops1", frozenset({Role.AGENCY_OPERATOR})), "agency-1", ["devices:write"])
+    svc.approve(store, ADMIN, "sync-b")
+    svc.create(store, account_admin, "gone-1", ["accounts:write"])
+    svc.revoke(store, ADMIN, "gone-1", "不要")
+    with store.uow() as uow:
+        repo = uow.service_clients
+        found = repo.by_identifier("sync-b")
+        assert (found.client_id, found.company, found.status, found.created_by, found.approved_by) == (
+            "sync-b", COMPANY, "active", "acctadm", "sato")
+        assert json.loads(found.scopes) == ["accounts:read"]
+        assert found.secret_hash.startswith("$argon2id$")
+        assert found.created_at == clock.now() - timedelta(minutes=1)
+        assert repo.get(found.id).client_id == "sync-b" and repo.get(10_000) is None
+        assert repo.by_identifier("agency-1").company is None
+        assert repo.by_identifier("gone-1") is None  # revoked: the identifier is released
+        assert repo.by_identifier("yamada") is None and repo.by_identifier("nobody") is None
+        assert [c.client_id for c in repo.all()] == ["agency-1", "gone-1", "report-x", "sync-b"]
+        gone = next(c for c in repo.all() if c.client_id == "gone-1")
+        assert (gone.status, gone.secret_hash) == ("revoked", None)
+        ident = uow.identifier("sync-b")
+        assert (ident.kind, ident.holder_id, ident.assigned_by, ident.approved_by) == (
+            "service", found.id, "acctadm", "sato")
+        assert uow.identifier("gone-1").released_at == clock.now()
+        assert uow.account("sync-b") is None  # a service's identifier is no account's
+        fresh = ServiceClient(client_id="late-1", company=COMPANY, scopes="[]", secret_hash="h",
+                              status="pending", created_by="x", created_at=clock.now(),
+                              status_changed_at=clock.now())
+        repo.add(fresh)
+        assert fresh.id is not None and repo.get(fresh.id).client_id == "late-1"
+        found.last_used_at = clock.now()
+        uow.commit()
+    with store.uow(read_only=True) as uow:
+        assert uow.service_clients.by_identifier("sync-b").last_used_at == clock.now()
+        assert uow.service_clients.by_identifier("late-1") is None  # no identifier claimed
+        assert len(uow.service_clients.all()) == 5

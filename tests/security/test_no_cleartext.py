@@ -175,3 +175,38 @@ def test_a_password_typed_into_the_id_field_is_not_in_the_sql_log(
     logs = log_text(caplog.records)
     assert "INSERT INTO audit_events" in logs, "SQL was not logged"
     assert leaks(logs, typed) == []
+
+
+def test_no_service_client_secret_is_stored_or_logged_in_clear(make_deps, backend, caplog, operator,
+                                                               account_admin):
+    """R6: a service client's secret, shown once at creation and at each rotation, is kept only
+    as its argon2 hash: not in any column, not in the log (SQL and its parameters included),
+    not in the SQLite files, whether it is presented right, wrong, or pasted into the ID."""
+    import base64
+
+    from authsvc.services import service_clients
+    from authsvc.services.sessions import Client
+    from authsvc.web import create_app
+
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.engine")
+    deps = make_deps(backend)
+    add_contract(deps, operator)
+    admin = Actor("sato", frozenset({Role.SYSTEM_ADMIN}), company=account_admin.company)
+    first = service_clients.create(deps, account_admin, "sync-a", ["accounts:read"]).secret
+    service_clients.approve(deps, admin, "sync-a")
+    here = Client("job", "127.0.0.1", False)
+    assert service_clients.authenticate(deps, "sync-a", first, here) is not None
+    second = service_clients.rotate(deps, account_admin, "sync-a").secret
+    assert service_clients.authenticate(deps, "sync-a", first, here) is None  # the old one
+    assert service_clients.authenticate(deps, first, first, here) is None  # pasted into the ID
+    client = create_app(deps=deps).test_client()
+    basic = base64.b64encode(f"sync-a:{second}".encode()).decode()
+    answer = client.get("/api/v1/admin/accounts", headers={"Authorization": f"Basic {basic}"})
+    assert answer.status_code == 200
+    secrets = [first, second]
+    database, logs = dump_all(deps), log_text(caplog.records)
+    assert "sync-a" in database and "$argon2id$" in database and "client.rotate" in database
+    assert "INSERT INTO audit_events" in logs, "SQL was not logged"
+    assert [s for s in secrets if s in database or s in logs] == []
+    assert [s for s in secrets if s.encode() in (raw_sqlite(deps) if backend == "sqlite" else b"")] == []

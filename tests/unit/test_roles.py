@@ -3,7 +3,18 @@
 import pytest
 
 from authsvc.domain.errors import DomainError, Forbidden
-from authsvc.domain.roles import Actor, Perm, Role, company_key, parse_role
+from authsvc.domain.roles import (
+    HUMAN_ONLY,
+    SCOPES,
+    Actor,
+    Perm,
+    Role,
+    Scope,
+    company_key,
+    parse_role,
+    parse_scopes,
+    scope_grants,
+)
 
 # What only the agency may do, whoever else holds every other right (R24). (Registration
 # evidence is the agency's too, but by account: registration._agency, not by this table.)
@@ -14,7 +25,8 @@ AGENCY_ONLY = {Perm.MANAGE_CONTRACTS, Perm.RUN_MAINTENANCE}
 EXPECTED = {
     Role.AGENCY_OPERATOR: set(Perm),
     Role.SYSTEM_ADMIN: set(Perm) - AGENCY_ONLY,
-    Role.ACCOUNT_ADMIN: {Perm.READ_ACCOUNTS, Perm.MANAGE_ACCOUNTS, Perm.UNLOCK, Perm.END_SESSIONS},
+    Role.ACCOUNT_ADMIN: {Perm.READ_ACCOUNTS, Perm.MANAGE_ACCOUNTS, Perm.UNLOCK, Perm.END_SESSIONS,
+                         Perm.MANAGE_CLIENTS},
     Role.STAFF: {Perm.READ_ACCOUNTS, Perm.READ_AUDIT, Perm.UNLOCK, Perm.END_SESSIONS,
                  Perm.ENROL_BIOMETRICS, Perm.READ_EVIDENCE},
     Role.DATA_MANAGER: {Perm.APPROVE_ACCESS},
@@ -151,6 +163,81 @@ def test_an_actor_with_no_company_and_no_agency_role_reaches_nothing():
         for company in ("防衛産業株式会社", "", None):
             assert not lost.reaches(company)
     assert not Actor("svc-x").reaches("防衛産業株式会社")
+
+
+def test_only_administrators_of_accounts_manage_service_clients():
+    assert {r for r in Role if actor(r).can(Perm.MANAGE_CLIENTS)} == {
+        Role.AGENCY_OPERATOR, Role.SYSTEM_ADMIN, Role.ACCOUNT_ADMIN}
+
+
+# ---- service clients' scopes (R6) -----------------------------------------------------------
+
+# The scopes table, written out on its own like the rights table above.
+EXPECTED_SCOPES = {
+    Scope.ACCOUNTS_READ: {Perm.READ_ACCOUNTS},
+    Scope.ACCOUNTS_WRITE: {Perm.READ_ACCOUNTS, Perm.MANAGE_ACCOUNTS, Perm.UNLOCK, Perm.END_SESSIONS},
+    Scope.DIRECTORY_SYNC: {Perm.READ_ACCOUNTS, Perm.MANAGE_ACCOUNTS},
+    Scope.AUDIT_READ: {Perm.READ_AUDIT},
+    Scope.DEVICES_WRITE: {Perm.MANAGE_DEVICES},
+}
+APPROVALS = {Perm.APPROVE_IDENTIFIERS, Perm.APPROVE_ACCESS, Perm.APPROVE_REMOTE,
+             Perm.MANAGE_CONTRACTS, Perm.RUN_MAINTENANCE}
+
+
+def test_each_scope_grants_exactly_its_rights():
+    assert set(SCOPES) == set(Scope) == set(EXPECTED_SCOPES)
+    for scope, perms in EXPECTED_SCOPES.items():
+        assert set(SCOPES[scope]) == perms == set(scope_grants([scope])), scope
+    assert [s.value for s in Scope] == ["accounts:read", "accounts:write", "directory:sync",
+                                        "audit:read", "devices:write"]
+
+
+def test_no_scope_grants_an_approval_or_a_human_only_right():
+    assert APPROVALS <= HUMAN_ONLY
+    assert {Perm.MANAGE_CLIENTS, Perm.ENROL_BIOMETRICS, Perm.READ_EVIDENCE} <= HUMAN_ONLY
+    for scope in Scope:
+        assert not SCOPES[scope] & HUMAN_ONLY, scope
+    assert not scope_grants(list(Scope)) & HUMAN_ONLY
+
+
+def svc(*scopes, role=Role.SYSTEM_ADMIN, company="防衛産業株式会社"):
+    return Actor("svc:sync-a", frozenset({role}), company=company, grants=scope_grants(scopes))
+
+
+def test_a_service_client_can_exactly_what_its_scopes_give_within_its_ceiling():
+    for scope in Scope:
+        granted = {p for p in Perm if svc(scope).can(p)}
+        assert granted == EXPECTED_SCOPES[scope], scope
+        for perm in set(Perm) - granted:
+            with pytest.raises(Forbidden):
+                svc(scope).require(perm)
+    assert svc(Scope.ACCOUNTS_READ).process and not actor(Role.SYSTEM_ADMIN).process
+    # the roles are the ceiling: grants never add what the roles do not give
+    bounded = Actor("svc:x", frozenset({Role.ACCOUNT_ADMIN}), grants=frozenset(Perm))
+    assert {p for p in Perm if bounded.can(p)} == EXPECTED[Role.ACCOUNT_ADMIN]
+    assert not any(Actor("svc:x", grants=frozenset(Perm)).can(p) for p in Perm)
+    assert not any(Actor("svc:x", frozenset({Role.AGENCY_OPERATOR}), grants=frozenset()).can(p)
+                   for p in Perm)
+
+
+def test_a_service_client_reaches_exactly_what_its_ceiling_reaches():
+    company = svc(Scope.ACCOUNTS_READ)
+    assert not company.everywhere and company.reaches("防衛産業株式会社")
+    assert not company.reaches("別会社株式会社") and not company.reaches(None)
+    agency = svc(Scope.ACCOUNTS_READ, role=Role.AGENCY_OPERATOR, company="")
+    assert agency.everywhere and agency.reaches("別会社株式会社") and agency.reaches(None)
+    assert not agency.can(Perm.MANAGE_ACCOUNTS) and not agency.can(Perm.RUN_MAINTENANCE)
+
+
+def test_parse_scopes():
+    assert parse_scopes(["audit:read", "accounts:read", "audit:read"]) == (
+        Scope.ACCOUNTS_READ, Scope.AUDIT_READ)
+    for bad, code in (([], "client_scopes_required"), ("accounts:read", "client_scopes_required"),
+                      (None, "client_scopes_required"), (["accounts:admin"], "client_scope_unknown"),
+                      (["ACCOUNTS:READ"], "client_scope_unknown"), ([1], "client_scope_unknown")):
+        with pytest.raises(DomainError) as exc:
+            parse_scopes(bad)
+        assert exc.value.code == code, bad
 
 
 def test_parse_role():
