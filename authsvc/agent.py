@@ -1,7 +1,8 @@
 """The terminal agent (R11, R12): runs on the user's registered terminal, owns the palm reader
 and the terminal's Ed25519 key, and answers capture requests from the logon page on loopback
 only. It captures a palm bound to the server's challenge and returns the capture record signed
-with the terminal's key; the server decides everything else. In emulator mode it also serves a
+with the terminal's key, or (`/attest`, for a logon by TOTP or WebAuthn) signs the challenge
+alone as the terminal's proof; the server decides everything else. In emulator mode it also serves a
 small page (and a control endpoint) to choose what the emulated reader sees next."""
 
 from __future__ import annotations
@@ -122,21 +123,26 @@ def create_agent(reader: VeinReader, device_id: str, origins: tuple[str, ...]) -
         return resp
 
     @app.route("/capture", methods=["OPTIONS"])
+    @app.route("/attest", methods=["OPTIONS"])
     def _preflight() -> Response:
         return Response(status=204)
+
+    def _challenge(body: dict[str, Any]) -> bytes:
+        """The server's challenge: canonical unpadded base64url, 16..64 bytes; else b""."""
+        try:  # strict: nothing skipped (the server's own form)
+            challenge = b64url_decode(body.get("challenge"), "challenge", 64)
+        except InvalidRecord:
+            return b""
+        return challenge if 16 <= len(challenge) <= 64 else b""
 
     @app.post("/capture")
     def capture() -> Any:
         if request.headers.get("Origin", "") not in origins:
             return jsonify(error="origin_refused"), 403
         body = json_body()
-        text = body.get("challenge")
-        try:  # strict: canonical unpadded base64url, nothing skipped (the server's own form)
-            challenge = b64url_decode(text, "challenge", 64)
-        except InvalidRecord:
-            challenge = b""
+        challenge = _challenge(body)
         purpose = body.get("purpose", "verify")
-        if not 16 <= len(challenge) <= 64 or purpose not in ("verify", "enrol"):
+        if not challenge or purpose not in ("verify", "enrol"):
             return jsonify(error="request_invalid"), 400
         if not lock.acquire(timeout=1):
             return jsonify(error="vein_busy"), 409
@@ -147,6 +153,18 @@ def create_agent(reader: VeinReader, device_id: str, origins: tuple[str, ...]) -
         finally:
             lock.release()
         return jsonify(capture=record.to_dict(), device_id=device_id)
+
+    @app.post("/attest")
+    def attest() -> Any:
+        """The terminal's proof for a logon by another factor (R12): the server's challenge
+        signed with the device key under the purpose "terminal". No palm, no reader lock."""
+        if request.headers.get("Origin", "") not in origins:
+            return jsonify(error="origin_refused"), 403
+        body = json_body()
+        challenge = _challenge(body)
+        if not challenge or set(body) - {"challenge"}:
+            return jsonify(error="request_invalid"), 400
+        return jsonify(proof=reader.prove_terminal(challenge).to_dict(), device_id=device_id)
 
     @app.get("/")
     def index() -> Any:

@@ -31,7 +31,15 @@ from authsvc.domain.lockout import Decision, Failure
 if TYPE_CHECKING:  # names for the annotations only: no adapter is imported at run time
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from adapters.vein.records import Candidate, Capture, Enrolment, Match, Purpose, ReaderInfo
+    from adapters.vein.records import (
+        Candidate,
+        Capture,
+        Enrolment,
+        Match,
+        Purpose,
+        ReaderInfo,
+        TerminalProof,
+    )
 
 
 class Clock(Protocol):
@@ -211,6 +219,11 @@ class VeinReader(Protocol):
                 cancel: threading.Event | None = None, progress: Progress | None = None) -> Capture:
         """One signed capture bound to `challenge`. Raises NoHand, Reposition, PoorQuality,
         PresentationAttack, CaptureTimeout, ReaderDisconnected, Cancelled or ReaderFault."""
+        ...
+
+    def prove_terminal(self, challenge: bytes) -> TerminalProof:
+        """`challenge` signed with the reader's key under the purpose "terminal", with no
+        capture: how the terminal agent proves the terminal for a logon by another factor (R12)."""
         ...
 
     def enrol(self, captures: Sequence[Capture]) -> Enrolment:

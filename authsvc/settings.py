@@ -118,6 +118,11 @@ class Vein:
 
 
 @dataclass(frozen=True)
+class Devices:
+    require_terminal: bool  # R12: every logon proves a registered terminal (its agent's device key)
+
+
+@dataclass(frozen=True)
 class Registration:
     idle_minutes: int = _num(1, 240)               # an idle registration session expires
     evidence_retention_days: int = _num(1, 3650)   # the ID image is destroyed after this
@@ -172,6 +177,7 @@ class Settings:
     totp: Totp
     webauthn: Webauthn
     vein: Vein
+    devices: Devices
     registration: Registration
     audit: Audit
     alerts: AlertPolicy

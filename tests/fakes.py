@@ -49,6 +49,7 @@ from authsvc.store.models import (
     PasswordHistory,
     Person,
     RegistrationSession,
+    ServiceClient,
     TotpCredential,
     VeinEnrolment,
     WebauthnCredential,
@@ -193,7 +194,7 @@ class MemoryCheckpoints:
 # rows that change after they are written, by primary key; each transaction copies them
 _MUTABLE = (Contract, Person, Identifier, Account, AuditHead, Challenge, TotpCredential,
             WebauthnCredential, Device, VeinEnrolment, Consent, RegistrationSession, Evidence,
-            Group, GroupMember, Alert)
+            Group, GroupMember, Alert, ServiceClient)
 # rows that are only ever appended: shared between transactions, never copied
 _APPENDED = (AuditEvent, LogonHistory, PasswordHistory)
 _LOCK_TIMEOUT_S = 30.0  # SQLite's busy_timeout: a writer waiting longer fails, it never hangs
@@ -356,6 +357,10 @@ class _MemoryDevices(_Repository):
             return None
         return self._table(Device).get(ident.holder_id)
 
+    def last_status(self, value: str) -> str | None:
+        mine = [d for d in self._table(Device).values() if d.device_id.lower() == value]
+        return max(mine, key=lambda d: d.id).status if mine else None
+
     def key_holder(self, fingerprint: str) -> tuple[str, str] | None:
         found = self._first(Device, key_fingerprint=fingerprint)
         return None if found is None else (found.device_id, found.status)
@@ -378,6 +383,9 @@ class _MemoryBiometrics(_Repository):
 
     def enrolment_of(self, person_id: int, lock: bool = False) -> VeinEnrolment | None:
         return self._first(VeinEnrolment, person_id=person_id)
+
+    def remove(self, enrolment: VeinEnrolment) -> None:
+        self._delete(enrolment)
 
     def is_enrolled(self, person_id: int) -> bool:
         return self.enrolment_of(person_id) is not None
@@ -508,6 +516,25 @@ class _MemoryAlerts(_Repository):
         return sum(1 for e in self._uow._t.logs[AuditEvent] if e.action == action and e.ts >= since_ts)
 
 
+class _MemoryServiceClients(_Repository):
+    """`authsvc.store.service_clients.ServiceClients`."""
+
+    def by_identifier(self, value: str, lock: bool = False) -> ServiceClient | None:
+        ident = self._uow.identifier(value)
+        if ident is None or ident.kind != "service" or ident.holder_id is None:
+            return None
+        return self.get(ident.holder_id)
+
+    def get(self, row_id: int, lock: bool = False) -> ServiceClient | None:
+        return self._table(ServiceClient).get(row_id)
+
+    def all(self) -> list[ServiceClient]:
+        return sorted(self._table(ServiceClient).values(), key=lambda c: (c.client_id, c.id))
+
+    def add(self, client: ServiceClient) -> None:
+        self._uow.add(client)
+
+
 class MemoryUnitOfWork:
     """`authsvc.store.uow.UnitOfWork` in memory: its queries and every repository, with the
     same transaction and audit-chain semantics, and the unique columns checked at `add` (where
@@ -539,6 +566,7 @@ class MemoryUnitOfWork:
         self.devices = _MemoryDevices(self)
         self.groups = _MemoryGroups(self)
         self.alerts = _MemoryAlerts(self)
+        self.service_clients = _MemoryServiceClients(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -681,6 +709,8 @@ class MemoryUnitOfWork:
 
     def audit(self, now: datetime, actor: Actor, action: str, subject: str, result: str = "ok",
               **detail: Any) -> AuditEvent:
+        if actor.maintenance:  # as UnitOfWork.audit: a maintenance account's actions flagged
+            detail = {**detail, "maintenance_account": True}
         head = self._t.rows[AuditHead].get(1)
         if head is None:
             if self._t.logs[AuditEvent]:

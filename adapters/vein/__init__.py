@@ -27,7 +27,15 @@ from adapters.vein.errors import (
     Reposition,
     VeinError,
 )
-from adapters.vein.records import Candidate, Capture, Enrolment, Match, Purpose, ReaderInfo
+from adapters.vein.records import (
+    Candidate,
+    Capture,
+    Enrolment,
+    Match,
+    Purpose,
+    ReaderInfo,
+    TerminalProof,
+)
 from adapters.vein.replay import LshReplayCheck
 from adapters.vein.sdk import EmulatedVeinReader, Gallery, SdkVeinReader, VeinSdk
 from authsvc.ports import (
@@ -92,6 +100,7 @@ __all__ = [
     "ReaderInfo",
     "Reposition",
     "SdkVeinReader",
+    "TerminalProof",
     "VeinError",
     "VeinReader",
     "VeinSdk",

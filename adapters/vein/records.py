@@ -190,6 +190,94 @@ class Capture:
         )
 
 
+_PROOF_CONTEXT = b"authsvc.terminal.proof/1"
+_PROOF_FIELDS = ("v", "purpose", "device_id", "created_at", "challenge", "signature")
+TERMINAL_PURPOSE = "terminal"
+
+
+@dataclass(frozen=True)
+class TerminalProof:
+    """The terminal's answer to a server challenge without a palm (R12): the device key's
+    Ed25519 signature over a label of its own (so it can never pass for a capture, nor a
+    capture for it), the purpose "terminal", the device ID, the time and the challenge, each
+    length-prefixed as in a capture's payload."""
+
+    device_id: str
+    created_at: datetime  # aware, UTC
+    challenge: bytes = field(repr=False)
+    signature: bytes = field(default=b"", repr=False)
+    purpose: str = TERMINAL_PURPOSE
+
+    def __post_init__(self) -> None:
+        if self.purpose != TERMINAL_PURPOSE:
+            raise InvalidRecord("purpose: terminal expected")
+        if (not isinstance(self.device_id, str) or not 0 < len(self.device_id) <= MAX_READER_ID
+                or not self.device_id.isascii() or not _READER_ID.fullmatch(self.device_id)):
+            raise InvalidRecord(f"device_id: 1..{MAX_READER_ID} characters of [A-Za-z0-9._:@/-]")
+        if (not isinstance(self.created_at, datetime) or self.created_at.tzinfo is None
+                or self.created_at.utcoffset() != timedelta(0)):
+            raise InvalidRecord("created_at: an aware UTC date-time expected")
+        if not isinstance(self.challenge, bytes) or not MIN_CHALLENGE <= len(self.challenge) <= MAX_CHALLENGE:
+            raise InvalidRecord(f"challenge: {MIN_CHALLENGE}..{MAX_CHALLENGE} bytes expected")
+        if not isinstance(self.signature, bytes) or len(self.signature) not in (0, SIGNATURE_SIZE):
+            raise InvalidRecord(f"signature: {SIGNATURE_SIZE} bytes expected")
+
+    def signed_payload(self) -> bytes:
+        parts = [_PROOF_CONTEXT, self.purpose.encode("ascii"), self.device_id.encode("ascii"),
+                 str(_micros(self.created_at)).encode("ascii"), self.challenge]
+        return b"".join(struct.pack(">I", len(p)) + p for p in parts)
+
+    def signed(self, key: Ed25519PrivateKey) -> TerminalProof:
+        return replace(self, signature=key.sign(self.signed_payload()))
+
+    def verify_signature(self, public_key: Ed25519PublicKey | bytes) -> bool:
+        """True when `signature` is `public_key`'s over this record (the key registered for
+        `device_id`, never one that came with the proof)."""
+        key = (Ed25519PublicKey.from_public_bytes(public_key) if isinstance(public_key, bytes)
+               else public_key)
+        if len(self.signature) != SIGNATURE_SIZE:
+            return False
+        try:
+            key.verify(self.signature, self.signed_payload())
+        except InvalidSignature:
+            return False
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"v": RECORD_VERSION, "purpose": self.purpose, "device_id": self.device_id,
+                "created_at": self.created_at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                "challenge": b64url(self.challenge), "signature": b64url(self.signature)}
+
+    @classmethod
+    def from_dict(cls, data: object) -> TerminalProof:
+        """Parse untrusted input, as strictly as a capture; raises InvalidRecord."""
+        if not isinstance(data, Mapping):
+            raise InvalidRecord("a terminal proof is a JSON object")
+        if len(data) > 2 * len(_PROOF_FIELDS) or set(data) != set(_PROOF_FIELDS):
+            raise InvalidRecord(f"fields: exactly {', '.join(_PROOF_FIELDS)}")
+        if type(data["v"]) is not int or data["v"] != RECORD_VERSION:
+            raise InvalidRecord(f"v: version {RECORD_VERSION} expected")
+        return cls(device_id=data["device_id"], created_at=_parse_time(data["created_at"]),
+                   challenge=b64url_decode(data["challenge"], "challenge", MAX_CHALLENGE),
+                   signature=b64url_decode(data["signature"], "signature", SIGNATURE_SIZE),
+                   purpose=data["purpose"])
+
+
+def _parse_time(created: object) -> datetime:
+    if not isinstance(created, str) or len(created) > 40:
+        raise InvalidRecord("created_at: ISO 8601 text expected")
+    try:
+        moment = datetime.fromisoformat(created)
+    except (ValueError, OverflowError):
+        raise InvalidRecord("created_at: not an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        raise InvalidRecord("created_at: a time zone is required")
+    try:
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidRecord("created_at: not an ISO 8601 date-time") from None
+
+
 def _check_fields(c: Capture) -> None:
     if not isinstance(c.format, str) or len(c.format) > MAX_FORMAT or not _FORMAT.fullmatch(c.format):
         raise InvalidRecord("format: 'OWNR:TYPE' in upper-case hex expected")

@@ -33,7 +33,7 @@ from adapters.vein.errors import (
     Reposition,
     VeinError,
 )
-from adapters.vein.records import Candidate, Capture, Enrolment, Match, Purpose, ReaderInfo
+from adapters.vein.records import Candidate, Capture, Enrolment, Match, Purpose, ReaderInfo, TerminalProof
 from authsvc.ports import (
     DEFAULT_LIVENESS_THRESHOLD,
     DEFAULT_MAX_FMR,
@@ -248,6 +248,11 @@ class SdkVeinReader:
             sample=bir.to_bytes(),
         )
         return record.signed(self._key)
+
+    def prove_terminal(self, challenge: bytes) -> TerminalProof:
+        """The terminal's proof without a palm (R12): `challenge` signed with this reader's
+        key (the terminal's device key) under the purpose "terminal". No sensor is needed."""
+        return TerminalProof(self.reader_id, self._clock.now().astimezone(UTC), challenge).signed(self._key)
 
     # -- matching -------------------------------------------------------------------------
     def _probe(self, capture: Capture) -> Bir:

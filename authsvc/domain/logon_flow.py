@@ -1,6 +1,7 @@
 """The logon state machine (R2, R10, R16): password, then the forced change of an initial
 password, then a second factor of another kind (enrolling one first if the user has none),
-then a session. Unlocking a locked session runs the same machine for the same user.
+then, where policy requires it (R12), the proof of a registered terminal, then a session.
+Unlocking a locked session runs the same machine for the same user.
 Factors are pluggable: each has a name and a kind; a logon is complete only when the factors
 passed cover at least two different kinds."""
 
@@ -35,6 +36,7 @@ class Step(StrEnum):
     ENROL = "enrol"                      # no usable second factor yet: enrol one to finish
     SECOND_FACTOR = "second_factor"
     REGISTER = "register"                # palm vein required but not enrolled: register it (R14)
+    TERMINAL = "terminal"                # prove the registered terminal through its agent (R12)
     NO_FACTOR = "no_factor"              # none enrolled and no right to enrol: ask an operator
     DONE = "done"
 
@@ -56,11 +58,16 @@ class Flow:
     # is allowed only in a logon that began with an initial password (first logon, or after
     # an operator's reset), which reached the user through the confidential channel (R2).
     may_enrol: bool = False
+    # R12: the logon must prove a registered terminal (policy), and the device ID that proved it
+    # (by a palm capture, or the agent's signed challenge at TERMINAL); "" while none has.
+    terminal_required: bool = False
+    terminal: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return {"user_id": self.user_id, "purpose": self.purpose, "started_at": self.started_at,
                 "step": self.step.value, "passed": list(self.passed), "allowed": list(self.allowed),
-                "enrolled": list(self.enrolled), "may_enrol": self.may_enrol}
+                "enrolled": list(self.enrolled), "may_enrol": self.may_enrol,
+                "terminal_required": self.terminal_required, "terminal": self.terminal}
 
     @staticmethod
     def from_dict(d: dict[str, object]) -> Flow:
@@ -69,6 +76,7 @@ class Flow:
             step=Step(str(d["step"])), passed=tuple(d["passed"]),  # type: ignore[arg-type]
             allowed=tuple(d["allowed"]), enrolled=tuple(d["enrolled"]),  # type: ignore[arg-type]
             may_enrol=bool(d.get("may_enrol")),
+            terminal_required=bool(d.get("terminal_required")), terminal=str(d.get("terminal") or ""),
         )
 
     @property
@@ -89,15 +97,22 @@ def complete(passed: tuple[str, ...]) -> bool:
     return len(kinds(passed)) >= 2
 
 
+def unproven(flow: Flow) -> bool:
+    """R12: the policy asks this logon for a registered terminal and none has been proven."""
+    return flow.terminal_required and not flow.terminal
+
+
 def _next(flow: Flow, must_change: bool) -> Flow:
+    # R12: a logon whose factors are complete, or that would enrol a first factor, proves the
+    # terminal first (a palm capture has proven it on its way)
     if complete(flow.passed):
-        return replace(flow, step=Step.DONE)
+        return replace(flow, step=Step.TERMINAL if unproven(flow) else Step.DONE)
     if must_change:
         return replace(flow, step=Step.CHANGE_PASSWORD)
     if any(FACTORS[f] not in kinds(flow.passed) for f in flow.enrolled):
         return replace(flow, step=Step.SECOND_FACTOR)
     if flow.may_enrol and any(f in SELF_ENROL for f in flow.allowed):
-        return replace(flow, step=Step.ENROL)
+        return replace(flow, step=Step.TERMINAL if unproven(flow) else Step.ENROL)
     # palm vein is registered with a witness (R14): only the registration pages are reachable
     return replace(flow, step=Step.REGISTER if "vein" in flow.allowed else Step.NO_FACTOR)
 
@@ -109,9 +124,10 @@ def allowed_factors(deployment: tuple[str, ...], groups: list[tuple[str, ...]]) 
 
 
 def begin(user_id: str, purpose: str, now: float, allowed: tuple[str, ...],
-          enrolled: tuple[str, ...]) -> Flow:
+          enrolled: tuple[str, ...], terminal_required: bool = False) -> Flow:
     return Flow(user_id=user_id, purpose=purpose, started_at=now, allowed=allowed,
-                enrolled=tuple(f for f in allowed if f in enrolled))
+                enrolled=tuple(f for f in allowed if f in enrolled),
+                terminal_required=terminal_required)
 
 
 def password_passed(flow: Flow, must_change: bool) -> Flow:
@@ -127,13 +143,25 @@ def password_changed(flow: Flow) -> Flow:
     return _next(flow, must_change=False)
 
 
-def factor_passed(flow: Flow, factor: str) -> Flow:
+def factor_passed(flow: Flow, factor: str, terminal: str = "") -> Flow:
     """A second factor verified: at SECOND_FACTOR one the user has; at ENROL one just enrolled
-    (confirming a new TOTP code or a new WebAuthn credential proves possession)."""
+    (confirming a new TOTP code or a new WebAuthn credential proves possession). `terminal`:
+    the registered device the factor's check proved (a palm capture signed by it), kept when
+    the policy asks for one."""
     if flow.step not in (Step.SECOND_FACTOR, Step.ENROL) or factor not in flow.options:
         raise FlowError(f"{flow.step}:{factor}")
     enrolled = flow.enrolled if factor in flow.enrolled else (*flow.enrolled, factor)
-    return _next(replace(flow, passed=(*flow.passed, factor), enrolled=enrolled), must_change=False)
+    proven = flow.terminal or (terminal if flow.terminal_required else "")
+    return _next(replace(flow, passed=(*flow.passed, factor), enrolled=enrolled, terminal=proven),
+                 must_change=False)
+
+
+def terminal_proven(flow: Flow, device_id: str) -> Flow:
+    """At TERMINAL: the registered terminal `device_id` proved itself (R12); on to what the
+    logon needs next (the session, or the enrolment of a first factor)."""
+    if flow.step is not Step.TERMINAL or not device_id:
+        raise FlowError(flow.step)
+    return _next(replace(flow, terminal=device_id), must_change=False)
 
 
 def registered(flow: Flow, enrolled: tuple[str, ...], now: float) -> Flow:

@@ -116,6 +116,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "contract_company_unknown": ("会社「{company}」の契約が登録されていません。",
                                  "No contract is registered for the company \"{company}\"."),
     "alert_not_found": ("アラート {alert} は見つかりません。", "Alert {alert} was not found."),
+    "factor_unknown": ("要素「{factor}」はありません（totp, webauthn, vein）。",
+                       "There is no factor \"{factor}\" (totp, webauthn, vein)."),
+    "factor_not_enrolled": ("この要素（{factor}）は登録されていません。",
+                            "This factor ({factor}) is not enrolled."),
     "four_eyes": ("ユーザIDを割り当てた管理者自身は承認できません。",
                   "The administrator who assigned the user ID cannot approve it."),
     "bad_transition": ("アカウントの状態が「{status}」のため、この操作はできません。",
@@ -189,6 +193,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
                            "create a new key on the terminal and register that one."),
     "device_company_unknown": ("会社「{company}」の契約が登録されていません。",
                                "No contract is registered for the company \"{company}\"."),
+    # service clients (R6)
+    "client_not_found": ("サービスクライアント {client} は登録されていません。",
+                         "Service client {client} is not registered."),
+    "client_company_unknown": ("会社「{company}」は見つかりません（契約が登録されていません）。",
+                               "The company \"{company}\" was not found: no contract is registered "
+                               "for it."),
+    "client_bad_transition": ("サービスクライアントの状態が「{status}」のため、この操作はできません。",
+                              "This cannot be done while the service client is {status}."),
+    "client_scopes_required": ("スコープを1つ以上、{scopes} から選んでください。",
+                               "Please choose at least one scope from {scopes}."),
+    "client_scope_unknown": ("スコープ「{scope}」はありません（{scopes} から選んでください）。",
+                             "There is no scope \"{scope}\" (choose from {scopes})."),
+    "client_scope_not_grantable": ("ご自身の権限を超えるスコープは与えられません。",
+                                   "You cannot give a scope beyond your own rights."),
+    "client_secret_once": ("シークレット（一度だけ表示します。安全に保管してください）",
+                           "Secret (shown once only; keep it safe)"),
     # palm vein
     "vein_already_enrolled": ("この方の手のひら静脈は登録済みです（本人記録 {person}）。",
                               "This person's palm vein is already enrolled (person {person})."),
@@ -218,6 +238,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                "端末の管理者にお問い合わせください。",
                                "The reader service on this terminal cannot be reached. "
                                "Please contact your terminal's administrator."),
+    # the registered terminal (R12)
+    "terminal_agent_unreachable": ("この端末の端末エージェントに接続できません。"
+                                   "登録された端末からログオンするか、端末の管理者にお問い合わせください。",
+                                   "The terminal agent on this machine cannot be reached. Please log on "
+                                   "from a registered terminal, or contact your terminal's administrator."),
+    "ui_terminal_hint": ("登録された端末であることを確認しています。",
+                         "Checking that this is a registered terminal."),
+    "ui_terminal_retry": ("もう一度確認する", "Check again"),
     "ui_use_vein": ("手のひら静脈で確認する", "Confirm with my palm vein"),
     "ui_vein_hint": ("ボタンを押してから、手のひらを読み取り装置にかざしてください。",
                      "Press the button, then hold your palm over the reader."),
@@ -444,6 +472,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "hist_console.totp": ("管理コンソール（ワンタイムコード）", "Console (one-time code)"),
     "hist_console.webauthn": ("管理コンソール（セキュリティキー）", "Console (security key)"),
     "hist_console.vein": ("管理コンソール（手のひら静脈）", "Console (palm vein)"),
+    "hist_terminal": ("登録端末の確認", "Registered terminal"),
+    "hist_console.terminal": ("管理コンソール（登録端末の確認）", "Console (registered terminal)"),
     # console: account administration and the alert inbox (R4, R7, R9, R16, R17, R25)
     "ui_accounts": ("アカウントの検索", "Account search"),
     "ui_alerts": ("アラート", "Alerts"),
@@ -541,6 +571,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "alert_audit_verification_failed": ("監査ログの検証失敗", "Audit log verification failed"),
     "alert_shared_id_suspected": ("IDの共用の疑い", "Shared ID suspected"),
     "alert_registration_stopped": ("登録の中止", "Registration stopped"),
+    "alert_client_locked": ("サービスクライアントのロック", "Service client locked"),
 }
 
 

@@ -56,6 +56,7 @@ class ActiveDevice:
     device_id: str
     public_key: bytes
     company: str | None
+    kind: str = "terminal"
 
 
 def parse_public_key(text: str) -> bytes:
@@ -215,7 +216,17 @@ def active_device(deps: Deps, device_id: str) -> ActiveDevice | None:
         dev = uow.devices.by_identifier(key)
         if dev is None or dev.status != "active":
             return None
-        return ActiveDevice(dev.device_id, dev.public_key, dev.company)
+        return ActiveDevice(dev.device_id, dev.public_key, dev.company, dev.kind)
+
+
+def status_of(deps: Deps, device_id: str) -> str | None:
+    """The status of the device last registered as `device_id` (active, suspended, revoked),
+    or None if none ever was: the reason a terminal's proof is refused, for the audit log."""
+    key = identifiers.canonical_or_none(device_id)
+    if key is None:
+        return None
+    with deps.uow(read_only=True) as uow:
+        return uow.devices.last_status(key)
 
 
 def active_key(deps: Deps, device_id: str) -> bytes | None:

@@ -1,8 +1,9 @@
-"""Logon and sessions (R2, R4, R5, R9, R10, R16, R17): the password step, the forced change,
-a second factor of another kind (enrolled on first logon), the session with its idle lock
-and MFA unlock, logoff. Every refusal looks the same to the caller; the real reason goes to
-the audit log and the logon history for operators. Every factor attempt is counted toward
-the lockout before it is evaluated.
+"""Logon and sessions (R2, R4, R5, R9, R10, R12, R16, R17): the password step, the forced
+change, a second factor of another kind (enrolled on first logon), the proof of a registered
+terminal where policy requires it, the session with its idle lock and MFA unlock, logoff.
+Every refusal looks the same to the caller; the real reason goes to the audit log and the
+logon history for operators. Every factor attempt is counted toward the lockout before it is
+evaluated.
 
 One way in, one answer: a logon starts with `begin` (ID and password) and every step answers
 with a `State` (`State.failed` when refused; otherwise `State.step`, an `lf.Step`, says what
@@ -22,8 +23,8 @@ from authsvc.domain import logon_flow as lf
 from authsvc.domain import session as sess
 from authsvc.domain.errors import DomainError
 from authsvc.domain.roles import Actor
-from authsvc.domain.tokens import new_token
-from authsvc.services import Deps, alerts, console_gate, sessions, totp, vein, webauthn
+from authsvc.domain.tokens import new_token, session_id
+from authsvc.services import Deps, alerts, console_gate, devices, sessions, terminals, totp, vein, webauthn
 from authsvc.services import passwords as password_service
 from authsvc.services.sessions import CONSOLE, USER, Client
 from authsvc.store.models import Account
@@ -112,7 +113,8 @@ def _password_step(deps: Deps, user_id: str, password: str, client: Client,
                 acc.password_hash = deps.hasher.hash(password)  # R3: transparent upgrade
             outcome = (_Outcome.PASSWORD_CHANGE_REQUIRED if acc.must_change_password
                        else _Outcome.PASSWORD_OK)
-            _note(uow, now, actor, client, step, key, "ok", "", next=outcome.value)
+            _note(uow, now, actor, client, step, key, "ok", "", next=outcome.value,
+                  **({"maintenance_account": True} if acc.window_ends_at else {}))  # R26
             enrolled = uow.enrolled_factors(acc.id, acc.person_id)
             allowed = lf.allowed_factors(deps.settings.mfa.second_factors,
                                          uow.groups.factor_policies(acc.id))
@@ -188,13 +190,19 @@ def begin(deps: Deps, user_id: str, password: str, client: Client, surface: str 
         return FAILED
     canonical = identifiers.canonical(step.user_id)
     flow = lf.begin(canonical, "logon" if surface == USER else CONSOLE, deps.clock.now().timestamp(),
-                    step.allowed, step.enrolled)
+                    step.allowed, step.enrolled, deps.settings.devices.require_terminal)
     flow = lf.password_passed(flow, step.outcome is _Outcome.PASSWORD_CHANGE_REQUIRED)
     return _advance(deps, new_token(), {"kind": "logon", "client": _client_dict(client)}, flow, client)
 
 
 def _client_dict(client: Client) -> dict[str, Any]:
     return {"terminal": client.terminal[:100], "source": client.source[:100], "remote": client.remote}
+
+
+def _proven(client: Client, flow: lf.Flow) -> Client:
+    """The client as the audit log and the logon history name it: once the logon has proven a
+    registered terminal (R12), by its device ID rather than the browser's User-Agent."""
+    return replace(client, terminal=flow.terminal) if flow.terminal else client
 
 
 def _advance(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client: Client) -> State:
@@ -274,17 +282,33 @@ def change_password(deps: Deps, token: str, new_password: str, client: Client) -
 
 
 def second_factor(deps: Deps, token: str, factor: str, verify: Callable[[str, bool], bool],
-                  client: Client) -> State:
+                  client: Client, device: Callable[[], str] | None = None) -> State:
     """Run one second-factor check (or an enrolment's confirmation), counted toward the
     lockout before it is evaluated (R4: a failure of any factor counts). The step is claimed
-    first, so one logon can never finish twice."""
-    claimed = _claim(deps, token, lambda f: factor in f.options)
+    first, so one logon can never finish twice. `device`, asked after a success: the
+    registered terminal the check proved (a palm capture's), for R12."""
+    def check(flow: lf.Flow) -> tuple[str, dict[str, Any]]:
+        return ("" if verify(flow.user_id, flow.step is lf.Step.ENROL) else f"wrong_{factor}"), {}
+
+    return _counted_step(deps, token, factor, lambda f: factor in f.options, check,
+                         lambda f: lf.factor_passed(f, factor, device() if device else ""), client)
+
+
+def _counted_step(deps: Deps, token: str, name: str, ready: Callable[[lf.Flow], bool],
+                  check: Callable[[lf.Flow], tuple[str, dict[str, Any]]],
+                  passed: Callable[[lf.Flow], lf.Flow], client: Client) -> State:
+    """One attempt at the step `ready` accepts (a second factor, the terminal proof): claimed,
+    counted toward the lockout, checked (`check` answers the refusal's reason, "" when it
+    passed, and detail for the audit log), audited with the logon history, and on success
+    moved on by `passed`; refused, the logon stays at its step for another try."""
+    claimed = _claim(deps, token, ready)
     if claimed is None:
         return FAILED
     data, flow = claimed
     pol, now = deps.settings.lockout, deps.clock.now()
+    client = _proven(client, flow)
     actor = client.actor(flow.user_id)
-    step = factor if flow.purpose == "logon" else f"{flow.purpose}.{factor}"
+    step = name if flow.purpose == "logon" else f"{flow.purpose}.{name}"
     retry = State(token, flow.step, flow.options, flow.user_id, retry=True)
     decision = deps.counters.consume(flow.user_id, now, pol.max_failures, pol.lock_minutes)
     if not _may_evaluate(deps, decision, now, actor, client, step, flow.user_id):
@@ -292,19 +316,23 @@ def second_factor(deps: Deps, token: str, factor: str, verify: Callable[[str, bo
             sessions.store(deps, token, data)
             return retry
         return FAILED
-    ok = (sessions.may_logon(deps, flow.user_id, now, client.remote)
-          and verify(flow.user_id, flow.step is lf.Step.ENROL))
+    reason, detail = (check(flow) if sessions.may_logon(deps, flow.user_id, now, client.remote)
+                      else (f"wrong_{name}", {}))
+    if not reason:
+        following = passed(flow)
+        client = _proven(client, following)  # a terminal proven by this step names the rows now
+        actor = client.actor(flow.user_id)
     with deps.uow() as uow:
-        _note(uow, now, actor, client, step, flow.user_id, "ok" if ok else "failed",
-              "" if ok else f"wrong_{factor}", **({} if ok else {"failures": decision.failures + 1}))
+        _note(uow, now, actor, client, step, flow.user_id, "failed" if reason else "ok", reason,
+              **detail, **({"failures": decision.failures + 1} if reason else {}))
         uow.commit()
-    if not ok:
+    if reason:
         if _count_failure(deps, decision, now, actor, flow.user_id).locks_now:
             return FAILED  # locked: this logon (or unlock) ends with the account's sessions
         sessions.store(deps, token, data)
         return retry
     deps.counters.release(flow.user_id, decision.attempt)
-    return _advance(deps, token, data, lf.factor_passed(flow, factor), client)
+    return _advance(deps, token, data, following, client)
 
 
 def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client: Client) -> State:
@@ -313,9 +341,18 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
     now = deps.clock.now()
     user = flow.user_id
     factors = ",".join(flow.passed)
+    client = _proven(client, flow)
     actor = client.actor(user)
     deps.sessions.delete(token)
     fresh = new_token()
+    if flow.purpose != "unlock" and deps.settings.devices.require_terminal and not flow.terminal:
+        # R12: no session without a registered terminal (a logon begun before the policy was
+        # switched on never went through the terminal step)
+        with deps.uow() as uow:
+            step = "terminal" if flow.purpose == "logon" else f"{flow.purpose}.terminal"
+            _note(uow, now, actor, client, step, user, "refused", "terminal_required")
+            uow.commit()
+        return FAILED
     if flow.purpose == "unlock":
         unlocked = sess.Record.of(data)
         assert unlocked is not None  # an unlock runs on a session (begin_unlock)
@@ -339,7 +376,8 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
                   sessions=len(others))
             uow.commit()
         return FAILED
-    origin = data.get("client", _client_dict(client))
+    origin = {**data.get("client", _client_dict(client)),
+              **({"terminal": flow.terminal} if flow.terminal else {})}  # R12: the device, not the browser
     idle = deps.settings.sessions.idle_minutes * 60
     elsewhere = sorted({d.get("terminal", "") for d in others.values()
                         if d.get("terminal", "") != origin["terminal"] and not d.get("locked")
@@ -442,11 +480,40 @@ def vein_challenge(deps: Deps, token: str) -> vein.Challenge | None:
 
 
 def vein_step(deps: Deps, token: str, challenge_id: str, capture: dict[str, Any], client: Client) -> State:
-    """A signed palm-vein capture from the user's registered terminal."""
+    """A signed palm-vein capture from the user's registered terminal: accepted, it also proves
+    that terminal (R12)."""
     def verify(user: str, enrolling: bool) -> bool:
         return not enrolling and vein.verify(deps, user, challenge_id, capture, client.actor(user))
 
-    return second_factor(deps, token, "vein", verify, client)
+    def device() -> str:  # the capture's signature held for this active device's key
+        found = devices.active_device(deps, str(capture.get("reader_id", ""))[:128])
+        return found.device_id if found is not None else ""
+
+    return second_factor(deps, token, "vein", verify, client, device)
+
+
+# ---- the registered terminal (R12) ----------------------------------------------------------
+
+
+def terminal_challenge(deps: Deps, token: str) -> vein.Challenge | None:
+    """At the TERMINAL step: a challenge for the terminal agent to sign, bound to this logon."""
+    loaded = _load_flow(deps, token)
+    if loaded is None or loaded[1].step is not lf.Step.TERMINAL:
+        return None
+    return terminals.issue_challenge(deps, session_id(token))
+
+
+def terminal_step(deps: Deps, token: str, challenge_id: str, proof: dict[str, Any], client: Client) -> State:
+    """The terminal agent's signed answer to the challenge: proves the registered terminal,
+    counted toward the lockout like a factor; refused, audited with the real reason."""
+    proven: list[terminals.Proven] = []
+
+    def check(flow: lf.Flow) -> tuple[str, dict[str, Any]]:
+        proven.append(terminals.verify(deps, flow.user_id, session_id(token), challenge_id, proof))
+        return proven[0].reason, ({"device": proven[0].claimed} if proven[0].claimed else {})
+
+    return _counted_step(deps, token, "terminal", lambda f: f.step is lf.Step.TERMINAL, check,
+                         lambda f: lf.terminal_proven(f, proven[0].device_id), client)
 
 
 # ---- the console (R8) and the palm-vein registration step (R14) ----------------------------

@@ -139,12 +139,12 @@ def _signed_capture(deps: Deps, purpose: str, subject: str, challenge_id: object
         return None, "stale", device
     if str(cap.purpose) != kind:
         return None, "purpose", device
-    if found.company is not None and not _of_company(deps, user, found.company):
+    if found.company is not None and not of_company(deps, user, found.company):
         return None, "device_company", device
     return cap, "", device
 
 
-def _of_company(deps: Deps, user: str, company: str) -> bool:
+def of_company(deps: Deps, user: str, company: str) -> bool:
     """Whether `user`'s account belongs to a contract of `company` (a terminal bound to it)."""
     with deps.uow(read_only=True) as uow:
         acc = uow.account(user)

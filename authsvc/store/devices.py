@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,12 @@ class Devices:
             return None
         q = select(Device).where(Device.id == ident.holder_id)
         return self._s.scalars(q.with_for_update() if lock else q).first()
+
+    def last_status(self, value: str) -> str | None:
+        """The status of the last device registered under the identifier `value` (canonical),
+        in any state (a revoked one has released its identifier), or None: never registered."""
+        return self._s.scalars(select(Device.status).where(func.lower(Device.device_id) == value)
+                               .order_by(Device.id.desc()).limit(1)).first()
 
     def key_holder(self, fingerprint: str) -> tuple[str, str] | None:
         """(device ID, status) of the device that holds the key with this fingerprint, in any

@@ -122,6 +122,25 @@ def vein() -> Reply:
     return _refused() if state.refused else _state(state)
 
 
+@bp.post("/logon/terminal/challenge")
+def terminal_challenge() -> Reply:
+    made = logon.terminal_challenge(deps(), bearer_token())
+    if made is None:
+        return _refused()
+    return jsonify(challenge_id=made.id, challenge=made.challenge,
+                   expires_at=made.expires_at.isoformat(), agent_url=deps().settings.vein.agent_url)
+
+
+@bp.post("/logon/terminal")
+def terminal() -> Reply:
+    data, token = json_body(), bearer_token()
+    proof = data.get("proof")
+    if not isinstance(proof, dict):
+        return _refused()
+    state = logon.terminal_step(deps(), token, _str(data, "challenge_id"), proof, client())
+    return _refused() if state.refused else _state(state)
+
+
 # ---- the session ----------------------------------------------------------------------------
 # current_user: the session of the bearer token (auth.py). login_required: an unlocked one;
 # session_required: locked too. Without one: 401 `unauthorised`. Lock, unlock and ending a

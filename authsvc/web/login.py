@@ -1,5 +1,6 @@
 """The user's logon pages: ID and password, the forced change of an initial password (R2), a
-second factor or its first enrolment (R10), the self-service page with logon history and
+second factor or its first enrolment (R10), the proof of the registered terminal through its
+agent (R12), the self-service page with logon history and
 sessions (R9), the lock screen and its MFA unlock (R16), logoff. One generic failure message
 for every refusal (R5)."""
 
@@ -147,6 +148,37 @@ def vein_verify() -> Response | tuple[Response, int]:
         return jsonify(error="request_invalid", message=text("request_invalid", g.lang)), 400
     state = logon.vein_step(deps(), cookie_token(), str(body.get("challenge_id", ""))[:100],
                             body["capture"], client())
+    return _json_step(state)
+
+
+# ---- the registered terminal (R12) ----------------------------------------------------------
+
+AGENT_CODES = ("terminal_agent_unreachable", "logon_failed")
+
+
+@bp.get("/terminal")
+def terminal() -> Page:
+    if _pending().step is not Step.TERMINAL:
+        return redirect(url_for(".index"))
+    return render_template("terminal.html", messages={c: text(c, g.lang) for c in AGENT_CODES})
+
+
+@bp.post("/terminal/challenge")
+def terminal_challenge() -> Response | tuple[Response, int]:
+    made = logon.terminal_challenge(deps(), cookie_token())
+    if made is None:
+        return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
+    return jsonify(challenge_id=made.id, challenge=made.challenge,
+                   agent_url=deps().settings.vein.agent_url)
+
+
+@bp.post("/terminal/verify")
+def terminal_verify() -> Response | tuple[Response, int]:
+    body = json_body()
+    if not isinstance(body.get("proof"), dict):
+        return jsonify(error="request_invalid", message=text("request_invalid", g.lang)), 400
+    state = logon.terminal_step(deps(), cookie_token(), str(body.get("challenge_id", ""))[:100],
+                                body["proof"], client())
     return _json_step(state)
 
 

@@ -11,8 +11,10 @@ _ERROR = {"type": "object", "required": ["error", "message"],
 _STATE = {
     "type": "object", "required": ["state", "token", "options"],
     "properties": {
-        "state": {"type": "string", "enum": ["change_password", "enrol", "second_factor", "done"],
-                  "description": "The next step; `done`: `token` is the session token."},
+        "state": {"type": "string",
+                  "enum": ["change_password", "enrol", "second_factor", "terminal", "done"],
+                  "description": "The next step; `terminal`: prove the registered terminal "
+                  "(/logon/terminal/challenge, then /logon/terminal); `done`: `token` is the session token."},
         "token": {"type": "string", "description": "Present it as `Authorization: Bearer` next. "
                   "A new token is issued at every logon and unlock."},
         "options": {"type": "array", "items": {"type": "string", "enum": ["vein", "totp", "webauthn"]},
@@ -53,11 +55,14 @@ def _op(summary: str, responses: dict[str, Any], body: dict[str, Any] | None = N
     return op
 
 
-# ---- /api/v1/admin: a console session's token (POST /api/v1/logon with "surface": "console") --
+# ---- /api/v1/admin: a console session's token (POST /api/v1/logon with "surface": "console"),
+# or a service client's own credentials (HTTP Basic, R6) ------------------------------------
 
+_ADMIN_AUTH = [{"bearer": []}, {"basic": []}]
 _ADMIN_REFUSED = {
     "401": {"description": "`unauthorised`: no console session that the console gate admits "
-            "(a user's session is none).", **_json(_ERROR)},
+            "(a user's session is none), and no active service client with its current secret "
+            "(wrong secrets count toward the client's lockout).", **_json(_ERROR)},
     "403": {"description": "Your role may not do this (`forbidden`), or not to your own account "
             "(`own_account`), or you assigned the ID you would approve (`four_eyes`).", **_json(_ERROR)},
     "404": {"description": "No such record in your company (another company's answers the same).",
@@ -75,8 +80,8 @@ def _path(*names: str) -> list[dict[str, Any]]:
 
 def _admin(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None,
            params: tuple[str, ...] = ()) -> dict[str, Any]:
-    op = _op(summary + " Scoped to your company (agency operators: every company); audited.",
-             {**ok, **_ADMIN_REFUSED}, body)
+    op = {**_op(summary + " Scoped to your company (agency operators: every company); audited.",
+                {**ok, **_ADMIN_REFUSED}, body), "security": _ADMIN_AUTH}
     return {**op, "parameters": _path(*params)} if params else op
 
 
@@ -96,12 +101,17 @@ ADMIN_PATHS: dict[str, Any] = {
         "post": _admin("approve | suspend | resume | delete | unlock | reset-password | "
                        "end-sessions | leave (`leaves_at`, default now) | remote (`until`, a "
                        "date; none withdraws) | window (`starts_at`, `ends_at`: a maintenance "
-                       "account). Every action but approve needs a `reason`.", _OK, _REASON,
+                       "account) | reset-factor (`factor`: totp, webauthn or vein; the user "
+                       "enrols it again). Every action but approve needs a `reason`.", _OK, _REASON,
                        ("user_id", "action"))},
     "/api/v1/admin/contracts": {
         "get": _admin("Contracts.", _OK),
         "post": _admin("Register a contract (the agency).", _MADE,
                        _body(contract=_STR, company=_STR, starts_on=_STR, ends_on=_STR))},
+    "/api/v1/admin/contracts/{number}/period": {
+        "post": _admin("Change a contract's period (the agency): `starts_on`, `ends_on` (none: "
+                       "open-ended), `reason`.", _OK, _body(starts_on=_STR, reason=_STR),
+                       ("number",))},
     "/api/v1/admin/devices": {
         "get": _admin("Registered devices.", _OK),
         "post": _admin("Register a device with its Ed25519 public key.", _MADE,
@@ -131,6 +141,20 @@ ADMIN_PATHS: dict[str, Any] = {
     "/api/v1/admin/alerts/{alert_id}/acknowledge": {
         "post": _admin("Acknowledge an alert (you have looked at it and act on it).", _OK,
                        params=("alert_id",))},
+    "/api/v1/admin/clients": {
+        "get": _admin("Service clients (R6): processes with identifiers of their own.", _OK),
+        "post": _admin("Create a service client (pending until a system administrator other than "
+                       "you approves it): `client_id`, `scopes` (accounts:read, accounts:write, "
+                       "directory:sync, audit:read, devices:write; within your own rights), "
+                       "`company` (default yours; none: the agency's, by the agency only). The "
+                       "`secret` is in the answer, once: it authenticates the client as "
+                       "`Authorization: Basic base64(client_id:secret)`.", _MADE,
+                       _body(client_id=_STR, scopes={"type": "array", "items": _STR}))},
+    "/api/v1/admin/clients/{client_id}/{action}": {
+        "post": _admin("approve (a system administrator, not its creator) | rotate (a new "
+                       "`secret`, once; the old one is refused at once) | suspend | resume | "
+                       "revoke (final). suspend and revoke need a `reason`.", _OK, _REASON,
+                       ("client_id", "action"))},
     "/api/v1/admin/audit": {
         "get": _admin("Audit events, newest first: query `subject`, `limit` (a company's "
                       "administrators name a subject of their company).", _OK)},
@@ -142,7 +166,10 @@ SPEC: dict[str, Any] = {
     "info": {"title": "authsvc logon API", "version": "1",
              "description": "Multi-factor logon for the Defense Security Gateway. Messages are "
              "Japanese; add `?lang=en` for English."},
-    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                       "basic": {"type": "http", "scheme": "basic",
+                                                 "description": "A service client (R6): "
+                                                 "client_id and secret, /api/v1/admin only."}},
                    "schemas": {"Error": _ERROR, "State": _STATE}},
     "paths": {
         "/api/v1/logon": {"post": _op("Start a logon with ID and password (`surface`: \"console\" "
@@ -182,6 +209,18 @@ SPEC: dict[str, Any] = {
         "/api/v1/logon/vein": {"post": _op(
             "The signed capture record from the terminal agent, for a challenge.", _STEP,
             _body(challenge_id={"type": "string"}, capture={"type": "object"}))},
+        "/api/v1/logon/terminal/challenge": {"post": _op(
+            "A single-use challenge (state terminal), bound to this logon, for the terminal agent at "
+            "`agent_url`: its POST /attest {challenge} answers {proof, device_id}, the challenge "
+            "signed with the registered terminal's device key (purpose `terminal`).",
+            {"200": {"description": "Challenge.", **_json({"type": "object", "properties": {
+                "challenge_id": {"type": "string"}, "challenge": {"type": "string"},
+                "expires_at": {"type": "string"}, "agent_url": {"type": "string"}}})},
+             "401": _REFUSED})},
+        "/api/v1/logon/terminal": {"post": _op(
+            "The terminal agent's proof for a challenge: a registered, active terminal serving the "
+            "user's company (R12). Counted toward the lockout like a factor.", _STEP,
+            _body(challenge_id={"type": "string"}, proof={"type": "object"}))},
         "/api/v1/session": {"get": _op("The session: user, factors, locked, remote.", {
             "200": {"description": "Session.", **_json({"type": "object"})},
             "401": {"description": "No session.", **_json(_ERROR)}})},

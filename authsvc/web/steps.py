@@ -19,6 +19,7 @@ STEP_PAGES = {
     Step.ENROL: ".enrol",
     Step.SECOND_FACTOR: ".factor",
     Step.REGISTER: "register.index",
+    Step.TERMINAL: ".terminal",
     Step.DONE: ".home",
 }
 Page = Response | str | tuple[str, int]

@@ -264,13 +264,14 @@ class Terminal:
 
 
 @contextmanager
-def service_with_terminal(instance_dir: Path, terminal: str) -> Iterator[Terminal]:
-
-
+def service_with_terminal(instance_dir: Path, terminal: str,
+                          **sections: dict[str, Any]) -> Iterator[Terminal]:
+    """The service (with config `sections` on top) and the terminal `terminal`: its key
+    registered, its agent on a loopback port the service's pages are told about."""
     sock = loopback_socket()
     agent_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        with live_server(instance_dir, vein={"agent_url": agent_url}) as live:
+        with live_server(instance_dir, vein={"agent_url": agent_url}, **sections) as live:
             reader = open_reader("emulated", seed=0, key=Ed25519PrivateKey.generate(),
                                  reader_id=terminal, clock=live.clock)
             raw = base64.urlsafe_b64encode(reader.public_key_bytes()).decode().rstrip("=")

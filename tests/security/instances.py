@@ -79,6 +79,8 @@ def service_env(instance_dir: Path | str, database_url: str = "", redis_url: str
         "AUTHSVC__NETWORK__INTERNAL": "127.0.0.0/8",
         # TOTP and WebAuthn beside palm vein, as a group policy would allow
         "AUTHSVC__MFA__SECOND_FACTORS": "vein,totp,webauthn",
+        # no terminal agent runs beside these instances (R12's proof: tests/*/test_terminal*)
+        "AUTHSVC__DEVICES__REQUIRE_TERMINAL": "false",
         # the keys every instance must share (the instance folder would do as well; the
         # environment also lets a test compute the audit pseudonym of an unknown identifier)
         "AUTHSVC_AUDIT_KEY": os.urandom(32).hex(),

@@ -44,26 +44,30 @@ HOSTILE: dict[str, bytes] = {
 # administrator's console session sent as a bearer token (the administrators' API).
 READS: dict[str, str | None] = {
     "api.begin": None, "api.change_password": None, "api.totp": None, "api.webauthn": None,
-    "api.vein": None, "api.unlock": None,
-    "login.vein_verify": None, "login.webauthn_verify": None,
+    "api.vein": None, "api.terminal": None, "api.unlock": None,
+    "login.vein_verify": None, "login.webauthn_verify": None, "login.terminal_verify": None,
     "console_logon.vein_verify": None, "console_logon.webauthn_verify": None,
+    "console_logon.terminal_verify": None,
     "register.vein_enrol": "registrant",
     "console.enrol_challenges": "station", "console.enrol_vein": "station",
     "admin_api.create": "admin", "admin_api.update": "admin", "admin_api.act": "admin",
     "admin_api.create_contract": "admin", "admin_api.device_register": "admin",
     "admin_api.device_change": "admin", "admin_api.group_create": "admin",
     "admin_api.group_policy": "admin", "admin_api.group_request": "admin",
+    "admin_api.client_create": "admin", "admin_api.client_act": "admin",
+    "admin_api.contract_period": "admin",
 }
 # The value each path placeholder gets (by its name; a number for an int converter); an
 # action each route knows (an unknown one is a 404 before the body is read).
 PLACEHOLDERS = {"sid": "x" * 43, "user_id": "yamada", "device_id": "TERMINAL-1",
-                "name": "group-1"}
+                "name": "group-1", "client_id": "sync-1", "number": "C-1"}
 ACTIONS = {"console.registration_act": "join", "admin_api.act": "suspend",
-           "admin_api.device_change": "suspend"}
+           "admin_api.device_change": "suspend", "admin_api.client_act": "suspend"}
 PLACEHOLDER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 # The APIs' other writes read no body: without a token they answer this, whatever is sent.
 NO_BODY = {"api.totp_enrol": (401, "logon_failed"), "api.webauthn_options": (401, "logon_failed"),
-           "api.vein_challenge": (401, "logon_failed"), "api.lock": (401, "unauthorised"),
+           "api.vein_challenge": (401, "logon_failed"), "api.terminal_challenge": (401, "logon_failed"),
+           "api.lock": (401, "unauthorised"),
            "api.logoff": (401, "unauthorised"), "api.end_session": (404, "not_found"),
            "admin_api.group_approve": (401, "unauthorised"),
            "admin_api.group_remove": (401, "unauthorised"),
@@ -244,7 +248,8 @@ def test_the_agent_refuses_a_hostile_body(agent, caplog, name):
     too_big = len(body) > app.config["MAX_CONTENT_LENGTH"]  # 16 KiB: the deep objects too
     status, error = (413, "request_invalid") if too_big else (400, "invalid_json")
     reader.control.present(42)
-    for path, headers in (("/capture", {"Origin": ORIGIN}), ("/control", {})):
+    for path, headers in (("/capture", {"Origin": ORIGIN}), ("/attest", {"Origin": ORIGIN}),
+                          ("/control", {})):
         resp = client.post(path, data=body, headers=headers, content_type="application/json")
         check(resp, status, error, caplog)
     assert [o.kind for o in reader.control.pending] == ["present"]  # the reader was not used
