@@ -95,7 +95,7 @@ def make_accounts(env: dict[str, str], user_ids: list[str]) -> None:
 
     with environ(env):
         deps = build(load_settings())
-        ops = Actor("bench", frozenset({Role.SYSTEM_ADMIN}), terminal="bench", source="local")
+        ops = Actor("bench", frozenset({Role.AGENCY_OPERATOR}), terminal="bench", source="local")
         accounts.create_contract(deps, ops, "C-1", "ベンチ株式会社", date(date.today().year, 1, 1), None)
 
         def one(user_id: str) -> None:

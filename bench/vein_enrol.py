@@ -39,8 +39,8 @@ from tests.conftest import make_settings  # noqa: E402
 from vein_sdk_stub import Hand, Population  # noqa: E402
 from vein_sdk_stub.bulk import enrol_batch, template_records  # noqa: E402
 
-OPERATOR = Actor("bench-ops", frozenset({Role.SYSTEM_ADMIN}))
-STAFF = Actor("bench-staff", frozenset({Role.STAFF}), terminal="STATION-1")
+OPERATOR = Actor("bench-ops", frozenset({Role.AGENCY_OPERATOR}))
+STAFF = Actor("bench-staff", frozenset({Role.AGENCY_OPERATOR}), terminal="STATION-1")
 CHUNK = 20_000
 PG_ADMIN = os.environ.get("AUTHSVC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
