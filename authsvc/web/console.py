@@ -4,14 +4,15 @@ cannot stand in for. Here: attending a remote palm registration (R14), enrolling
 person at the registration station, recording consent to remote registration, the agency's
 registration records with their evidence, account administration (search, the account's page
 with the real refusal reasons, and its actions: R4, R6, R7, R9, R16, R17) and the alert inbox
-(R25). Every view is one service call, scoped to the operator's company there; a refusal is
+(R25), and the company's devices (R12), groups (R10) and, for the agency, its contracts (R7).
+Every view is one service call, scoped to the operator's company there; a refusal is
 answered by errors.py (another company's account like an unknown one)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -22,13 +23,14 @@ from authsvc.domain.errors import DomainError, Forbidden, InvalidInput
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.messages import text
 from authsvc.domain.roles import Perm, Role
-from authsvc.services import accounts, alerts, operators, registration, sessions, vein
+from authsvc.services import accounts, alerts, devices, groups, operators, registration, sessions, vein
 from authsvc.web.auth import console_required
 from authsvc.web.common import FIELD_MAX, client, cookie_token, deps, field, set_token
 from authsvc.web.enrolment import challenges, script_messages, sent_captures
 from authsvc.web.jsonbody import json_body
 
 bp = Blueprint("console", __name__, url_prefix="/console")
+T = TypeVar("T")
 ID_DOCUMENTS = ("driving_licence", "my_number_card", "passport", "residence_card", "other")
 # Every page and call but logoff is `console_required`: a console session the console gate
 # (services/console_gate.py) admits on each request; else the console's logon, or 401.
@@ -209,7 +211,8 @@ SEARCH_FIELDS = ("name", "status", "contract", "company")
 REASON_MAX = 200  # what the audit event keeps of an operator's reason
 # The actions of the account page; each but approve asks for a reason (kept in its audit event).
 ACCOUNT_ACTIONS = ("unlock", "reset-password", "suspend", "resume", "end-sessions", "approve",
-                   "leave", "remote")
+                   "leave", "remote", "reset-factor", "window")
+SECOND_FACTORS = ("totp", "webauthn", "vein")  # what `reset-factor` may take away
 STATUS_CHANGES: dict[str, Callable[..., accounts.AccountView]] = {
     "unlock": accounts.unlock, "suspend": accounts.suspend, "resume": accounts.resume,
 }
@@ -267,6 +270,13 @@ def _moment(name: str, label: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=JST)
 
 
+def _required(value: T | None, label: str) -> T:
+    """A form value that must be given."""
+    if value is None:
+        raise InvalidInput("field_required", field=text(label, g.lang))
+    return value
+
+
 def _date(name: str, label: str) -> date | None:
     value = field(name).strip()
     if not value:
@@ -300,6 +310,12 @@ def account_act(user_id: str, action: str) -> Any:
         accounts.record_departure(d, g.actor, uid, leaves_at, reason)
     elif action == "remote":
         accounts.approve_remote(d, g.actor, uid, _date("until", "ui_remote_until"), reason)
+    elif action == "reset-factor":
+        operators.reset_factor(d, g.actor, uid, field("factor")[:20], reason)
+    elif action == "window":
+        opens = _required(_moment("starts_at", "ui_window_from"), "ui_window_from")
+        closes = _required(_moment("ends_at", "ui_window_to"), "ui_window_to")
+        accounts.set_window(d, g.actor, uid, opens, closes, reason)
     else:
         STATUS_CHANGES[action](d, g.actor, uid, reason)
     extra = {"n": ended} if action == "end-sessions" else {}
@@ -322,3 +338,100 @@ def alert_inbox() -> Any:
 def alert_acknowledge(alert_id: int) -> Any:
     alerts.acknowledge(deps(), g.actor, alert_id)
     return redirect(url_for(".alert_inbox", done=alert_id))
+
+
+# ---- devices (R12) ---------------------------------------------------------------------------
+
+DEVICE_ACTIONS = ("suspend", "resume", "revoke")
+
+
+@bp.get("/devices")
+@console_required
+def device_list() -> Any:
+    """The company's terminals and readers (an agency operator: every device)."""
+    done = request.args.get("done", "")
+    return render_template("console/devices.html", rows=devices.list_devices(deps(), g.actor),
+                           done=done if done in DEVICE_ACTIONS else "",
+                           device=request.args.get("device", "")[:64])
+
+
+@bp.post("/devices/<device_id>/<action>")
+@console_required
+def device_change(device_id: str, action: str) -> Any:
+    """suspend | resume | revoke a device, with a reason (kept in its audit event)."""
+    if action not in DEVICE_ACTIONS:
+        abort(404)
+    changed = devices.change(deps(), g.actor, device_id[:FIELD_MAX], action, _reason())
+    return redirect(url_for(".device_list", done=action, device=changed.device_id))
+
+
+# ---- groups (R10): membership requested by one administrator, approved by another ----------
+
+GROUP_ACTIONS = ("create", "request", "approve", "remove")
+
+
+@bp.get("/groups")
+@console_required
+def group_list() -> Any:
+    """The company's groups with their factors, services and members (requested, approved)."""
+    done = request.args.get("done", "")
+    return render_template("console/groups.html", rows=groups.list_groups(deps(), g.actor),
+                           actor=g.actor, Perm=Perm, factors=SECOND_FACTORS,
+                           done=done if done in GROUP_ACTIONS else "",
+                           group=request.args.get("group", "")[:100],
+                           user=request.args.get("user", "")[:64])
+
+
+@bp.post("/groups/<action>")
+@console_required
+def group_act(action: str) -> Any:
+    """create (group, factors, services) | request, approve, remove (group, user_id); the
+    group's company for an agency operator. The group and the user are form fields: a group's
+    name may hold any character, '/' too."""
+    if action not in GROUP_ACTIONS:
+        abort(404)
+    d, name, user = deps(), field("group")[:FIELD_MAX], field("user_id").strip()[:FIELD_MAX]
+    company = field("company").strip()[:FIELD_MAX] or None  # the group's (as the API names it)
+    if action == "create":
+        services = [s for s in field("services").replace("、", ",").split(",") if s.strip()]
+        made = groups.create(d, g.actor, name, request.form.getlist("factors")[:10], services[:100],
+                             company)
+        return redirect(url_for(".group_list", done=action, group=made.name))
+    if not user:
+        raise InvalidInput("field_required", field=text("ui_user_id", g.lang))
+    change = {"request": groups.request_member, "approve": groups.approve_member,
+              "remove": groups.remove_member}[action]
+    changed = change(d, g.actor, name, user, company)
+    return redirect(url_for(".group_list", done=action, group=changed.name, user=user))
+
+
+# ---- the agency's contracts (R7) -------------------------------------------------------------
+
+
+def _contracts_right() -> None:
+    if not g.actor.can(Perm.MANAGE_CONTRACTS):
+        raise Forbidden()
+
+
+@bp.get("/contracts")
+@console_required
+def contract_list() -> Any:
+    """The contracts with the companies (the agency's operators)."""
+    _contracts_right()
+    return render_template("console/contracts.html", rows=accounts.list_contracts(deps(), g.actor),
+                           done=request.args.get("done", "")[:64])
+
+
+@bp.post("/contracts")
+@console_required
+def contract_period() -> Any:
+    """A contract's new period (an extension, an earlier end), with a reason. The contract is a
+    form field: a contract number may hold '/'."""
+    _contracts_right()
+    number = field("contract").strip()[:FIELD_MAX]
+    if not number:
+        raise InvalidInput("field_required", field=text("ui_contract", g.lang))
+    starts = _required(_date("starts_on", "ui_contract_starts"), "ui_contract_starts")
+    changed = accounts.change_contract_period(deps(), g.actor, number, starts,
+                                              _date("ends_on", "ui_contract_ends"), _reason())
+    return redirect(url_for(".contract_list", done=changed["contract"]))

@@ -31,6 +31,9 @@ BACK = (
     ("console.enrol", "console.enrol"),
     ("console.account", "console.account_search"),
     ("console.alert", "console.alert_inbox"),
+    ("console.device", "console.device_list"),
+    ("console.group", "console.group_list"),
+    ("console.contract", "console.contract_list"),
     ("console.", "console.index"),
     ("register.", "register.index"),
 )

@@ -1,0 +1,330 @@
+"""The console's remaining administration pages (R7, R10, R12, R24, R26): a second factor taken
+away and a maintenance window set from the account page, the company's devices, its groups and
+their members (requested by one administrator, approved by another), and the agency's contracts.
+Each action is audited with its reason; another company's administrator gets the answer of an
+unknown record and changes nothing; a user session reaches none of it; every post needs its
+CSRF token; English on request.
+
+Flask's test client against the real app, on the rig of test_console_accounts."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from authsvc.domain.messages import text
+from authsvc.services import Deps, accounts, devices, groups, operators
+from tests.conftest import AGENCY
+from tests.e2e.test_console_accounts import (  # noqa: F401  (rig: the fixture)
+    COMPANY,
+    OPERATOR,
+    OTHER,
+    get,
+    html,
+    post,
+    rig,
+    state,
+    where,
+    without_tokens,
+)
+from tests.integration.support import events
+
+DEVICE = "TERM-0001"
+
+
+def _key() -> str:
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes(serialization.Encoding.Raw,
+                                                                 serialization.PublicFormat.Raw)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def device(deps: Deps, device_id: str = DEVICE) -> devices.DeviceView:
+    [found] = [d for d in devices.list_devices(deps, AGENCY) if d.device_id == device_id]
+    return found
+
+
+def group(deps: Deps, name: str, company: str = COMPANY) -> groups.GroupView:
+    [found] = [v for v in groups.list_groups(deps, AGENCY, company) if v.name == name]
+    return found
+
+
+def members(deps: Deps, name: str) -> dict[str, str]:
+    return {m["user_id"]: "approved" if m["approved_at"] else "requested"
+            for m in group(deps, name).members}
+
+
+def contract(deps: Deps, number: str) -> dict[str, Any]:
+    [found] = [c for c in accounts.list_contracts(deps, AGENCY) if c["contract"] == number]
+    return found
+
+
+@pytest.fixture
+def made(rig):  # noqa: F811
+    """The rig with a terminal of the company and a group of it."""
+    devices.register(rig.deps, OPERATOR, DEVICE, _key(), description="受付端末", company=COMPANY)
+    groups.create(rig.deps, OPERATOR, "設計部", ["totp"], ["wiki"], COMPANY)
+    return rig
+
+
+def back(resp: Any) -> str:
+    """Where a redirect leads, its query decoded."""
+    return unquote(where(resp))
+
+
+def ok_reasons(deps: Deps, action: str, subject: str) -> list[tuple[str, str]]:
+    return [(e.actor, e.data.get("reason", "")) for e in events(deps, action, subject) if e.result == "ok"]
+
+
+# ---- the account page: a factor taken away, a maintenance window -----------------------------
+
+
+def test_reset_factor_from_the_account_page_is_audited_with_the_reason(made):
+    client = made.console("kato")  # the company's account administrator
+    page = html(get(client, "/console/accounts/tanaka"))
+    assert 'id="reset-factor"' in page and '<option value="totp">' in page
+    assert 'id="reset-factor"' not in html(get(client, "/console/accounts/kato"))  # not their own
+    assert 'id="reset-factor"' not in html(get(made.console("kimura"), "/console/accounts/tanaka"))
+    refused = post(client, "/console/accounts/tanaka/reset-factor", {"factor": "totp", "reason": " "})
+    assert refused.status_code == 400 and operators.page(made.deps, AGENCY, "tanaka").factors
+    resp = post(client, "/console/accounts/tanaka/reset-factor", {"factor": "totp", "reason": "端末紛失"})
+    assert where(resp) == "/console/accounts/tanaka?done=reset-factor"
+    assert "認証要素の登録を削除しました" in html(get(client, where(resp)))
+    assert "totp" not in operators.page(made.deps, AGENCY, "tanaka").factors
+    [event] = events(made.deps, "account.reset_factor", "tanaka")
+    assert event.actor == "kato" and event.data["reason"] == "端末紛失" and event.data["factor"] == "totp"
+    # nothing left to take away: the message, and the way back
+    again = post(client, "/console/accounts/tanaka/reset-factor", {"factor": "totp", "reason": "再度"})
+    assert again.status_code == 404 and 'href="/console/accounts"' in html(again)
+    english = html(get(client, "/console/accounts/yamada?lang=en"))
+    assert "Remove a factor" in english and "Set the maintenance window" not in english  # kato: no right
+
+
+def test_a_maintenance_window_from_the_account_page(made):
+    client = made.console("sato")  # a system administrator approves identifiers
+    page = html(get(client, "/console/accounts/tanaka"))
+    assert 'id="window"' in page and 'id="window-from"' in page
+    assert 'id="window"' not in html(get(made.console("kato"), "/console/accounts/tanaka"))
+    missing = post(client, "/console/accounts/tanaka/window", {"starts_at": "2026-04-02T09:00",
+                                                                "reason": "保守作業"})
+    assert missing.status_code == 400 and text("field_required", "ja", field="終了日時") in html(missing)
+    backwards = post(client, "/console/accounts/tanaka/window",
+                     {"starts_at": "2026-04-02T18:00", "ends_at": "2026-04-02T09:00", "reason": "保守作業"})
+    assert backwards.status_code == 409 and state(made.deps, "tanaka").window_ends_at is None
+    resp = post(client, "/console/accounts/tanaka/window",
+                {"starts_at": "2026-04-02T09:00", "ends_at": "2026-04-02T18:00", "reason": "保守作業"})
+    assert where(resp) == "/console/accounts/tanaka?done=window"
+    after = html(get(client, where(resp)))
+    assert "保守用アカウントの期間を設定しました。" in after and "2026-04-02 18:00:00" in after
+    assert (state(made.deps, "tanaka").window_ends_at or "").startswith("2026-04-02T18:00:00")
+    [event] = events(made.deps, "account.window", "tanaka")
+    assert event.actor == "sato" and event.data["reason"] == "保守作業"
+    assert "Set the maintenance window" in html(get(client, "/console/accounts/tanaka?lang=en"))
+
+
+# ---- devices -------------------------------------------------------------------------------
+
+
+def test_devices_are_suspended_resumed_and_revoked_with_a_reason(made):
+    client = made.console("sato")
+    page = html(get(client, "/console/devices"))
+    assert f'data-device="{DEVICE}" data-status="active"' in page and "受付端末" in page
+    assert 'id="menu-devices"' in html(get(client, "/console/"))
+    assert 'id="menu-devices"' not in html(get(made.console("kato"), "/console/"))
+    assert get(made.console("kato"), "/console/devices").status_code == 403
+    assert post(client, f"/console/devices/{DEVICE}/suspend", {"reason": ""}).status_code == 400
+    assert device(made.deps).status == "active"
+    for action, status in (("suspend", "suspended"), ("resume", "active"), ("revoke", "revoked")):
+        resp = post(client, f"/console/devices/{DEVICE}/{action}", {"reason": f"理由 {action}"})
+        assert where(resp) == f"/console/devices?done={action}&device={DEVICE}"
+        assert device(made.deps).status == status
+    assert f"機器 {DEVICE} を失効させました。" in html(get(client, where(resp)))
+    assert ok_reasons(made.deps, "device.revoke", DEVICE) == [("sato", "理由 revoke")]
+    assert [e.data["reason"] for e in events(made.deps, subject=DEVICE) if e.actor == "sato"
+            and e.action != "device.list"] == ["理由 suspend", "理由 resume", "理由 revoke"]
+    # revoked: final (its ID released); the page offers nothing more, the service refuses
+    assert f'data-device="{DEVICE}" data-status="revoked"' in html(get(client, "/console/devices"))
+    assert 'class="resume"' not in html(get(client, "/console/devices"))
+    assert post(client, f"/console/devices/{DEVICE}/resume", {"reason": "x"}).status_code == 404
+    assert post(client, f"/console/devices/{DEVICE}/erase", {"reason": "x"}).status_code == 404
+    english = html(get(client, "/console/devices?lang=en"))
+    assert "Devices" in english and "Revoked" in english and "機器の管理" not in english
+
+
+# ---- groups --------------------------------------------------------------------------------
+
+
+def test_a_group_is_created_and_a_member_requested_approved_and_removed(made):
+    kato, sato = made.console("kato"), made.console("sato")
+    assert 'id="menu-groups"' in html(get(kato, "/console/"))
+    page = html(get(kato, "/console/groups"))
+    assert 'data-group="設計部"' in page and "ワンタイムコード" in page and "wiki" in page
+    assert 'class="approve"' not in page  # kato may not approve
+    resp = post(kato, "/console/groups/create", {"group": "製造部", "factors": ["vein", "totp"],
+                                                 "services": "cad, wiki、 mail"})
+    assert back(resp) == "/console/groups?done=create&group=製造部"
+    made_group = group(made.deps, "製造部")
+    assert sorted(made_group.factors) == ["totp", "vein"] and made_group.services == ["cad", "mail", "wiki"]
+    assert "グループ「製造部」を作成しました。" in html(get(kato, where(resp)))
+    assert post(kato, "/console/groups/create", {"group": "空", "services": ""}).status_code == 409
+    # requested by one administrator
+    resp = post(kato, "/console/groups/request", {"group": "設計部", "company": COMPANY, "user_id": "tanaka"})
+    assert back(resp) == "/console/groups?done=request&group=設計部&user=tanaka"
+    assert members(made.deps, "設計部") == {"tanaka": "requested"}
+    assert 'data-member="tanaka" data-state="requested"' in html(get(sato, "/console/groups"))
+    # ... approved by another, never by the one who asked (the app's message, the way back)
+    post(sato, "/console/groups/request", {"group": "設計部", "user_id": "yamada"})
+    four_eyes = post(sato, "/console/groups/approve", {"group": "設計部", "user_id": "yamada"})
+    assert four_eyes.status_code == 403 and text("four_eyes", "ja") in html(four_eyes)
+    assert 'href="/console/groups"' in html(four_eyes)
+    resp = post(sato, "/console/groups/approve", {"group": "設計部", "user_id": "tanaka"})
+    assert back(resp) == "/console/groups?done=approve&group=設計部&user=tanaka"
+    assert members(made.deps, "設計部") == {"tanaka": "approved", "yamada": "requested"}
+    resp = post(kato, "/console/groups/remove", {"group": "設計部", "user_id": "tanaka"})
+    assert back(resp).endswith("done=remove&group=設計部&user=tanaka")
+    assert "tanaka をグループ「設計部」から外しました。" in html(get(kato, where(resp)))
+    assert members(made.deps, "設計部") == {"yamada": "requested"}
+    assert [e.actor for e in events(made.deps, subject="tanaka") if e.action.startswith("group.")
+            and e.result == "ok"] == ["kato", "sato", "kato"]
+    english = html(get(kato, "/console/groups?lang=en"))
+    assert "Groups" in english and "Request a member" in english and "グループ名" not in english
+
+
+# ---- contracts -----------------------------------------------------------------------------
+
+
+def test_an_agency_operator_changes_a_contracts_period_with_a_reason(made):
+    client = made.console("unyo")
+    assert 'id="menu-contracts"' in html(get(client, "/console/"))
+    page = html(get(client, "/console/contracts"))
+    assert 'data-contract="C-1"' in page and 'data-contract="C-9"' in page
+    assert post(client, "/console/contracts", {"contract": "C-1", "starts_on": "2026-04-01",
+                                               "reason": ""}).status_code == 400
+    assert post(client, "/console/contracts", {"contract": "C-1", "starts_on": "2027-04-01",
+                                               "ends_on": "2027-03-31", "reason": "x"}).status_code == 409
+    resp = post(client, "/console/contracts", {"contract": "C-1", "starts_on": "2026-04-01",
+                                               "ends_on": "2028-03-31", "reason": "契約延長"})
+    assert where(resp) == "/console/contracts?done=C-1"
+    assert "契約 C-1 の期間を変更しました。" in html(get(client, where(resp)))
+    assert contract(made.deps, "C-1")["ends_on"] == "2028-03-31"
+    assert ok_reasons(made.deps, "contract.period", "C-1") == [("unyo", "契約延長")]
+    unknown = post(client, "/console/contracts", {"contract": "C-404", "starts_on": "2026-04-01",
+                                                  "reason": "x"})
+    assert unknown.status_code == 404 and 'href="/console/contracts"' in html(unknown)
+    english = html(get(client, "/console/contracts?lang=en"))
+    assert "Contracts" in english and "Change the period" in english and "契約の管理" not in english
+
+
+def test_a_companys_administrator_has_no_contracts_page(made):
+    client = made.console("sato")
+    assert 'id="menu-contracts"' not in html(get(client, "/console/"))
+    assert get(client, "/console/contracts").status_code == 403
+    before = contract(made.deps, "C-1")
+    refused = post(client, "/console/contracts", {"contract": "C-1", "starts_on": "2026-04-01",
+                                                  "ends_on": "2030-03-31", "reason": "x"})
+    assert refused.status_code == 403 and contract(made.deps, "C-1") == before
+
+
+# ---- another company, a user session, CSRF -------------------------------------------------
+
+
+def test_another_companys_administrator_gets_the_unknown_answer_and_changes_nothing(made):
+    post(made.console("kato"), "/console/groups/request", {"group": "設計部", "user_id": "tanaka"})
+    before = (state(made.deps, "tanaka"), operators.page(made.deps, AGENCY, "tanaka").factors,
+              device(made.deps), group(made.deps, "設計部"))
+    client = made.console("suzuki")  # the other company's system administrator
+
+    def same(theirs_path: str, unknown_path: str, form: dict[str, Any], names: tuple[str, str],
+             theirs_form: dict[str, Any] | None = None) -> None:
+        theirs, unknown = post(client, theirs_path, theirs_form or form), post(client, unknown_path, form)
+        assert theirs.status_code == unknown.status_code == 404, theirs_path
+        assert (without_tokens(html(theirs)).replace(names[0], "ID")
+                == without_tokens(html(unknown)).replace(names[1], "ID")), theirs_path
+
+    window = {"starts_at": "2026-04-02T09:00", "ends_at": "2026-04-02T18:00", "reason": "他社"}
+    same("/console/accounts/tanaka/reset-factor", "/console/accounts/nobody/reset-factor",
+         {"factor": "totp", "reason": "他社"}, ("tanaka", "nobody"))
+    same("/console/accounts/tanaka/window", "/console/accounts/nobody/window", window, ("tanaka", "nobody"))
+    for action in ("suspend", "resume", "revoke"):
+        same(f"/console/devices/{DEVICE}/{action}", f"/console/devices/NOBODY-1/{action}",
+             {"reason": "他社"}, (DEVICE, "NOBODY-1"))
+    for action in ("request", "approve", "remove"):
+        same(f"/console/groups/{action}", f"/console/groups/{action}",
+             {"group": "存在しない", "user_id": "tanaka"}, ("設計部", "存在しない"),
+             {"group": "設計部", "user_id": "tanaka"})
+        # naming the company does not help: another company's group is no group of theirs
+        assert post(client, f"/console/groups/{action}", {"group": "設計部", "company": COMPANY,
+                                                          "user_id": "tanaka"}).status_code == 404
+    assert DEVICE not in html(get(client, "/console/devices"))
+    assert "設計部" not in html(get(client, "/console/groups"))
+    assert (state(made.deps, "tanaka"), operators.page(made.deps, AGENCY, "tanaka").factors,
+            device(made.deps), group(made.deps, "設計部")) == before
+    assert not [e for e in events(made.deps) if e.actor == "suzuki" and e.result == "ok"
+                and e.action in CHANGES]
+    refused = {e.action for e in events(made.deps) if e.actor == "suzuki" and e.result == "refused"}
+    assert {"account.reset_factor", "account.window", "device.change"} <= refused
+
+
+CHANGES = ("account.reset_factor", "account.window", "device.suspend", "device.resume",
+           "device.revoke", "group.create", "group.request", "group.approve", "group.remove",
+           "contract.period")
+NEW_PAGES = ("/console/devices", "/console/groups", "/console/contracts")
+NEW_POSTS: dict[str, dict[str, Any]] = {
+    "/console/accounts/tanaka/reset-factor": {"factor": "totp", "reason": "x"},
+    "/console/accounts/tanaka/window": {"starts_at": "2026-04-02T09:00", "ends_at": "2026-04-02T18:00",
+                                        "reason": "x"},
+    f"/console/devices/{DEVICE}/suspend": {"reason": "x"},
+    "/console/groups/create": {"group": "新設", "factors": "totp"},
+    "/console/groups/request": {"group": "設計部", "user_id": "yamada"},
+    "/console/contracts": {"contract": "C-1", "starts_on": "2026-04-01", "ends_on": "2030-03-31",
+                           "reason": "x"},
+}
+
+
+def _unchanged(deps: Deps) -> tuple[Any, ...]:
+    return (state(deps, "tanaka"), operators.page(deps, AGENCY, "tanaka").factors, device(deps),
+            sorted(v.name for v in groups.list_groups(deps, AGENCY, COMPANY)),
+            members(deps, "設計部"), contract(deps, "C-1"))
+
+
+def test_a_user_session_reaches_none_of_the_new_pages(made):
+    before = _unchanged(made.deps)
+    client = made.client()
+    assert where(made.log_on(client, "unyo")) == "/home"  # an agency operator, on the user pages
+    token = client.get_cookie("authsvc_session", domain="localhost", path="/").value
+    for cookie in (None, token):
+        if cookie:
+            client.set_cookie("authsvc_console", cookie, domain="localhost", path="/console")
+        for page in NEW_PAGES:
+            assert where(get(client, page)) == "/console/logon/", page
+        for path, form in NEW_POSTS.items():
+            assert post(client, path, form).status_code == 401, path
+    assert _unchanged(made.deps) == before
+
+
+def test_every_new_action_needs_the_csrf_token(made):
+    before = _unchanged(made.deps)
+    for who in ("sato", "unyo"):
+        client = made.console(who)
+        for token in (None, "forged-token"):
+            for path, form in NEW_POSTS.items():
+                resp = post(client, path, form, token=token)
+                assert resp.status_code == 400 and text("request_invalid", "ja") in html(resp), (path, token)
+    assert _unchanged(made.deps) == before
+    assert not [e for e in events(made.deps) if e.action in CHANGES and e.actor in ("sato", "unyo")]
+
+
+def test_a_refusal_on_a_new_page_leads_back_to_it(made):
+    client = made.console("sato")
+    for path, form, back in (
+            (f"/console/devices/{DEVICE}/resume", {"reason": "x"}, "/console/devices"),
+            ("/console/groups/remove", {"group": "設計部", "user_id": "yamada"}, "/console/groups")):
+        resp = post(client, path, form)
+        assert resp.status_code in (404, 409) and f'href="{back}"' in html(resp), path
+    assert re.search(r'href="/console/accounts"', html(post(
+        client, "/console/accounts/tanaka/reset-factor", {"factor": "bogus", "reason": "x"})))
