@@ -111,18 +111,6 @@ def _valid_name(name: str) -> str:
     return name
 
 
-def _load(uow: UnitOfWork, actor: Actor, perm: Perm, user_id: str, own_ok: bool = False,
-          lock: bool = True) -> Account:
-    """The account `actor` may `perm`: of their company (another company's answers like an
-    unknown ID), and not their own unless `own_ok`."""
-    acc = uow.account(identifiers.canonical(user_id), lock=lock)
-    if acc is None:
-        raise NotFound("account_not_found", user_id=user_id)
-    guard.check(actor, perm, acc.contract.company, "account_not_found",
-                own=None if own_ok else acc.user_id, user_id=user_id)
-    return acc
-
-
 def _reason(reason: str) -> dict[str, str]:
     """The operator's reason for an action, for its audit event (none given: no field)."""
     reason = " ".join((reason or "").split())[:200]
@@ -275,7 +263,7 @@ def approve_identifier(deps: Deps, actor: Actor, user_id: str) -> AccountView:
     actor.require(Perm.APPROVE_IDENTIFIERS)
     now = deps.clock.now()
     with deps.uow() as uow:
-        acc = _load(uow, actor, Perm.APPROVE_IDENTIFIERS, user_id)
+        acc = guard.account(uow, actor, Perm.APPROVE_IDENTIFIERS, user_id)
         if acc.status != Status.PENDING:
             raise DomainError("identifier_not_pending", user_id=user_id)
         ident = uow.identifier(identifiers.canonical(user_id), lock=True)
@@ -300,7 +288,7 @@ def update_account(
         _may_assign(actor, parse_role(role))
     now = deps.clock.now()
     with deps.uow() as uow:
-        acc = _load(uow, actor, Perm.MANAGE_ACCOUNTS, user_id)
+        acc = guard.account(uow, actor, Perm.MANAGE_ACCOUNTS, user_id)
         if acc.status == Status.DELETED:
             raise DomainError("bad_transition", status=acc.status)
         changes: dict[str, Any] = {}
@@ -320,7 +308,7 @@ def _change_status(deps: Deps, actor: Actor, user_id: str, action: str, **detail
     actor.require(Perm.MANAGE_ACCOUNTS)
     now = deps.clock.now()
     with deps.uow() as uow:
-        acc = _load(uow, actor, Perm.MANAGE_ACCOUNTS, user_id)
+        acc = guard.account(uow, actor, Perm.MANAGE_ACCOUNTS, user_id)
         before = acc.status
         ends = access_end(deps, acc.contract)
         if action == "resume" and ends is not None and now >= ends:
@@ -383,10 +371,10 @@ def reset_password(deps: Deps, actor: Actor, user_id: str, reason: str = "") -> 
     now = deps.clock.now()
     initial = generate_initial(deps.rule, user_id, is_breached=deps.blocklist.is_breached)
     with deps.uow(read_only=True) as uow:  # refuse before the hash: argon2 work for nobody
-        _load(uow, actor, Perm.MANAGE_ACCOUNTS, user_id, lock=False)
+        guard.account(uow, actor, Perm.MANAGE_ACCOUNTS, user_id, lock=False)
     hashed = deps.hasher.hash(initial)
     with deps.uow() as uow:
-        acc = _load(uow, actor, Perm.MANAGE_ACCOUNTS, user_id)
+        acc = guard.account(uow, actor, Perm.MANAGE_ACCOUNTS, user_id)
         if acc.status in (Status.DELETED, Status.EXPIRED):
             raise DomainError("bad_transition", status=acc.status)
         acc.password_hash, acc.must_change_password = hashed, True
@@ -405,12 +393,12 @@ def unlock(deps: Deps, actor: Actor, user_id: str, reason: str = "") -> AccountV
     actor.require(Perm.UNLOCK)
     now = deps.clock.now()
     with deps.uow(read_only=True) as uow:  # refused or unknown before touching the counters
-        _load(uow, actor, Perm.UNLOCK, user_id, lock=False)
+        guard.account(uow, actor, Perm.UNLOCK, user_id, lock=False)
     # The counters live in their own store (Redis in production): reset them first, then audit
     # in the account's transaction (never hold a database transaction open across the call).
     failures, was_locked = deps.counters.reset(identifiers.canonical(user_id), now)
     with deps.uow() as uow:
-        acc = _load(uow, actor, Perm.UNLOCK, user_id)
+        acc = guard.account(uow, actor, Perm.UNLOCK, user_id)
         uow.audit(now, actor, "account.unlock", acc.user_id, was_locked=was_locked, failures=failures,
                   **_reason(reason))
         result = view(deps, uow, acc)
@@ -423,7 +411,8 @@ def show(deps: Deps, actor: Actor, user_id: str) -> AccountView:
     """An account of the actor's company, or the actor's own."""
     actor.require(Perm.READ_ACCOUNTS)
     with deps.uow() as uow:
-        return view(deps, uow, _load(uow, actor, Perm.READ_ACCOUNTS, user_id, own_ok=True, lock=False))
+        acc = guard.account(uow, actor, Perm.READ_ACCOUNTS, user_id, own_ok=True, lock=False)
+        return view(deps, uow, acc)
 
 
 @guard.audited("account.search", "company")
@@ -474,7 +463,7 @@ def record_departure(deps: Deps, actor: Actor, user_id: str, leaves_at: datetime
     actor.require(Perm.MANAGE_ACCOUNTS)
     now = deps.clock.now()
     with deps.uow() as uow:
-        acc = _load(uow, actor, Perm.MANAGE_ACCOUNTS, user_id)
+        acc = guard.account(uow, actor, Perm.MANAGE_ACCOUNTS, user_id)
         if acc.status in (Status.DELETED, Status.EXPIRED):
             raise DomainError("bad_transition", status=acc.status)
         acc.leaves_at = max(leaves_at, now)
@@ -498,7 +487,7 @@ def approve_remote(deps: Deps, actor: Actor, user_id: str, until: date | None,
     if until is not None and until < now.astimezone(JST).date():
         raise DomainError("period_invalid")
     with deps.uow() as uow:
-        acc = _load(uow, actor, Perm.APPROVE_REMOTE, user_id)
+        acc = guard.account(uow, actor, Perm.APPROVE_REMOTE, user_id)
         acc.remote_until = until
         uow.audit(now, actor, "account.remote", acc.user_id,
                   until=until.isoformat() if until else None, **_reason(reason))
@@ -517,7 +506,7 @@ def set_window(deps: Deps, actor: Actor, user_id: str, starts_at: datetime, ends
         raise DomainError("period_invalid")
     now = deps.clock.now()
     with deps.uow() as uow:
-        acc = _load(uow, actor, Perm.APPROVE_IDENTIFIERS, user_id)
+        acc = guard.account(uow, actor, Perm.APPROVE_IDENTIFIERS, user_id)
         acc.window_starts_at, acc.window_ends_at = starts_at, ends_at
         uow.audit(now, actor, "account.window", acc.user_id, starts_at=jst_iso(starts_at),
                   ends_at=jst_iso(ends_at), **_reason(reason))

@@ -8,12 +8,16 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from authsvc.domain import identifiers
-from authsvc.domain.errors import Forbidden, OutOfScope
+from authsvc.domain.errors import Forbidden, NotFound, OutOfScope
 from authsvc.domain.roles import Actor, Perm
 from authsvc.services import Deps
+
+if TYPE_CHECKING:
+    from authsvc.store.models import Account
+    from authsvc.store.uow import UnitOfWork
 
 log = logging.getLogger("authsvc.guard")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,6 +34,18 @@ def check(actor: Actor, perm: Perm, company: str | None, not_found: str, /, *,
     target = identifiers.canonical_or_none(own) if own is not None else None
     if target is not None and target == identifiers.canonical_or_none(actor.id):
         raise Forbidden("own_account")
+
+
+def account(uow: UnitOfWork, actor: Actor, perm: Perm, user_id: str, *, own_ok: bool = False,
+            lock: bool = True) -> Account:
+    """The account `actor` may `perm`: NotFound for an unknown ID, and the same answer for
+    another company's (`check`); never their own unless `own_ok`."""
+    acc = uow.account(identifiers.canonical(user_id), lock=lock)
+    if acc is None:
+        raise NotFound("account_not_found", user_id=user_id)
+    check(actor, perm, acc.contract.company, "account_not_found",
+          own=None if own_ok else acc.user_id, user_id=user_id)
+    return acc
 
 
 def audited(action: str, subject: str | None = "user_id") -> Callable[[F], F]:

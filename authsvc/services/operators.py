@@ -24,35 +24,25 @@ class AccountPage:
         return {**asdict(self), "account": self.account.to_dict(), "factors": list(self.factors)}
 
 
-def _company_of(deps: Deps, user_id: str) -> tuple[str, str]:
-    """The account's ID as assigned and its company; NotFound for an unknown ID."""
-    with deps.uow(read_only=True) as uow:
-        acc = uow.account(identifiers.canonical(user_id))
-        if acc is None:
-            raise NotFound("account_not_found", user_id=user_id)
-        return acc.user_id, acc.contract.company
-
-
 @guard.audited("account.read")
 def page(deps: Deps, actor: Actor, user_id: str, history_limit: int = 50) -> AccountPage:
     """Everything an operator needs to answer "why can't I log on?" for one account."""
     actor.require(Perm.READ_ACCOUNTS)
-    shown, company = _company_of(deps, user_id)
-    guard.check(actor, Perm.READ_ACCOUNTS, company, "account_not_found", user_id=user_id)
-    view = accounts.show(deps, actor, shown)
     with deps.uow(read_only=True) as uow:
-        acc = uow.account(identifiers.canonical(shown))
-        factors = uow.enrolled_factors(acc.id, acc.person_id) if acc is not None else ()
-    return AccountPage(view, tuple(factors), sessions.sessions_of(deps, identifiers.canonical(shown)),
-                       sessions.history(deps, shown, history_limit, with_reason=True))
+        acc = guard.account(uow, actor, Perm.READ_ACCOUNTS, user_id, own_ok=True, lock=False)
+        view = accounts.view(deps, uow, acc)
+        factors = uow.enrolled_factors(acc.id, acc.person_id)
+    key = identifiers.canonical(view.user_id)
+    return AccountPage(view, tuple(factors), sessions.sessions_of(deps, key),
+                       sessions.history(deps, view.user_id, history_limit, with_reason=True))
 
 
 @guard.audited("account.end_sessions")
 def end_sessions(deps: Deps, actor: Actor, user_id: str, reason: str = "") -> int:
     """End every session of the account now (R16); the number ended."""
     actor.require(Perm.END_SESSIONS)
-    shown, company = _company_of(deps, user_id)
-    guard.check(actor, Perm.END_SESSIONS, company, "account_not_found", own=shown, user_id=user_id)
+    with deps.uow(read_only=True) as uow:
+        shown = guard.account(uow, actor, Perm.END_SESSIONS, user_id, lock=False).user_id
     ended = deps.sessions.delete_user(identifiers.canonical(shown))
     with deps.uow() as uow:
         uow.audit(deps.clock.now(), actor, "account.end_sessions", shown, ended=ended,
@@ -75,11 +65,7 @@ def reset_factor(deps: Deps, actor: Actor, user_id: str, factor: str, reason: st
         raise DomainError("factor_unknown", factor=str(factor)[:20])
     now = deps.clock.now()
     with deps.uow() as uow:
-        acc = uow.account(identifiers.canonical(user_id), lock=True)
-        if acc is None:
-            raise NotFound("account_not_found", user_id=user_id)
-        guard.check(actor, Perm.MANAGE_ACCOUNTS, acc.contract.company, "account_not_found",
-                    own=acc.user_id, user_id=user_id)
+        acc = guard.account(uow, actor, Perm.MANAGE_ACCOUNTS, user_id)
         removed = 0
         if factor == "totp":
             cred = uow.credentials.totp_of(acc.id)

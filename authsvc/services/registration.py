@@ -117,11 +117,7 @@ def record_consent(deps: Deps, actor: Actor, user_id: str, given: bool) -> None:
     actor.require(Perm.MANAGE_ACCOUNTS)
     now = deps.clock.now()
     with deps.uow() as uow:
-        acc = uow.account(identifiers.canonical(user_id), lock=True)
-        if acc is None:
-            raise NotFound("account_not_found", user_id=user_id)
-        guard.check(actor, Perm.MANAGE_ACCOUNTS, acc.contract.company, "account_not_found",
-                    own=acc.user_id, user_id=user_id)
+        acc = guard.account(uow, actor, Perm.MANAGE_ACCOUNTS, user_id)
         row = uow.registrations.consent_of(acc.id) or Consent(account_id=acc.id)
         row.given, row.recorded_by, row.recorded_at = bool(given), actor.id, now
         uow.registrations.save_consent(row)
