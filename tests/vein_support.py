@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import random
+from collections.abc import Iterator
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -15,21 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from adapters.vein import Capture, VeinReader, open_reader
 from authsvc.domain.roles import Actor, Role
 from authsvc.services import Deps, devices, logon, vein
-from authsvc.services.passwords import change_password
 from authsvc.services.sessions import Client
 from tests.conftest import COMPANY
-from tests.integration.support import CHOSEN, active_account, add_contract, events
+from tests.integration.support import CHOSEN, add_contract, events, ready
 
 PALM = 42
 CLIENT = Client("terminal-test", "10.0.0.8", False)
 VEIN_POLICY = {"second_factors": ["vein"]}
-
-
-def ready(deps: Deps, creator: Actor, approver: Actor, user_id: str, password: str,
-          name: str = "田中 太郎") -> None:
-    """An approved account whose initial password has been changed to `password`."""
-    active_account(deps, creator, approver, user_id, name=name)
-    change_password(deps, Actor(user_id), user_id, password)
 
 
 def registered_reader(deps: Deps, operator: Actor, reader_id: str) -> VeinReader:
@@ -38,6 +31,24 @@ def registered_reader(deps: Deps, operator: Actor, reader_id: str) -> VeinReader
                          clock=deps.clock)
     devices.register(deps, operator, reader_id, base64.urlsafe_b64encode(reader.public_key_bytes()).decode())
     return reader
+
+
+def station_readers(deps: Deps, operator: Actor) -> Iterator[dict[str, VeinReader]]:
+    """The registration station's reader and the user's terminal, both registered devices;
+    closed when the caller (a fixture) resumes."""
+    readers = {name: registered_reader(deps, operator, f"{name.upper()}-1")
+               for name in ("station", "terminal")}
+    yield readers
+    for reader in readers.values():
+        reader.close()
+
+
+def borrowed_reader(deps: Deps, operator: Actor) -> Iterator[VeinReader]:
+    """Another registered terminal, TERMINAL-2, whose key file the attacker holds; closed when
+    the caller (a fixture) resumes."""
+    reader = registered_reader(deps, operator, "TERMINAL-2")
+    yield reader
+    reader.close()
 
 
 def enrolled_user(deps: Deps, operator: Actor, account_admin: Actor, station: VeinReader) -> str:

@@ -485,7 +485,7 @@ def approve_remote(deps: Deps, actor: Actor, user_id: str, until: date | None,
     actor.require(Perm.APPROVE_REMOTE)
     now = deps.clock.now()
     if until is not None and until < now.astimezone(JST).date():
-        raise DomainError("period_invalid")
+        raise DomainError("remote_until_invalid")
     with deps.uow() as uow:
         acc = guard.account(uow, actor, Perm.APPROVE_REMOTE, user_id)
         acc.remote_until = until
@@ -503,7 +503,7 @@ def set_window(deps: Deps, actor: Actor, user_id: str, starts_at: datetime, ends
     `ends_at` (its sessions end the moment the window closes); every action of it is flagged."""
     actor.require(Perm.APPROVE_IDENTIFIERS)
     if ends_at <= starts_at:
-        raise DomainError("period_invalid")
+        raise DomainError("window_invalid")
     now = deps.clock.now()
     with deps.uow() as uow:
         acc = guard.account(uow, actor, Perm.APPROVE_IDENTIFIERS, user_id)

@@ -54,7 +54,7 @@ def _moment(data: dict[str, Any], name: str, required: bool = False) -> datetime
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidInput("date_invalid", field=name) from None
+        raise InvalidInput("datetime_invalid", field=name) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=JST)
 
 

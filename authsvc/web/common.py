@@ -83,7 +83,11 @@ def basic_credentials() -> tuple[str, str] | None:
 
 
 def status_of(exc: DomainError) -> int:
-    """The HTTP status of a refusal by the rules."""
+    """The HTTP status of a refusal by the rules: 400 for input that can never be right (a
+    malformed ID, an unknown status, a period that ends before it starts), 409 for a request
+    the current state refuses."""
     if isinstance(exc, InvalidInput):
         return 413 if exc.code == "registration_image_too_large" else 400
-    return 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, NotFound) else 409
+    if isinstance(exc, Forbidden | NotFound):
+        return 403 if isinstance(exc, Forbidden) else 404
+    return 400 if exc.code.endswith(("_invalid", "_unknown", "_required")) else 409

@@ -471,3 +471,21 @@ def test_a_clients_secret_is_never_stored_in_clear(rig):
     for secret in (made["secret"], rotated["secret"]):
         assert secret not in database
         assert secret not in rig.call(admin, "GET", "/api/v1/admin/clients").get_data(as_text=True)
+
+
+def test_input_that_can_never_be_right_is_400_and_a_state_that_refuses_is_409(rig):
+    token = rig.token("adm-a")
+    for method, path, body, code in (
+            ("GET", "/api/v1/admin/accounts/" + "x" * 500, None, "identifier_invalid"),
+            ("GET", "/api/v1/admin/accounts?status=bogus", None, "status_unknown"),
+            ("POST", "/api/v1/admin/accounts/user-a/window",
+             {"reason": "r", "starts_at": "2026-04-02T10:00", "ends_at": "2026-04-01T10:00"},
+             "window_invalid"),
+            ("POST", "/api/v1/admin/accounts/user-a/remote", {"reason": "r", "until": "1999-01-01"},
+             "remote_until_invalid"),
+            ("POST", "/api/v1/admin/accounts/user-a/leave", {"reason": "r", "leaves_at": "soon"},
+             "datetime_invalid")):
+        resp = rig.call(token, method, path, body)
+        assert (resp.status_code, resp.get_json()["error"]) == (400, code), path
+    resumed = rig.call(token, "POST", "/api/v1/admin/accounts/user-a/resume", {"reason": "r"})
+    assert (resumed.status_code, resumed.get_json()["error"]) == (409, "bad_transition")  # active

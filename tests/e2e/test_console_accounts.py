@@ -13,9 +13,7 @@ import re
 from dataclasses import dataclass, field
 from html import unescape
 from typing import Any
-from urllib.parse import urlsplit
 
-import pyotp
 import pytest
 from playwright.sync_api import expect
 
@@ -28,7 +26,17 @@ from authsvc.web import create_app
 from tests.conftest import AGENCY
 from tests.e2e.browser_support import OPERATOR as BROWSER_OPERATOR
 from tests.e2e.browser_support import LiveServer, create_user, enter_code, logon, path_is
-from tests.integration.support import CHOSEN, active_account, add_contract, dump_all, events, password_step
+from tests.e2e.test_web_console import get, where
+from tests.integration.support import (
+    CHOSEN,
+    add_contract,
+    confirmed_totp,
+    dump_all,
+    events,
+    next_totp,
+    password_step,
+    ready,
+)
 
 BASE = "https://localhost"
 PASSWORD = CHOSEN[0]
@@ -54,19 +62,12 @@ class Rig:
 
     def person(self, user_id: str, name: str, role: str = "user", contract: str = "C-1") -> str:
         """An approved account, its password changed to PASSWORD, with a confirmed TOTP app."""
-        active_account(self.deps, OPERATOR, OPERATOR, user_id, name=name, contract=contract, role=role)
-        change_password(self.deps, Actor(user_id), user_id, PASSWORD)
-        made = totp.begin_enrolment(self.deps, Actor(user_id), user_id)
-        totp.confirm_enrolment(self.deps, Actor(user_id), user_id, self._at(made.secret))
-        self.secrets[user_id] = made.secret
+        ready(self.deps, OPERATOR, OPERATOR, user_id, PASSWORD, name=name, contract=contract, role=role)
+        self.secrets[user_id] = confirmed_totp(self.deps, user_id)
         return user_id
 
-    def _at(self, secret: str) -> str:
-        return pyotp.TOTP(secret).at(self.deps.clock.now().timestamp())
-
     def code(self, user_id: str) -> str:
-        self.deps.clock.advance(seconds=30)  # each code counts once: a new time step
-        return self._at(self.secrets[user_id])
+        return next_totp(self.deps, self.secrets[user_id])  # each code counts once: a new time step
 
     def log_on(self, client: Any, user_id: str, prefix: str = "") -> Any:
         """Password, then a one-time code, at the user's logon ("") or the console's."""
@@ -96,16 +97,6 @@ def post(client: Any, path: str, data: dict[str, Any] | None = None, *, token: s
     token = csrf(client) if token == "" else token
     form = {**(data or {}), **({"csrf_token": token} if token is not None else {})}
     return client.post(path, base_url=BASE, data=form, headers={"Referer": BASE + "/"})
-
-
-def get(client: Any, path: str) -> Any:
-    return client.get(path, base_url=BASE)
-
-
-def where(resp: Any) -> str:
-    assert resp.status_code in (302, 303), (resp.status_code, resp.get_data(as_text=True)[:300])
-    parts = urlsplit(resp.headers["Location"])
-    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def html(resp: Any) -> str:
@@ -185,7 +176,7 @@ def test_search_by_name_and_by_lock_within_the_company(rig):
     assert listed(get(client, f"/console/accounts?company={OTHER}")) == []
     # a status that does not exist: the message, and the way back to the search
     bad = get(client, "/console/accounts?status=bogus")
-    assert bad.status_code == 409 and 'href="/console/accounts"' in html(bad)
+    assert bad.status_code == 400 and 'href="/console/accounts"' in html(bad)
     # Japanese by default, English on request
     assert "アカウントの検索" in html(get(client, "/console/accounts"))
     english = html(get(client, "/console/accounts?lang=en&locked=1"))

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import pyotp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
@@ -19,12 +18,19 @@ from sqlalchemy import select
 from adapters.vein import open_reader
 from authsvc.domain.messages import text
 from authsvc.domain.roles import Actor, Role
-from authsvc.services import Deps, accounts, devices, registration, sessions, totp, vein
+from authsvc.services import Deps, accounts, devices, registration, sessions, vein
 from authsvc.services.accounts import OPERATIONS_CONTRACT
-from authsvc.services.passwords import change_password
 from authsvc.store.models import Evidence, RegistrationSession
 from authsvc.web import create_app
-from tests.integration.support import CHOSEN, active_account, add_contract, events, row_counts
+from tests.integration.support import (
+    CHOSEN,
+    add_contract,
+    confirmed_totp,
+    events,
+    next_totp,
+    ready,
+    row_counts,
+)
 
 BASE = "https://localhost"
 PASSWORD = CHOSEN[0]
@@ -65,24 +71,17 @@ class Web:
                consent: bool = False, otp: bool = False) -> str:
         """An approved account with its initial password changed to PASSWORD; optionally with
         consent to remote registration and a confirmed TOTP authenticator."""
-        active_account(self.deps, account_admin_of(contract), OPERATOR, user_id, name=name,
-                       contract=contract, role=role)
-        change_password(self.deps, Actor(user_id), user_id, PASSWORD)
+        ready(self.deps, account_admin_of(contract), OPERATOR, user_id, PASSWORD, name=name,
+              contract=contract, role=role)
         if consent:
             registration.record_consent(self.deps, account_admin_of(contract), user_id, True)
         if otp:
-            made = totp.begin_enrolment(self.deps, Actor(user_id), user_id)
-            totp.confirm_enrolment(self.deps, Actor(user_id), user_id, self._at(made.secret))
-            self.secrets[user_id] = made.secret
+            self.secrets[user_id] = confirmed_totp(self.deps, user_id)
         return user_id
-
-    def _at(self, secret: str) -> str:
-        return pyotp.TOTP(secret).at(self.deps.clock.now().timestamp())
 
     def code(self, user_id: str) -> str:
         """A fresh one-time code: the clock moves on one time step first (each code counts once)."""
-        self.deps.clock.advance(seconds=30)
-        return self._at(self.secrets[user_id])
+        return next_totp(self.deps, self.secrets[user_id])
 
 
 def account_admin_of(contract: str) -> Actor:
@@ -516,7 +515,7 @@ def test_the_station_needs_the_id_check(staffed, form):
     sent = {"user_id": "yamada", **form}
     for path in ("/console/enrol/challenges", "/console/enrol/vein"):
         resp = post(client, path, json={**sent, "captures": []})
-        assert resp.status_code == 409 and resp.json["error"] == "station_id_check_required", path
+        assert resp.status_code == 400 and resp.json["error"] == "station_id_check_required", path
         assert resp.json["message"] == text("station_id_check_required", "ja")
     assert row_counts(web.deps)["challenges"] == before  # no challenge issued
     assert not vein.is_enrolled(web.deps, "yamada")

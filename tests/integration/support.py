@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import pyotp
 from sqlalchemy import func, select, text
 
 from adapters.clock import FixedClock
 from authsvc.domain import lockout
 from authsvc.domain.roles import Actor
-from authsvc.services import Deps, accounts, logon
+from authsvc.services import Deps, accounts, logon, totp
 from authsvc.services.accounts import Issued
+from authsvc.services.passwords import change_password
 from authsvc.services.sessions import Client
 from authsvc.store.models import AuditEvent, Base
 
@@ -39,6 +41,42 @@ def active_account(
                                      person_id=person_id)
     accounts.approve_identifier(deps, approver, user_id)
     return issued
+
+
+def ready(
+    deps: Deps, creator: Actor, approver: Actor, user_id: str, password: str = CHOSEN[0], *,
+    name: str = "田中 太郎", contract: str = "C-2026-001", role: str = "user",
+    person_id: int | None = None,
+) -> None:
+    """An approved account whose initial password has been changed to `password`."""
+    active_account(deps, creator, approver, user_id, name=name, contract=contract, role=role,
+                   person_id=person_id)
+    change_password(deps, Actor(user_id), user_id, password)
+
+
+def totp_now(deps: Deps, secret: str) -> str:
+    """The TOTP code of `secret` at the current time step of `deps.clock`."""
+    return pyotp.TOTP(secret).at(deps.clock.now())
+
+
+def next_totp(deps: Deps, secret: str) -> str:
+    """A fresh TOTP code of `secret`: the clock moves on one time step first (each code counts once)."""
+    deps.clock.advance(seconds=30)
+    return totp_now(deps, secret)
+
+
+def confirmed_totp(deps: Deps, user_id: str) -> str:
+    """Enrol and confirm `user_id`'s TOTP app, as that user; returns its secret."""
+    made = totp.begin_enrolment(deps, Actor(user_id), user_id)
+    totp.confirm_enrolment(deps, Actor(user_id), user_id, totp_now(deps, made.secret))
+    return made.secret
+
+
+def totp_worker(deps: Deps, operator: Actor, account_admin: Actor, password: str = CHOSEN[0]) -> str:
+    """kato under the default contract (added first): password changed to `password`, a
+    confirmed TOTP app; returns its secret."""
+    ready(deps, account_admin, operator, "kato", password)
+    return confirmed_totp(deps, "kato")
 
 
 def password_step(deps: Deps, user_id: str, password: str, terminal: str = "", source: str = "",

@@ -13,11 +13,11 @@ import pytest
 from authsvc.domain import logon_flow as lf
 from authsvc.domain.errors import DomainError, Forbidden
 from authsvc.domain.roles import Actor, Role
-from authsvc.services import accounts, logon, maintenance, sessions, totp
+from authsvc.services import accounts, logon, maintenance, sessions
 from authsvc.services.passwords import change_password
 from authsvc.services.sessions import Client
 from tests.conftest import AGENCY, COMPANY
-from tests.integration.support import CHOSEN, active_account, add_contract, events, password_step
+from tests.integration.support import CHOSEN, active_account, add_contract, events, password_step, totp_worker
 
 PW = CHOSEN[0]
 SECRETS: dict[int, str] = {}  # each test's TOTP secret of kato, by its deps
@@ -30,11 +30,7 @@ ADMIN_B = Actor("adm-b", frozenset({Role.SYSTEM_ADMIN}), company="別会社株�
 def worker(sqlite_deps, operator, account_admin):
     deps = sqlite_deps
     add_contract(deps, operator)
-    active_account(deps, account_admin, operator, "kato")
-    change_password(deps, Actor("kato"), "kato", PW)
-    made = totp.begin_enrolment(deps, Actor("kato"), "kato")
-    totp.confirm_enrolment(deps, Actor("kato"), "kato", pyotp.TOTP(made.secret).at(deps.clock.now()))
-    SECRETS[id(deps)] = made.secret
+    SECRETS[id(deps)] = totp_worker(deps, operator, account_admin, PW)
     return deps
 
 

@@ -4,17 +4,15 @@ group allowing only palm vein refuses a TOTP logon. Real services on SQLite."""
 
 from __future__ import annotations
 
-import pyotp
 import pytest
 
 from authsvc.domain import logon_flow as lf
 from authsvc.domain.errors import DomainError, Forbidden, NotFound
 from authsvc.domain.roles import Actor, Role
 from authsvc.services import groups, logon
-from authsvc.services.passwords import change_password
 from authsvc.services.sessions import Client
 from tests.conftest import COMPANY
-from tests.integration.support import CHOSEN, active_account, add_contract, events
+from tests.integration.support import CHOSEN, add_contract, events, totp_worker
 
 PW = CHOSEN[0]
 ACCT = Actor("acct-a", frozenset({Role.ACCOUNT_ADMIN}), company=COMPANY)
@@ -29,12 +27,7 @@ def deps(sqlite_deps, operator, account_admin):
     d = sqlite_deps
     add_contract(d, operator)
     add_contract(d, operator, "C-B", "別会社株式会社")
-    active_account(d, account_admin, operator, "kato")
-    change_password(d, Actor("kato"), "kato", PW)
-    from authsvc.services import totp
-
-    made = totp.begin_enrolment(d, Actor("kato"), "kato")
-    totp.confirm_enrolment(d, Actor("kato"), "kato", pyotp.TOTP(made.secret).at(d.clock.now()))
+    totp_worker(d, operator, account_admin, PW)
     return d
 
 

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pyotp
 import pytest
 
 from authsvc.domain import logon_flow as lf
 from authsvc.domain.errors import DomainError, Forbidden, NotFound
 from authsvc.domain.roles import Actor, Role
-from authsvc.services import accounts, logon, operators, totp
-from authsvc.services.passwords import change_password
+from authsvc.services import accounts, logon, operators
 from authsvc.services.sessions import Client
 from authsvc.store.models import VeinEnrolment
 from tests.conftest import AGENCY, COMPANY
-from tests.integration.support import CHOSEN, active_account, add_contract, events
+from tests.integration.support import CHOSEN, add_contract, events, totp_worker
 
 PW = CHOSEN[0]
 ADMIN_A = Actor("adm-a", frozenset({Role.SYSTEM_ADMIN}), company=COMPANY)
@@ -29,10 +27,7 @@ CLIENT = Client("T-1", "10.0.0.5")
 def deps(sqlite_deps, operator, account_admin):
     d = sqlite_deps
     add_contract(d, operator)
-    active_account(d, account_admin, operator, "kato")
-    change_password(d, Actor("kato"), "kato", PW)
-    made = totp.begin_enrolment(d, Actor("kato"), "kato")
-    totp.confirm_enrolment(d, Actor("kato"), "kato", pyotp.TOTP(made.secret).at(d.clock.now()))
+    totp_worker(d, operator, account_admin, PW)
     return d
 
 

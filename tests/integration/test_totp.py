@@ -17,33 +17,16 @@ from sqlalchemy import Row, select
 
 from authsvc.bootstrap import build, data_keys
 from authsvc.domain.errors import DomainError
-from authsvc.domain.roles import Actor
 from authsvc.services import Deps, totp
 from authsvc.store.models import Account, Challenge, TotpCredential
 from tests.conftest import make_settings
 from tests.integration.support import active_account, add_contract, dump_all, events, sql
-
-TANAKA = Actor("tanaka", terminal="pc-1", source="10.0.0.5")
-SUZUKI = Actor("suzuki", terminal="pc-2", source="10.0.0.6")
+from tests.totp_support import SUZUKI, TANAKA, add_users, code, enrol
 
 
 @pytest.fixture
 def users(deps, operator, account_admin) -> Deps:
-    add_contract(deps, operator)
-    active_account(deps, account_admin, operator, "tanaka")
-    active_account(deps, account_admin, operator, "suzuki", name="鈴木 花子")
-    return deps
-
-
-def code(secret: str, clock, offset: int = 0) -> str:
-    return pyotp.TOTP(secret).at(clock.now(), counter_offset=offset)
-
-
-def enrol(deps: Deps, clock, actor: Actor = TANAKA) -> str:
-    """Enrol and confirm `actor`'s TOTP; returns the secret. The confirming code is used up."""
-    enrolment = totp.begin_enrolment(deps, actor, actor.id)
-    totp.confirm_enrolment(deps, actor, actor.id, code(enrolment.secret, clock))
-    return enrolment.secret
+    return add_users(deps, operator, account_admin)
 
 
 def stored(deps: Deps, account_user: str = "tanaka") -> Row | None:

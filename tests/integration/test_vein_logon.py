@@ -22,13 +22,14 @@ from tests.vein_support import (
     VEIN_POLICY,
     alerts,
     b64d,
+    borrowed_reader,
     capture_for,
     enrolled_user,
     forge,
     logon_to_vein,
     ready,
     reasons,
-    registered_reader,
+    station_readers,
 )
 
 
@@ -39,12 +40,7 @@ def deps(make_deps, backend):
 
 @pytest.fixture
 def station(deps, operator) -> Iterator[dict[str, VeinReader]]:
-    """The registration station's reader and the user's terminal, both registered devices."""
-    readers = {name: registered_reader(deps, operator, f"{name.upper()}-1")
-               for name in ("station", "terminal")}
-    yield readers
-    for reader in readers.values():
-        reader.close()
+    yield from station_readers(deps, operator)
 
 
 @pytest.fixture
@@ -54,10 +50,7 @@ def user(deps, operator, account_admin, station) -> str:
 
 @pytest.fixture
 def borrowed(deps, operator) -> Iterator[VeinReader]:
-    """Another registered terminal, whose key file the attacker holds."""
-    reader = registered_reader(deps, operator, "TERMINAL-2")
-    yield reader
-    reader.close()
+    yield from borrowed_reader(deps, operator)
 
 
 def test_templates_are_sealed_and_resealed_after_key_rotation(make_deps, operator, account_admin,

@@ -9,32 +9,17 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from authsvc.domain.errors import DomainError
-from authsvc.domain.roles import Actor
 from authsvc.services import Deps
 from authsvc.services import webauthn as wa
 from authsvc.store.models import WebauthnCredential
 from tests.integration.support import active_account, add_contract
 from tests.webauthn_soft import SoftAuthenticator
-
-ALICE = Actor("alice", terminal="T-01", source="10.0.0.5")
-
-
-def enrol(deps: Deps, auth: SoftAuthenticator, user: str = "alice", name: str = "") -> dict[str, Any]:
-    cid, options = wa.registration_options(deps, user)
-    response = auth.create(options)
-    wa.register(deps, Actor(user), user, cid, response, name=name)
-    return response
-
-
-def login(deps: Deps, auth: SoftAuthenticator, user: str = "alice", **kw: Any) -> bool:
-    cid, options = wa.authentication_options(deps, user)
-    return wa.authenticate(deps, user, cid, auth.get(options, **kw))
+from tests.webauthn_support import ALICE, enrol
 
 
 def stored(deps: Deps) -> list[SimpleNamespace]:

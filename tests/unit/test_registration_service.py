@@ -14,11 +14,20 @@ from adapters.vein import open_reader
 from authsvc.domain.errors import DomainError, Forbidden, OutOfScope
 from authsvc.domain.roles import Actor, Role
 from authsvc.services import Deps, accounts, registration, vein
-from authsvc.services.accounts import OPERATIONS_CONTRACT
-from authsvc.services.passwords import change_password
 from tests.conftest import AGENCY, COMPANY
 from tests.fakes import fake_deps
-from tests.integration.support import CHOSEN, active_account, add_contract, events
+from tests.integration.support import active_account, events, ready
+from tests.registration_support import (
+    ADMIN,
+    AGENCY_STAFF,
+    IMAGE,
+    OTHER_ACCOUNT_ADMIN,
+    OTHER_ADMIN,
+    REGISTRANT,
+    build_world,
+    confirmed_session,
+    reg_events,
+)
 
 
 @pytest.fixture
@@ -26,48 +35,12 @@ def deps(clock: FixedClock) -> Deps:
     return fake_deps(clock)
 
 
-OTHER_COMPANY = "別会社株式会社"
-AGENCY_COMPANY = "DSG運用"  # the company of the operations contract: the agency's own
 PALM = 42
-MARKER = b"PASSPORT-PHOTO-MARKER-7731"
-IMAGE = b"\xff\xd8\xff\xe0" + MARKER * 200 + b"\xff\xd9"
-
-REGISTRANT = Actor("yamada", frozenset({Role.USER}), terminal="TERMINAL-1", source="10.0.0.8",
-                   company=COMPANY)
-ADMIN = Actor("sato", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-S", source="10.0.0.9",
-              company=COMPANY)
-OTHER_ADMIN = Actor("suzuki", frozenset({Role.SYSTEM_ADMIN}), terminal="CONSOLE-X",
-                    company=OTHER_COMPANY)
-AGENCY_STAFF = Actor("kanri", frozenset({Role.STAFF}), terminal="STATION-1", company=AGENCY_COMPANY)
-AGENCY_ADMIN = Actor("unyo", frozenset({Role.SYSTEM_ADMIN}), terminal="OPS-1", company=AGENCY_COMPANY)
-# The account administrators who create the other companies' accounts (R24: each its own).
-OTHER_ACCOUNT_ADMIN = Actor("acctadm-x", frozenset({Role.ACCOUNT_ADMIN}), company=OTHER_COMPANY)
-AGENCY_ACCOUNT_ADMIN = Actor("acctadm-ops", frozenset({Role.ACCOUNT_ADMIN}), company=AGENCY_COMPANY)
-
-
-def ready(deps, creator, approver, user_id, *, name="田中 太郎", contract="C-2026-001", role="user",
-          person_id=None):
-    """An approved account whose initial password has been changed."""
-    active_account(deps, creator, approver, user_id, name=name, contract=contract, role=role,
-                   person_id=person_id)
-    change_password(deps, Actor(user_id), user_id, CHOSEN[0])
 
 
 @pytest.fixture
 def world(deps, operator, account_admin):
-    add_contract(deps, operator)
-    add_contract(deps, operator, "C-2026-002", COMPANY)  # the same company's second contract
-    add_contract(deps, operator, "C-2026-900", OTHER_COMPANY)
-    add_contract(deps, operator, OPERATIONS_CONTRACT, AGENCY_COMPANY)
-    ready(deps, account_admin, operator, "yamada", name="山田 花子")
-    ready(deps, account_admin, operator, "sato", name="佐藤 一郎", role="system_admin")
-    ready(deps, OTHER_ACCOUNT_ADMIN, operator, "suzuki", name="鈴木 次郎", contract="C-2026-900",
-          role="system_admin")
-    ready(deps, AGENCY_ACCOUNT_ADMIN, operator, "kanri", name="管理 三郎",
-          contract=OPERATIONS_CONTRACT, role="staff")
-    ready(deps, AGENCY_ACCOUNT_ADMIN, operator, "unyo", name="運用 四郎",
-          contract=OPERATIONS_CONTRACT, role="system_admin")
-    return deps
+    return build_world(deps, operator, account_admin)
 
 
 @pytest.fixture
@@ -83,19 +56,6 @@ def palm(reader, n=PALM):
         reader.control.present(n)
         return reader.capture("enrol", ch)
     return capture
-
-
-def confirmed_session(deps, operator, who=REGISTRANT):
-    registration.record_consent(deps, operator, who.id, True)
-    sid = registration.open_session(deps, who, who.id).id
-    registration.join(deps, ADMIN, sid)
-    registration.capture_id(deps, who, sid, IMAGE)
-    registration.confirm(deps, ADMIN, sid)
-    return sid
-
-
-def reg_events(deps, subject="yamada"):
-    return [e for e in events(deps, subject=subject) if e.action.startswith("registration.")]
 
 
 def test_the_full_remote_path(world, operator, terminal):

@@ -18,9 +18,7 @@ from authsvc.services import Deps, accounts, totp
 from authsvc.store.models import Challenge, TotpCredential
 from tests.fakes import fake_deps
 from tests.integration.support import active_account, add_contract, events
-
-TANAKA = Actor("tanaka", terminal="pc-1", source="10.0.0.5")
-SUZUKI = Actor("suzuki", terminal="pc-2", source="10.0.0.6")
+from tests.totp_support import SUZUKI, TANAKA, add_users, code, enrol
 
 
 @pytest.fixture
@@ -30,21 +28,7 @@ def deps(clock: FixedClock) -> Deps:
 
 @pytest.fixture
 def users(deps, operator, account_admin) -> Deps:
-    add_contract(deps, operator)
-    active_account(deps, account_admin, operator, "tanaka")
-    active_account(deps, account_admin, operator, "suzuki", name="鈴木 花子")
-    return deps
-
-
-def code(secret: str, clock, offset: int = 0) -> str:
-    return pyotp.TOTP(secret).at(clock.now(), counter_offset=offset)
-
-
-def enrol(deps: Deps, clock, actor: Actor = TANAKA) -> str:
-    """Enrol and confirm `actor`'s TOTP; returns the secret. The confirming code is used up."""
-    enrolment = totp.begin_enrolment(deps, actor, actor.id)
-    totp.confirm_enrolment(deps, actor, actor.id, code(enrolment.secret, clock))
-    return enrolment.secret
+    return add_users(deps, operator, account_admin)
 
 
 def stored(deps: Deps, account_user: str = "tanaka") -> TotpCredential | None:

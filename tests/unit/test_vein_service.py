@@ -26,6 +26,7 @@ from tests.vein_support import (
     VEIN_POLICY,
     alerts,
     b64d,
+    borrowed_reader,
     capture_for,
     enrolled_user,
     forge,
@@ -33,7 +34,7 @@ from tests.vein_support import (
     nudge,
     ready,
     reasons,
-    registered_reader,
+    station_readers,
 )
 
 
@@ -44,12 +45,7 @@ def deps(clock: FixedClock) -> Deps:
 
 @pytest.fixture
 def station(deps, operator) -> Iterator[dict[str, VeinReader]]:
-    """The registration station's reader and the user's terminal, both registered devices."""
-    readers = {name: registered_reader(deps, operator, f"{name.upper()}-1")
-               for name in ("station", "terminal")}
-    yield readers
-    for reader in readers.values():
-        reader.close()
+    yield from station_readers(deps, operator)
 
 
 @pytest.fixture
@@ -59,10 +55,7 @@ def user(deps, operator, account_admin, station) -> str:
 
 @pytest.fixture
 def borrowed(deps, operator) -> Iterator[VeinReader]:
-    """Another registered terminal, whose key file the attacker holds."""
-    reader = registered_reader(deps, operator, "TERMINAL-2")
-    yield reader
-    reader.close()
+    yield from borrowed_reader(deps, operator)
 
 
 def biometric_failures(deps: Deps) -> int:

@@ -22,6 +22,7 @@ from authsvc.store.models import Challenge, WebauthnCredential
 from tests.fakes import fake_deps
 from tests.integration.support import active_account, add_contract, events
 from tests.webauthn_soft import AT, UP, UV, SoftAuthenticator, b64u, cbor, unb64u
+from tests.webauthn_support import ALICE, enrol, login
 
 
 @pytest.fixture
@@ -29,7 +30,6 @@ def deps(clock: FixedClock) -> Deps:
     return fake_deps(clock)
 
 
-ALICE = Actor("alice", terminal="T-01", source="10.0.0.5")
 BOB = Actor("bob")
 ORIGIN = "http://localhost:8080"
 
@@ -42,18 +42,6 @@ def users(deps, operator, account_admin) -> Deps:
     active_account(deps, account_admin, operator, "bob", name="佐藤 花子")
     active_account(deps, account_admin, operator, "carol", name="鈴木 一郎")
     return deps
-
-
-def enrol(deps: Deps, auth: SoftAuthenticator, user: str = "alice", name: str = "") -> dict[str, Any]:
-    cid, options = wa.registration_options(deps, user)
-    response = auth.create(options)
-    wa.register(deps, Actor(user), user, cid, response, name=name)
-    return response
-
-
-def login(deps: Deps, auth: SoftAuthenticator, user: str = "alice", **kw: Any) -> bool:
-    cid, options = wa.authentication_options(deps, user)
-    return wa.authenticate(deps, user, cid, auth.get(options, **kw))
 
 
 def stored(deps: Deps) -> list[SimpleNamespace]:
