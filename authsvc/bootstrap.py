@@ -14,6 +14,7 @@ from adapters.clock import SystemClock
 from adapters.counters import RedisCounters
 from adapters.hashing import Hasher
 from adapters.holidays import JpHolidays
+from adapters.oidc_keys import KeyRing
 from adapters.sealing import Sealer
 from adapters.sessions import RedisSessions
 from adapters.vein import LshReplayCheck, open_reader
@@ -85,7 +86,14 @@ def build(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
         replay=LshReplayCheck(audit_key),
         holidays=JpHolidays(),
         blocklist=BadPasswordsBlocklist(),
+        signing_keys=signing_keys(settings, clock),
     )
+
+
+def signing_keys(settings: Settings, clock: Clock) -> KeyRing:
+    """The OpenID provider's key ring in `oidc.key_dir` (a key is made on first use)."""
+    o = settings.oidc
+    return KeyRing(settings.oidc_key_path, o.signing_alg, o.rotate_days, o.id_token_minutes, clock.now)
 
 
 def data_keys(settings: Settings) -> list[tuple[str, bytes]]:

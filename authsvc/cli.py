@@ -30,6 +30,7 @@ from authsvc.services import (
     audit,
     devices,
     maintenance,
+    oidc,
     operators,
     passwords,
     service_clients,
@@ -710,6 +711,28 @@ def maintenance_run(ctx: Ctx, as_json: bool) -> None:
           f"revoked (leavers): {', '.join(r.revoked) or '-'}\n"
           f"registration sessions expired: {len(r.registrations_expired)}\n"
           f"evidence images destroyed: {r.evidence_purged}")
+
+
+@main.group(name="oidc")
+def oidc_group() -> None:
+    """The OpenID provider's signing keys ([8 of 12])."""
+
+
+@command(oidc_group, "rotate-key")
+def oidc_rotate_key(ctx: Ctx, as_json: bool) -> None:
+    """A new signing key from now on; the old one stays published until its tokens expire."""
+    kid = oidc.rotate_key(ctx.deps, ctx.actor)
+    _emit(as_json, {"kid": kid}, f"new signing key: {kid}")
+
+
+@command(oidc_group, "keys")
+def oidc_keys(ctx: Ctx, as_json: bool) -> None:
+    """The signing keys kept: kid, algorithm, when made, whether the JWKS publishes it."""
+    keys = ctx.deps.signing_keys.inventory()
+    _emit(as_json, [{"kid": k.kid, "alg": k.alg, "created": k.created.isoformat(),
+                     "published": k.published} for k in keys],
+          "\n".join(f"{k.kid}  {k.alg}  {k.created:%Y-%m-%d %H:%M}  "
+                    f"{'published' if k.published else 'retired'}" for k in keys) or "no keys yet")
 
 
 @main.group(name="alert")

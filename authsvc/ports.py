@@ -14,6 +14,7 @@ in `tests/fakes.py`. A service is typed by these Protocols, never by an implemen
     Holidays         Japanese public holidays, for business days (adapters/holidays.py)
     Blocklist        common and breached passwords (adapters/blocklist.py)
     ReplayCheck      recognising a palm sample seen before (adapters/vein/replay.py)
+    SigningKeys      the OpenID provider's signing keys, files outside the database (adapters/oidc_keys.py)
 
 The unit of work with its repositories is `authsvc.store.uow.UnitOfWork` (one transaction over
 the SQL store); its in-memory fake is `tests/fakes.py:MemoryUnitOfWork`."""
@@ -31,6 +32,7 @@ from authsvc.domain.lockout import Decision, Failure
 if TYPE_CHECKING:  # names for the annotations only: no adapter is imported at run time
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from adapters.oidc_keys import KeyInfo
     from adapters.vein.records import (
         Candidate,
         Capture,
@@ -274,4 +276,31 @@ class ReplayCheck(Protocol):
 
     def remember(self, history: bytes | None, *sketches: SampleSketch) -> bytes:
         """`history` with the records of `sketches` appended, keeping only the newest."""
+        ...
+
+
+class SigningKeys(Protocol):
+    """The OpenID provider's signing keys ([8 of 12]): the newest signs; a replaced key stays
+    published until the tokens it signed have expired. The private parts never leave it."""
+
+    alg: str  # the configured signing algorithm (ES256, EdDSA or RS256)
+
+    def current(self) -> KeyInfo:
+        """The key that signs now (created on first use, replaced when it is too old)."""
+        ...
+
+    def rotate(self) -> KeyInfo:
+        """Make a new key the signing one."""
+        ...
+
+    def inventory(self) -> list[KeyInfo]:
+        """Every key kept, newest first, each with whether it is published."""
+        ...
+
+    def published(self) -> list[dict[str, Any]]:
+        """The public JWKs of every key still needed (the JWKS's `keys`)."""
+        ...
+
+    def sign(self, claims: Mapping[str, Any]) -> str:
+        """A JWT of `claims` under the current key, its `kid` in the header."""
         ...

@@ -9,6 +9,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 ENV_FILE = "AUTHSVC_CONFIG"
@@ -141,6 +142,15 @@ class AlertPolicy:
 
 
 @dataclass(frozen=True)
+class Oidc:
+    issuer: str                                      # "": derived from the request's host URL
+    signing_alg: str = _one_of("ES256", "EdDSA", "RS256")
+    key_dir: str                                     # "": <instance_dir>/oidc-keys
+    rotate_days: int = _num(1, 3650)                 # a signing key older than this is replaced
+    id_token_minutes: int = _num(1, 60)              # an ID token's lifetime
+
+
+@dataclass(frozen=True)
 class Network:
     internal: tuple[str, ...]
     trusted_proxies: tuple[str, ...]
@@ -181,6 +191,7 @@ class Settings:
     registration: Registration
     audit: Audit
     alerts: AlertPolicy
+    oidc: Oidc
     network: Network
     database: Database
     paths: Paths
@@ -197,6 +208,14 @@ class Settings:
         if self.audit.checkpoint_dir:
             return Path(self.audit.checkpoint_dir).resolve()
         return self.instance_path.parent / f"{self.instance_path.name}-checkpoints"
+
+    @property
+    def oidc_key_path(self) -> Path:
+        """The OpenID provider's signing keys: outside the database, in the instance folder by
+        default (every instance behind a balancer must share it)."""
+        if self.oidc.key_dir:
+            return Path(self.oidc.key_dir).resolve()
+        return self.instance_path / "oidc-keys"
 
     @property
     def database_url(self) -> str:
@@ -292,6 +311,14 @@ def _check_relations(s: Settings) -> None:
                 raise ConfigError(f"config: {where} has {net!r}, which is not a network") from None
     if not s.mfa.second_factors:
         raise ConfigError("config: mfa.second_factors must name at least one factor")
+    issuer = s.oidc.issuer
+    if issuer:
+        parsed = urlsplit(issuer)
+        local = parsed.scheme == "http" and parsed.hostname in ("localhost", "127.0.0.1", "::1")
+        if (parsed.scheme != "https" and not local) or not parsed.hostname or parsed.query \
+                or parsed.fragment or issuer.endswith("/"):
+            raise ConfigError("config: oidc.issuer must be an https URL without query, fragment or "
+                              "trailing slash (http only for localhost)")
     if s.password.max_length < s.password.min_length:
         raise ConfigError("config: password.max_length must not be below password.min_length")
     if s.argon2.memory_cost_kib < 8 * s.argon2.parallelism:

@@ -21,6 +21,7 @@ from adapters.checkpoints import Checkpointer
 from adapters.clock import FixedClock
 from adapters.hashing import Hasher
 from adapters.holidays import JpHolidays
+from adapters.oidc_keys import KeyRing
 from adapters.sealing import Sealer
 from adapters.vein import LshReplayCheck, open_reader
 from authsvc.domain import audit as chain
@@ -800,4 +801,6 @@ def fake_deps(clock: FixedClock | None = None, **sections: dict[str, Any]) -> De
         replay=LshReplayCheck(_FAKE_AUDIT_KEY),
         holidays=holidays,
         blocklist=blocklist,
+        signing_keys=KeyRing(None, settings.oidc.signing_alg, settings.oidc.rotate_days,
+                             settings.oidc.id_token_minutes, clock.now),
     )

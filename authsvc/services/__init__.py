@@ -18,6 +18,7 @@ from authsvc.ports import (
     ReplayCheck,
     Sealer,
     SessionStore,
+    SigningKeys,
     VeinReader,
 )
 from authsvc.settings import Settings
@@ -40,6 +41,7 @@ class Deps:
     replay: ReplayCheck  # the replayed-palm-sample check (keyed from the audit key)
     holidays: Holidays  # public holidays, for the business-day calendar (R7)
     blocklist: Blocklist  # common and breached passwords, for the password rule (R1)
+    signing_keys: SigningKeys  # the OpenID provider's signing keys (files, outside the database)
     checkpointer: Checkpointer | None = None  # the audit chain's anchor outside the database
 
     @property

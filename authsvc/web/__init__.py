@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
 
     csrf.init_app(app)
 
-    from authsvc.web import admin_api, api, console, login, register
+    from authsvc.web import admin_api, api, console, login, oidc, register
 
     app.register_blueprint(login.bp)
     app.register_blueprint(login.bp, url_prefix="/console/logon", name="console_logon")
@@ -63,8 +63,10 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     app.register_blueprint(console.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin_api.bp)
+    app.register_blueprint(oidc.bp)
     for bearer in (api.bp, admin_api.bp):
         csrf.exempt(bearer)  # bearer tokens, no cookies: nothing for a cross-site request to ride on
+    csrf.exempt(oidc.bp)  # public documents (discovery, JWKS), read-only, no session
 
     @app.before_request
     def _choose_language() -> None:
@@ -79,6 +81,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     @app.after_request
     def _headers(resp: Response) -> Response:
         resp.headers.update(SECURITY_HEADERS)
+        if "cache_control" in g:  # a public document may say how long it may be cached
+            resp.headers["Cache-Control"] = g.cache_control
         resp.headers["Content-Security-Policy"] = csp
         if request.args.get("lang") in LANGS:
             resp.set_cookie("lang", request.args["lang"], samesite="Strict", secure=True,
