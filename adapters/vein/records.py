@@ -71,6 +71,19 @@ def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
+
+def _verified(public_key: Ed25519PublicKey | bytes, signature: bytes, payload: bytes) -> bool:
+    """Whether `signature` is an Ed25519 signature by `public_key` over `payload`."""
+    key = (Ed25519PublicKey.from_public_bytes(public_key) if isinstance(public_key, bytes)
+           else public_key)
+    if len(signature) != SIGNATURE_SIZE:
+        return False
+    try:
+        key.verify(signature, payload)
+    except InvalidSignature:
+        return False
+    return True
+
 @dataclass(frozen=True)
 class Capture:
     """One signed capture. `sample` is the processed biometric sample (a BIR, opaque bytes):
@@ -114,15 +127,7 @@ class Capture:
     def verify_signature(self, public_key: Ed25519PublicKey | bytes) -> bool:
         """True when `signature` is `public_key`'s over this record. Use the key registered
         for `reader_id` in the device registry, never a key that came with the capture."""
-        key = (Ed25519PublicKey.from_public_bytes(public_key) if isinstance(public_key, bytes)
-               else public_key)
-        if len(self.signature) != SIGNATURE_SIZE:
-            return False
-        try:
-            key.verify(self.signature, self.signed_payload())
-        except InvalidSignature:
-            return False
-        return True
+        return _verified(public_key, self.signature, self.signed_payload())
 
     # -- JSON-safe form -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -233,15 +238,7 @@ class TerminalProof:
     def verify_signature(self, public_key: Ed25519PublicKey | bytes) -> bool:
         """True when `signature` is `public_key`'s over this record (the key registered for
         `device_id`, never one that came with the proof)."""
-        key = (Ed25519PublicKey.from_public_bytes(public_key) if isinstance(public_key, bytes)
-               else public_key)
-        if len(self.signature) != SIGNATURE_SIZE:
-            return False
-        try:
-            key.verify(self.signature, self.signed_payload())
-        except InvalidSignature:
-            return False
-        return True
+        return _verified(public_key, self.signature, self.signed_payload())
 
     def to_dict(self) -> dict[str, Any]:
         return {"v": RECORD_VERSION, "purpose": self.purpose, "device_id": self.device_id,
