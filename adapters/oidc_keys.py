@@ -66,6 +66,7 @@ class KeyRing:
         self.keep_after = timedelta(minutes=token_minutes) + GRACE
         self._now = now
         self._memory: dict[str, _Stored] = {}
+        self._memory_secret: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     # ---- storage -------------------------------------------------------------------------
@@ -99,7 +100,10 @@ class KeyRing:
         os.replace(partial, final)  # other processes never read half a key
 
     def _new(self) -> _Stored:
+        keys = self._load()
         now = self._now()
+        if keys and now <= keys[-1].created:  # the newest signs: never tie with the one it replaces
+            now = keys[-1].created + timedelta(microseconds=1)
         kid = f"{now:%Y%m%d}-{secrets.token_hex(6)}"
         kty, size = ALGORITHMS[self.alg]
         key: Key = generate_key(kty, size, parameters={"kid": kid, "alg": self.alg, "use": "sig"},
@@ -152,8 +156,31 @@ class KeyRing:
         return [dict(import_key(k.jwk).as_dict(private=False))
                 for k, p in reversed(list(zip(keys, flags, strict=True))) if p]
 
-    def sign(self, claims: Mapping[str, Any]) -> str:
+    def sign(self, claims: Mapping[str, Any], typ: str = "JWT") -> str:
         """A compact JWS (a JWT) of `claims` under the current key, its `kid` in the header."""
         k = self._current()
-        return jwt.encode({"alg": k.alg, "kid": k.kid, "typ": "JWT"}, dict(claims), import_key(k.jwk),
+        return jwt.encode({"alg": k.alg, "kid": k.kid, "typ": typ}, dict(claims), import_key(k.jwk),
                           algorithms=[k.alg])
+
+    def subject_key(self) -> bytes:
+        """The secret that derives the subjects relying parties are given (pairwise ones differ
+        per client): made once, kept with the keys, never rotated (a subject must not change)."""
+        with self._lock:
+            if self.folder is None:
+                if "subject" not in self._memory_secret:
+                    self._memory_secret["subject"] = secrets.token_bytes(32)
+                return self._memory_secret["subject"]
+            path = self.folder / "subject.key"
+            if not path.exists():
+                self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                partial = self.folder / f".subject.{secrets.token_hex(4)}"
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="ascii") as fh:
+                    fh.write(secrets.token_hex(32))
+                try:
+                    os.link(partial, path)  # the first process to make it wins; others read it
+                except FileExistsError:
+                    pass
+                finally:
+                    partial.unlink()
+            return bytes.fromhex(path.read_text(encoding="ascii").strip())

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from authsvc import faults
+from authsvc.domain import relying_party
 from authsvc.domain.calendar import JST
 from authsvc.domain.errors import DomainError
 from authsvc.domain.messages import text
@@ -28,6 +29,7 @@ from authsvc.services import (
     accounts,
     alerts,
     audit,
+    backchannel,
     devices,
     maintenance,
     oidc,
@@ -555,17 +557,60 @@ _device_command("revoke", "Revoke a lost or damaged device: final, effective at 
 
 @main.group(name="client")
 def client_group() -> None:
-    """Service clients (R6): processes acting for the gateway with identifiers of their own."""
+    """Service clients (R6): processes acting for the gateway with identifiers of their own, and
+    the OpenID Connect relying parties (kind "oidc", [8 of 12])."""
+
+
+def _value(val: Any) -> str:
+    return "" if val is None else ", ".join(map(str, val)) if isinstance(val, list | tuple) else str(val)
 
 
 def _client_lines(v: service_clients.ClientView) -> str:
-    return "\n".join(f"{k}: {'' if val is None else ', '.join(val) if isinstance(val, list) else val}"
-                     for k, val in v.to_dict().items())
+    lines = [f"{k}: {_value(val)}" for k, val in v.to_dict().items() if k != "oidc"]
+    for k, val in (v.oidc or {}).items():  # the registration, one line a field (keys: a count)
+        lines.append(f"oidc.{k}: {len(val.get('keys', [])) if k == 'jwks' else _value(val)}")
+    return "\n".join(lines)
 
 
 def _client_secret(as_json: bool, made: service_clients.IssuedSecret, lang: str) -> None:
-    _emit(as_json, {**made.client.to_dict(), "secret": made.secret},
-          f"{_client_lines(made.client)}\n{text('client_secret_once', lang)}: {made.secret}")
+    once = f"\n{text('client_secret_once', lang)}: {made.secret}" if made.secret else ""
+    _emit(as_json, {**made.client.to_dict(), "secret": made.secret}, _client_lines(made.client) + once)
+
+
+def _registration_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of an OpenID Connect client's registration (create-oidc, update-oidc)."""
+    for option in reversed((
+            click.option("--name", required=True, help="The relying party's name, as users see it."),
+            click.option("--redirect-uri", "redirect_uris", multiple=True, required=True,
+                         help="A redirect URI, matched exactly (repeat for more; https, or http on "
+                         "the loopback)."),
+            click.option("--post-logout-uri", "logout_uris", multiple=True,
+                         help="A post-logout redirect URI (repeat for more)."),
+            click.option("--backchannel-uri", default="", help="Where back-channel logout tokens go."),
+            click.option("--auth-method", type=click.Choice(relying_party.AUTH_METHODS),
+                         default="client_secret_basic", show_default=True,
+                         help="How it authenticates at the token endpoint."),
+            click.option("--jwks", "jwks_file", default=None, metavar="FILE",
+                         help="Its JWK set of public keys (private_key_jwt only)."),
+            click.option("--refresh", is_flag=True, help="It may hold refresh tokens."),
+            click.option("--pairwise", is_flag=True, help="Pairwise subject identifiers (else public)."))):
+        fn = option(fn)
+    return fn
+
+
+def _registration(name: str, redirect_uris: tuple[str, ...], logout_uris: tuple[str, ...],
+                  backchannel_uri: str, auth_method: str, jwks_file: str | None, refresh: bool,
+                  pairwise: bool) -> relying_party.Registration:
+    """The registration typed at the shell, checked by the domain (a DomainError names the field)."""
+    jwks = None
+    if jwks_file is not None:
+        try:
+            with open(jwks_file, encoding="utf-8") as fh:
+                jwks = fh.read(100_000)
+        except OSError as exc:
+            raise click.BadParameter(str(exc), param_hint="--jwks") from None
+    return relying_party.parse(name, list(redirect_uris), auth_method, list(logout_uris), backchannel_uri,
+                               jwks, refresh, "pairwise" if pairwise else "public")
 
 
 @command(client_group, "create")
@@ -583,13 +628,43 @@ def client_create(ctx: Ctx, as_json: bool, client_id: str, scopes: tuple[str, ..
     _client_secret(as_json, made, ctx.lang)
 
 
+@command(client_group, "create-oidc")
+@click.argument("client_id")
+@_registration_options
+@click.option("--group", "group_names", multiple=True,
+              help="A group of its company whose members may use it (repeat for more).")
+@click.option("--company", default=None,
+              help="Its company (default: yours with --as; none at the server: the agency's, "
+              "for every company, whose administrators then add it to their groups).")
+def client_create_oidc(ctx: Ctx, as_json: bool, client_id: str, group_names: tuple[str, ...],
+                       company: str | None, **registration: Any) -> None:
+    """Register an OpenID Connect client (pending until another administrator approves it);
+    print its secret once (client_secret_basic; private_key_jwt has none)."""
+    made = service_clients.create(ctx.deps, ctx.actor, client_id, [], company,
+                                  oidc=_registration(**registration), groups=list(group_names))
+    _client_secret(as_json, made, ctx.lang)
+
+
+@command(client_group, "update-oidc")
+@click.argument("client_id")
+@_registration_options
+@_REASON
+def client_update_oidc(ctx: Ctx, as_json: bool, client_id: str, reason: str, **registration: Any) -> None:
+    """Replace an OpenID Connect client's registration as a whole (give every option again).
+    From private_key_jwt to client_secret_basic it has no secret until `client rotate`."""
+    v = service_clients.update(ctx.deps, ctx.actor, client_id, _registration(**registration), reason)
+    _emit(as_json, v.to_dict(), _client_lines(v))
+
+
 @command(client_group, "list")
-def client_list(ctx: Ctx, as_json: bool) -> None:
-    """List service clients: ID, status, company ("-": the agency's), scopes, last use."""
-    rows = service_clients.list_clients(ctx.deps, ctx.actor)
+@click.option("--kind", type=click.Choice(service_clients.KINDS), default=None,
+              help="Only clients of this kind.")
+def client_list(ctx: Ctx, as_json: bool, kind: str | None) -> None:
+    """List clients: ID, status, company ("-": the agency's), scopes, last use, kind."""
+    rows = service_clients.list_clients(ctx.deps, ctx.actor, kind)
     _emit(as_json, [r.to_dict() for r in rows], "\n".join(
-        f"{r.client_id}\t{r.status}\t{r.company or '-'}\t{','.join(r.scopes)}\t{r.last_used_at or '-'}"
-        for r in rows))
+        f"{r.client_id}\t{r.status}\t{r.company or '-'}\t{','.join(r.scopes) or '-'}\t"
+        f"{r.last_used_at or '-'}\t{r.kind}" for r in rows))
 
 
 @command(client_group, "approve")
@@ -706,16 +781,32 @@ def maintenance_run(ctx: Ctx, as_json: bool) -> None:
     """Disable identifiers unused too long; revoke leavers; end access after the cleanup period."""
     r = maintenance.run(ctx.deps, ctx.actor)
     _emit(as_json, {"expired": r.expired, "disabled": r.disabled, "revoked": r.revoked,
-                    "registrations_expired": r.registrations_expired, "evidence_purged": r.evidence_purged},
+                    "registrations_expired": r.registrations_expired, "evidence_purged": r.evidence_purged,
+                    "oidc_logouts_owed": r.oidc_logouts_owed, "oidc_codes_forgotten": r.oidc_codes_forgotten},
           f"expired: {', '.join(r.expired) or '-'}\ndisabled: {', '.join(r.disabled) or '-'}\n"
           f"revoked (leavers): {', '.join(r.revoked) or '-'}\n"
           f"registration sessions expired: {len(r.registrations_expired)}\n"
-          f"evidence images destroyed: {r.evidence_purged}")
+          f"evidence images destroyed: {r.evidence_purged}\n"
+          f"relying parties told of ended sessions: {r.oidc_logouts_owed}")
 
 
 @main.group(name="oidc")
 def oidc_group() -> None:
-    """The OpenID provider's signing keys ([8 of 12])."""
+    """The OpenID provider ([8 of 12]): signing keys, back-channel logouts. Relying parties are
+    registered with `authsvc client create-oidc`."""
+
+
+@command(oidc_group, "logouts")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def oidc_logouts(ctx: Ctx, as_json: bool, limit: int) -> None:
+    """Back-channel logouts owed to relying parties and how their delivery stands (retried by
+    `maintenance run`; given up with an alert after oidc.logout_attempts tries)."""
+    rows = backchannel.logouts(ctx.deps, ctx.actor, limit)
+    state = {True: "delivered", False: "pending"}
+    _emit(as_json, rows, "\n".join(
+        f"{r['created_at']}\t{r['client']}\t{r['user']}\t{r['reason']}\t"
+        f"{'given up' if r['given_up_at'] else state[bool(r['delivered_at'])]}\t{r['attempts']}\t"
+        f"{r['last_error'] or '-'}" for r in rows) or "-")
 
 
 @command(oidc_group, "rotate-key")

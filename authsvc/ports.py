@@ -301,6 +301,10 @@ class SigningKeys(Protocol):
         """The public JWKs of every key still needed (the JWKS's `keys`)."""
         ...
 
-    def sign(self, claims: Mapping[str, Any]) -> str:
+    def sign(self, claims: Mapping[str, Any], typ: str = "JWT") -> str:
         """A JWT of `claims` under the current key, its `kid` in the header."""
+        ...
+
+    def subject_key(self) -> bytes:
+        """The secret that derives relying parties' subjects: stable for the deployment."""
         ...

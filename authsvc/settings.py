@@ -148,6 +148,11 @@ class Oidc:
     key_dir: str                                     # "": <instance_dir>/oidc-keys
     rotate_days: int = _num(1, 3650)                 # a signing key older than this is replaced
     id_token_minutes: int = _num(1, 60)              # an ID token's lifetime
+    code_seconds: int = _num(10, 600)                # an authorization code's lifetime
+    access_token_minutes: int = _num(1, 60)          # an access token's lifetime (userinfo)
+    logout_timeout_seconds: int = _num(1, 30)        # one back-channel logout delivery's wait
+    logout_attempts: int = _num(1, 20)               # deliveries tried before an alert
+    logout_retry_seconds: int = _num(1, 3600)        # the first retry's delay (doubled each time)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,9 @@ from authsvc.store.models import (
     GroupMember,
     Identifier,
     LogonHistory,
+    OidcCode,
+    OidcGrant,
+    OidcLogout,
     PasswordHistory,
     Person,
     RegistrationSession,
@@ -195,7 +198,7 @@ class MemoryCheckpoints:
 # rows that change after they are written, by primary key; each transaction copies them
 _MUTABLE = (Contract, Person, Identifier, Account, AuditHead, Challenge, TotpCredential,
             WebauthnCredential, Device, VeinEnrolment, Consent, RegistrationSession, Evidence,
-            Group, GroupMember, Alert, ServiceClient)
+            Group, GroupMember, Alert, ServiceClient, OidcCode, OidcGrant, OidcLogout)
 # rows that are only ever appended: shared between transactions, never copied
 _APPENDED = (AuditEvent, LogonHistory, PasswordHistory)
 _LOCK_TIMEOUT_S = 30.0  # SQLite's busy_timeout: a writer waiting longer fails, it never hangs
@@ -494,6 +497,11 @@ class _MemoryGroups(_Repository):
         return [tuple(json.loads(groups[m.group_id].factors))
                 for m in self._where(GroupMember, account_id=account_id) if m.approved_at is not None]
 
+    def memberships(self, account_id: int) -> list[Group]:
+        groups = self._table(Group)
+        return sorted((groups[m.group_id] for m in self._where(GroupMember, account_id=account_id)
+                       if m.approved_at is not None), key=lambda g: g.name)
+
 
 class _MemoryAlerts(_Repository):
     """`authsvc.store.alerts.Alerts`."""
@@ -536,6 +544,60 @@ class _MemoryServiceClients(_Repository):
         self._uow.add(client)
 
 
+class _MemoryOidc(_Repository):
+    """`authsvc.store.oidc.Oidc`."""
+
+    def add_code(self, code: OidcCode) -> None:
+        self._uow.add(code)
+
+    def code(self, code_hash: str) -> OidcCode | None:
+        return self._table(OidcCode).get(code_hash)
+
+    def redeem(self, code_hash: str, now: datetime) -> bool:
+        found = self.code(code_hash)
+        if found is None or found.used_at is not None:
+            return False
+        found.used_at = now
+        return True
+
+    def forget_codes(self, before: datetime) -> int:
+        old = [c for c in self._table(OidcCode).values() if c.expires_at < before]
+        for c in old:
+            self._delete(c)
+        return len(old)
+
+    def add_grant(self, grant: OidcGrant) -> None:
+        self._uow.add(grant)
+
+    def by_access(self, access_hash: str) -> OidcGrant | None:
+        return self._first(OidcGrant, access_hash=access_hash)
+
+    def by_refresh(self, refresh_hash: str, lock: bool = False) -> OidcGrant | None:
+        return self._first(OidcGrant, refresh_hash=refresh_hash)
+
+    def of_code(self, code_hash: str) -> list[OidcGrant]:
+        return self._where(OidcGrant, code_hash=code_hash)
+
+    def live(self, user_id: str | None = None) -> list[OidcGrant]:
+        rows = [g for g in self._table(OidcGrant).values()
+                if g.revoked_at is None and (user_id is None or g.user_id == user_id)]
+        return sorted(rows, key=lambda g: g.id)
+
+    def add_logout(self, logout: OidcLogout) -> None:
+        self._uow.add(logout)
+
+    def due_logouts(self, now: datetime, limit: int = 100) -> list[OidcLogout]:
+        rows = [o for o in self._table(OidcLogout).values()
+                if o.delivered_at is None and o.given_up_at is None and o.next_at <= now]
+        return sorted(rows, key=lambda o: (o.next_at, o.id))[:limit]
+
+    def logout(self, logout_id: int, lock: bool = False) -> OidcLogout | None:
+        return self._table(OidcLogout).get(logout_id)
+
+    def logouts(self, limit: int = 100) -> list[OidcLogout]:
+        return sorted(self._table(OidcLogout).values(), key=lambda o: o.id, reverse=True)[:limit]
+
+
 class MemoryUnitOfWork:
     """`authsvc.store.uow.UnitOfWork` in memory: its queries and every repository, with the
     same transaction and audit-chain semantics, and the unique columns checked at `add` (where
@@ -568,6 +630,7 @@ class MemoryUnitOfWork:
         self.groups = _MemoryGroups(self)
         self.alerts = _MemoryAlerts(self)
         self.service_clients = _MemoryServiceClients(self)
+        self.oidc = _MemoryOidc(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -130,6 +130,21 @@ def begin(user_id: str, purpose: str, now: float, allowed: tuple[str, ...],
                 terminal_required=terminal_required)
 
 
+def step_up(user_id: str, now: float, passed: tuple[str, ...], enrolled: tuple[str, ...],
+            vein: bool, terminal: bool, device: str = "") -> Flow:
+    """A session's logon raised to what a relying party demands ([8 of 12]): only the missing
+    part runs, the palm vein (when `vein` and none was passed) and then the proof of a
+    registered terminal (when `terminal` and `device` is ""). NO_FACTOR when the palm is needed
+    and none is enrolled; DONE when nothing is missing."""
+    allowed = ("vein",) if vein and "vein" not in passed else ()
+    flow = Flow(user_id=user_id, purpose="stepup", started_at=now, passed=passed, allowed=allowed,
+                enrolled=tuple(f for f in allowed if f in enrolled), terminal_required=terminal,
+                terminal=device)
+    if allowed:
+        return replace(flow, step=Step.SECOND_FACTOR if flow.enrolled else Step.NO_FACTOR)
+    return replace(flow, step=Step.TERMINAL if unproven(flow) else Step.DONE)
+
+
 def password_passed(flow: Flow, must_change: bool) -> Flow:
     if flow.step is not Step.PASSWORD:
         raise FlowError(flow.step)

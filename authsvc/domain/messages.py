@@ -215,6 +215,48 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                    "You cannot give a scope beyond your own rights."),
     "client_secret_once": ("シークレット（一度だけ表示します。安全に保管してください）",
                            "Secret (shown once only; keep it safe)"),
+    # OpenID Connect relying parties: service clients of kind "oidc" ([8 of 12], R18)
+    "oidc_name_invalid": ("クライアント名は1〜100文字で入力してください。",
+                          "Please give the client a name of 1 to 100 characters."),
+    "oidc_redirect_uri_invalid": (
+        "リダイレクトURIは https の絶対URL（http はループバックのみ）で、フラグメント・ユーザ情報・"
+        "空白を含まない500文字以内のものを1〜10件指定してください。",
+        "Please give 1 to 10 redirect URIs: absolute https URLs (http only on the loopback), "
+        "at most 500 characters, with no fragment, user info or spaces."),
+    "oidc_logout_uri_invalid": (
+        "ログアウト後のリダイレクトURIは https の絶対URL（http はループバックのみ）で、"
+        "フラグメント・ユーザ情報・空白を含まない500文字以内のものを10件までにしてください。",
+        "Please give at most 10 post-logout redirect URIs: absolute https URLs (http only on the "
+        "loopback), at most 500 characters, with no fragment, user info or spaces."),
+    "oidc_backchannel_uri_invalid": (
+        "バックチャネルログアウトのURIは https の絶対URL（http はループバックのみ）で、"
+        "フラグメント・ユーザ情報・空白を含まない500文字以内にしてください。",
+        "Please give the back-channel logout URI as an absolute https URL (http only on the "
+        "loopback), at most 500 characters, with no fragment, user info or spaces."),
+    "oidc_auth_method_invalid": ("認証方式は {methods} から選んでください。",
+                                 "Please choose the authentication method from {methods}."),
+    "oidc_subject_type_invalid": ("subject の種類は public または pairwise を選んでください。",
+                                  "Please choose public or pairwise as the subject type."),
+    "oidc_jwks_invalid": (
+        "公開鍵（JWK Set）は private_key_jwt の場合にのみ、署名用の公開鍵1〜5個で指定してください"
+        "（秘密鍵は受け付けません）。",
+        "Please give a JWK set of 1 to 5 public signing keys, and only for private_key_jwt "
+        "(private keys are refused)."),
+    "oidc_groups_of_company": (
+        "全社向けのクライアントにはここでグループを指定できません。各社の管理者がグループの"
+        "サービスに追加してください。",
+        "An agency-wide client takes no groups here; each company's administrators add it to "
+        "their groups' services."),
+    "client_scopes_not_for_oidc": ("OpenID Connect クライアントにはスコープを指定できません。",
+                                   "An OpenID Connect client takes no scopes."),
+    "client_groups_not_for_service": ("グループを指定できるのは OpenID Connect クライアントのみです。",
+                                      "Only an OpenID Connect client takes groups."),
+    "client_not_oidc": ("{client} は OpenID Connect クライアントではありません。",
+                        "{client} is not an OpenID Connect client."),
+    "client_no_secret": ("{client} は private_key_jwt で認証するため、シークレットはありません。",
+                         "{client} authenticates with private_key_jwt and has no secret."),
+    "client_kind_unknown": ("クライアントの種類は {kinds} から選んでください。",
+                            "Please choose the client kind from {kinds}."),
     # palm vein
     "vein_already_enrolled": ("この方の手のひら静脈は登録済みです（本人記録 {person}）。",
                               "This person's palm vein is already enrolled (person {person})."),
@@ -329,6 +371,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ui_logoff": ("ログオフ", "Log off"),
     "ui_locked": ("セッションはロックされています。再開するには多要素認証を行ってください。",
                   "This session is locked. Please authenticate again to continue."),
+    # pages of the OpenID provider ([8 of 12]; added here for the templates oidc_logout.html,
+    # oidc_bounce.html and locked.html)
+    "ui_reauth": ("このサービスの利用には、もう一度多要素認証を行ってください。",
+                  "Please authenticate again to use this service."),
+    "oidc_logout_confirm": ("ログオフしますか。ログオフすると、このログオンを利用している各サービスからも"
+                            "ログオフします。",
+                            "Do you want to log off? You will also be logged off from the services "
+                            "that rely on this logon."),
+    "ui_continue": ("次へ進む", "Continue"),
+    "oidc_not_allowed": ("申し訳ありません。{client} を利用する権限がありません。"
+                         "必要な場合は、所属組織の管理者にお問い合わせください。",
+                         "Sorry, you are not permitted to use {client}. If you need it, please ask "
+                         "your organisation's administrator."),
+    "oidc_request_invalid": ("連携元サービスからの要求に誤りがあるため、ログオンを続けられません"
+                             "（{error}）。サービスの管理者にお知らせください。",
+                             "The request from the service cannot be accepted ({error}), so the "
+                             "logon cannot continue. Please tell the service's administrator."),
     "ui_unlock": ("ロック解除", "Unlock"),
     "ui_at": ("日時", "Time"),
     "ui_step": ("手順", "Step"),
@@ -584,6 +643,55 @@ MESSAGES: dict[str, tuple[str, str]] = {
                            "{user} is approved for group \"{group}\"."),
     "group_done_remove": ("{user} をグループ「{group}」から外しました。",
                           "{user} is removed from group \"{group}\"."),
+    "ui_clients": ("クライアントの管理", "Clients"),
+    "ui_no_clients": ("登録されているクライアントはありません。", "No client is registered."),
+    "ui_client_id": ("クライアントID", "Client ID"),
+    "ui_client_kind": ("種類", "Kind"),
+    "ui_client_uses": ("スコープ・登録内容", "Scopes or registration"),
+    "ui_client_people": ("作成・承認", "Created and approved"),
+    "ui_client_created_by": ("作成: {by}", "Created by {by}"),
+    "ui_client_approved_by": ("承認: {by}", "Approved by {by}"),
+    "ui_client_approve": ("承認する", "Approve"),
+    "ui_client_rotate": ("シークレットを再発行する", "Issue a new secret"),
+    "ui_client_suspend": ("停止する", "Suspend"),
+    "ui_client_resume": ("再開する", "Resume"),
+    "ui_client_revoke": ("失効させる", "Revoke"),
+    "ui_client_new": ("OpenID Connect クライアントの登録", "Register an OpenID Connect client"),
+    "ui_client_name": ("クライアント名", "Client name"),
+    "ui_client_redirects_hint": ("リダイレクトURI（1行に1つ）", "Redirect URIs (one a line)"),
+    "ui_client_logout_hint": ("ログアウト後のリダイレクトURI（1行に1つ）",
+                              "Post-logout redirect URIs (one a line)"),
+    "ui_client_backchannel": ("バックチャネルログアウトURI", "Back-channel logout URI"),
+    "ui_client_auth_method": ("認証方式", "Authentication method"),
+    "ui_client_jwks": ("公開鍵（JWK Set、private_key_jwt の場合のみ）",
+                       "Public keys (JWK set, for private_key_jwt only)"),
+    "ui_client_refresh": ("リフレッシュトークンを許可", "Refresh tokens allowed"),
+    "ui_client_pairwise": ("ペアワイズ subject", "Pairwise subject"),
+    "ui_client_groups": ("利用できるグループ", "Groups that may use it"),
+    "ui_client_groups_hint": ("利用できるグループ（カンマ区切り）",
+                              "Groups that may use it (comma-separated)"),
+    "ui_client_company_hint": ("会社（空欄は全社向け）", "Company (empty: every company)"),
+    "ui_client_create": ("登録する", "Register"),
+    "ui_client_registered": ("クライアントを登録しました", "Client registered"),
+    "ui_client_rotated": ("シークレットを再発行しました", "New secret issued"),
+    "ui_client_secret": ("シークレット", "Secret"),
+    "ui_client_secret_once": ("この画面でのみ表示します。安全な方法でクライアントの管理者にお渡しください。",
+                              "Shown on this page only. Please pass it to the client's operator securely."),
+    "ui_client_no_secret": ("private_key_jwt で認証するため、シークレットはありません。",
+                            "It authenticates with private_key_jwt: there is no secret."),
+    "ui_client_pending": ("別の管理者が承認するまで利用できません。",
+                          "It cannot be used until another administrator approves it."),
+    "ui_back_to_clients": ("クライアントの一覧へ", "Back to the clients"),
+    "clkind_service": ("サービスクライアント", "Service client"),
+    "clkind_oidc": ("OpenID Connect クライアント", "OpenID Connect client"),
+    "clst_pending": ("承認待ち", "Awaiting approval"),
+    "clst_active": ("有効", "Active"),
+    "clst_suspended": ("停止中", "Suspended"),
+    "clst_revoked": ("失効", "Revoked"),
+    "client_done_approve": ("クライアント {client} を承認しました。", "Client {client} is approved."),
+    "client_done_suspend": ("クライアント {client} を停止しました。", "Client {client} is suspended."),
+    "client_done_resume": ("クライアント {client} を再開しました。", "Client {client} is resumed."),
+    "client_done_revoke": ("クライアント {client} を失効させました。", "Client {client} is revoked."),
     "ui_contracts": ("契約の管理", "Contracts"),
     "ui_no_contracts": ("契約はありません。", "No contract."),
     "ui_contract_starts": ("開始日", "Starts on"),
@@ -631,6 +739,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "alert_shared_id_suspected": ("IDの共用の疑い", "Shared ID suspected"),
     "alert_registration_stopped": ("登録の中止", "Registration stopped"),
     "alert_client_locked": ("サービスクライアントのロック", "Service client locked"),
+    "alert_oidc_logout_failed": ("連携サービスへのログオフ通知の失敗", "Logout notice to a service failed"),
+    "alert_oidc_code_replayed": ("認可コード・更新トークンの再使用",
+                                 "Authorization code or refresh token reused"),
 }
 
 

@@ -28,6 +28,15 @@ class Record:
     terminal: str = ""
     source: str = ""
     flow: dict[str, Any] | None = None  # an unlock in progress (domain/logon_flow.py)
+    # The session's own name, kept across the new tokens of an unlock or a step-up: the `sid`
+    # relying parties know it by ([8 of 12]); never derived from the token.
+    ref: str = ""
+    auth_time: float = 0.0  # when its user last authenticated (logon, unlock, step-up)
+    device: str = ""        # the registered terminal its logon proved (R12); "" for none
+
+    @property
+    def authenticated_at(self) -> float:
+        return self.auth_time or self.created_at
 
     @staticmethod
     def of(data: dict[str, Any] | None) -> Record | None:
@@ -37,14 +46,16 @@ class Record:
         return Record(str(data["user_id"]), tuple(data["factors"]), float(data["created_at"]),
                       float(data["last_seen"]), bool(data["locked"]), data.get("surface", USER),
                       bool(data.get("remote", False)), str(data.get("terminal", "")),
-                      str(data.get("source", "")), data.get("flow"))
+                      str(data.get("source", "")), data.get("flow"), str(data.get("ref", "")),
+                      float(data.get("auth_time") or 0.0), str(data.get("device", "")))
 
     def data(self) -> dict[str, Any]:
         """The store's entry for this session."""
         out = {"kind": "session", "surface": self.surface, "user_id": self.user_id,
                "factors": list(self.factors), "created_at": self.created_at,
                "last_seen": self.last_seen, "locked": self.locked, "remote": self.remote,
-               "terminal": self.terminal, "source": self.source}
+               "terminal": self.terminal, "source": self.source, "ref": self.ref,
+               "auth_time": self.auth_time, "device": self.device}
         return {**out, "flow": self.flow} if self.flow is not None else out
 
     def ends_at(self, life: Lifetime) -> float:

@@ -17,7 +17,7 @@ from authsvc.domain.errors import DomainError, Forbidden, NotFound, OutOfScope
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.passwords import generate_initial
 from authsvc.domain.roles import Actor, Perm, Role, parse_role
-from authsvc.services import Deps, guard
+from authsvc.services import Deps, backchannel, guard
 from authsvc.store.models import Account, Contract, Identifier, PasswordHistory, Person
 from authsvc.store.uow import UnitOfWork
 
@@ -321,7 +321,8 @@ def _change_status(deps: Deps, actor: Actor, user_id: str, action: str, **detail
         result = view(deps, uow, acc)
         uow.commit()
     if action in ("suspend", "delete"):
-        deps.sessions.delete_user(identifiers.canonical(user_id))  # R16: its sessions end now
+        # R16: its sessions end now
+        backchannel.end_all(deps, identifiers.canonical(user_id), f"account_{action}")
     return result
 
 
@@ -383,7 +384,7 @@ def reset_password(deps: Deps, actor: Actor, user_id: str, reason: str = "") -> 
         uow.audit(now, actor, "password.reset", acc.user_id, **_reason(reason))
         result = view(deps, uow, acc)
         uow.commit()
-    deps.sessions.delete_user(identifiers.canonical(user_id))
+    backchannel.end_all(deps, identifiers.canonical(user_id), "password_reset")
     return Issued(result, initial)
 
 
@@ -473,7 +474,7 @@ def record_departure(deps: Deps, actor: Actor, user_id: str, leaves_at: datetime
         result = view(deps, uow, acc)
         uow.commit()
     if acc.leaves_at <= now:
-        deps.sessions.delete_user(identifiers.canonical(user_id))  # gone now: sessions end now
+        backchannel.end_all(deps, identifiers.canonical(user_id), "departed")  # gone now: sessions end now
     return result
 
 

@@ -14,7 +14,7 @@ from authsvc.domain.calendar import jst_iso
 from authsvc.domain.errors import DomainError, Forbidden, NotFound, OutOfScope
 from authsvc.domain.logon_flow import FACTORS
 from authsvc.domain.roles import Actor, Perm
-from authsvc.services import Deps, guard
+from authsvc.services import Deps, backchannel, guard
 from authsvc.store.models import Account, Group, GroupMember
 from authsvc.store.uow import UnitOfWork
 
@@ -173,7 +173,8 @@ def approve_member(deps: Deps, actor: Actor, name: str, user_id: str,
                   requested_by=member.requested_by)
         result = _view(uow, g)
         uow.commit()
-    deps.sessions.delete_user(identifiers.canonical(acc.user_id))  # new rights: log on again
+    # new rights: log on again
+    backchannel.end_all(deps, identifiers.canonical(acc.user_id), "rights_changed")
     return result
 
 
@@ -189,7 +190,7 @@ def remove_member(deps: Deps, actor: Actor, name: str, user_id: str, company: st
         uow.audit(now, actor, "group.remove", acc.user_id, group=g.name, company=g.company)
         result = _view(uow, g)
         uow.commit()
-    deps.sessions.delete_user(identifiers.canonical(acc.user_id))
+    backchannel.end_all(deps, identifiers.canonical(acc.user_id), "rights_changed")
     return result
 
 

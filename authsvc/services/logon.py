@@ -24,7 +24,18 @@ from authsvc.domain import session as sess
 from authsvc.domain.errors import DomainError
 from authsvc.domain.roles import Actor
 from authsvc.domain.tokens import new_token, session_id
-from authsvc.services import Deps, alerts, console_gate, devices, sessions, terminals, totp, vein, webauthn
+from authsvc.services import (
+    Deps,
+    alerts,
+    backchannel,
+    console_gate,
+    devices,
+    sessions,
+    terminals,
+    totp,
+    vein,
+    webauthn,
+)
 from authsvc.services import passwords as password_service
 from authsvc.services.sessions import CONSOLE, USER, Client
 from authsvc.store.models import Account
@@ -156,7 +167,7 @@ def _count_failure(deps: Deps, decision: lockout.Decision, now: datetime, actor:
                       locked_until=failure.locked_until.isoformat() if failure.locked_until else None)
             alerts.lock_storm(uow, deps, now)
             uow.commit()
-        deps.sessions.delete_user(key)  # R16: locking an account ends all its sessions
+        backchannel.end_all(deps, key, "account_locked")  # R16: locking an account ends all its sessions
     return failure
 
 
@@ -345,7 +356,8 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
     actor = client.actor(user)
     deps.sessions.delete(token)
     fresh = new_token()
-    if flow.purpose != "unlock" and deps.settings.devices.require_terminal and not flow.terminal:
+    again = flow.purpose in ("unlock", "stepup")  # on a session whose logon proved the terminal
+    if not again and deps.settings.devices.require_terminal and not flow.terminal:
         # R12: no session without a registered terminal (a logon begun before the policy was
         # switched on never went through the terminal step)
         with deps.uow() as uow:
@@ -353,13 +365,18 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
             _note(uow, now, actor, client, step, user, "refused", "terminal_required")
             uow.commit()
         return FAILED
-    if flow.purpose == "unlock":
+    if again:
+        # a fresh authentication on the same session (its `ref` kept): what it proved now is
+        # what the session states from here on ([8 of 12]: acr, amr, auth_time)
         unlocked = sess.Record.of(data)
-        assert unlocked is not None  # an unlock runs on a session (begin_unlock)
-        session = replace(unlocked, locked=False, last_seen=now.timestamp(), flow=None).data()
+        assert unlocked is not None  # an unlock or a step-up runs on a session
+        session = replace(unlocked, locked=False, last_seen=now.timestamp(), flow=None,
+                          factors=flow.passed, auth_time=now.timestamp(),
+                          device=flow.terminal or unlocked.device,
+                          ref=unlocked.ref or new_token()[:32]).data()  # named if it was not
         deps.sessions.put(fresh, session, user, sessions.ttl(deps, session))
         with deps.uow() as uow:
-            _note(uow, now, actor, client, "unlock", user, "ok", "", factors)
+            _note(uow, now, actor, client, flow.purpose, user, "ok", "", factors)
             uow.commit()
         return State(fresh, lf.Step.DONE, (), user)
     surface = CONSOLE if flow.purpose == CONSOLE else USER
@@ -384,9 +401,12 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
                         and now.timestamp() - float(d.get("last_seen", 0)) < idle})
     for sid in others:
         deps.sessions.delete_id(sid)
+    if others:  # the relying parties that relied on the replaced sessions are told ([8 of 12])
+        backchannel.ended(deps, user, "replaced")
     ended = len(others)
     session = sess.Record(user, flow.passed, now.timestamp(), now.timestamp(), False, surface,
-                          bool(origin["remote"]), origin["terminal"], origin["source"]).data()
+                          bool(origin["remote"]), origin["terminal"], origin["source"],
+                          ref=new_token()[:32], auth_time=now.timestamp(), device=flow.terminal).data()
     deps.sessions.put(fresh, session, user, sessions.ttl(deps, session))
     deps.counters.succeed(user)
     with deps.uow() as uow:
@@ -402,10 +422,12 @@ def _finish(deps: Deps, token: str, data: dict[str, Any], flow: lf.Flow, client:
     return State(fresh, lf.Step.DONE, (), user)
 
 
-def begin_unlock(deps: Deps, token: str, password: str, client: Client) -> State:
-    """Unlocking a locked session: the same user's password, then a second factor."""
+def begin_unlock(deps: Deps, token: str, password: str, client: Client, again: bool = False) -> State:
+    """Unlocking a locked session: the same user's password, then a second factor. `again`: the
+    same on a session that is not locked, when a relying party asks for a fresh logon
+    ([8 of 12]: `max_age`, `prompt=login`)."""
     view = sessions.current(deps, token)
-    if view is None or not view.locked:
+    if view is None or not (view.locked or again):
         return FAILED
     step = _password_step(deps, view.user_id, password, client, step="unlock.password")
     if step.outcome is _Outcome.FAILED:
@@ -414,6 +436,30 @@ def begin_unlock(deps: Deps, token: str, password: str, client: Client) -> State
     flow = lf.password_passed(flow, must_change=False)
     data = deps.sessions.get(token) or {}
     return _advance(deps, token, data, flow, client)
+
+
+def begin_step_up(deps: Deps, token: str, vein_needed: bool, terminal_needed: bool) -> State:
+    """Raise an unlocked user session to what a relying party demands ([8 of 12]): only the
+    missing palm vein and/or registered terminal, on the factor and terminal pages; the session
+    goes on as it was meanwhile. NO_FACTOR (the session untouched) when the palm is needed and
+    the user has none enrolled."""
+    view = sessions.current(deps, token)
+    if view is None or view.locked:
+        return FAILED
+    with deps.uow(read_only=True) as uow:
+        acc = uow.account(view.user_id)
+        enrolled = uow.enrolled_factors(acc.id, acc.person_id) if acc is not None else ()
+    rec = sess.Record.of(deps.sessions.get(token))
+    if rec is None:
+        return FAILED
+    flow = lf.step_up(view.user_id, sessions.time_now(deps), rec.factors, enrolled, vein_needed,
+                      terminal_needed, rec.device)
+    if flow.step is lf.Step.NO_FACTOR:
+        return State(None, lf.Step.NO_FACTOR, (), view.user_id)
+    if flow.step is lf.Step.DONE:
+        return State(token, lf.Step.DONE, (), view.user_id)
+    sessions.store(deps, token, {**rec.data(), "flow": flow.to_dict()})
+    return _state(token, flow)
 
 
 # ---- second factors, as the web pages and the API call them --------------------------------

@@ -1,7 +1,8 @@
 """The maintenance job: disables identifiers left unused too long (R6), revokes leavers (R7:
 within `accounts.revocation_hours` of their departure when it runs at least that often) and
-ends access after the contract's data-cleanup period (R7), as of the clock's now. Meant to
-run on a schedule (every hour, say)."""
+ends access after the contract's data-cleanup period (R7), as of the clock's now; tells relying
+parties of sessions that ended unnoticed and retries their logouts ([8 of 12]). Meant to run on
+a schedule (every few minutes for the logouts' sake; hourly at least)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from authsvc.domain import identifiers, lifecycle
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor, Perm
-from authsvc.services import Deps, guard, registration
+from authsvc.services import Deps, backchannel, guard, registration
 from authsvc.services.accounts import access_end, last_use, revoke
 
 
@@ -21,6 +22,8 @@ class Report:
     revoked: list[str] = field(default_factory=list)
     registrations_expired: list[str] = field(default_factory=list)
     evidence_purged: int = 0
+    oidc_logouts_owed: int = 0  # relying parties told of sessions that ended by idling ([8 of 12])
+    oidc_codes_forgotten: int = 0
 
 
 @guard.audited("maintenance.run", None)
@@ -59,7 +62,9 @@ def run(deps: Deps, actor: Actor) -> Report:
                 report.disabled.append(acc.user_id)
         uow.commit()
     for user_id in report.expired + report.disabled + report.revoked:  # after the commit: their sessions end
-        deps.sessions.delete_user(identifiers.canonical(user_id))
+        backchannel.end_all(deps, identifiers.canonical(user_id), "account_disabled")
     report.registrations_expired = registration.expire_idle(deps, actor)
     report.evidence_purged = registration.purge_evidence(deps, actor)
+    report.oidc_logouts_owed = backchannel.sweep(deps)
+    report.oidc_codes_forgotten = backchannel.forget_codes(deps)
     return report

@@ -10,7 +10,7 @@ from typing import Any
 from authsvc.domain import identifiers
 from authsvc.domain.errors import DomainError, NotFound
 from authsvc.domain.roles import Actor, Perm
-from authsvc.services import Deps, accounts, guard, sessions
+from authsvc.services import Deps, accounts, backchannel, guard, sessions
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def end_sessions(deps: Deps, actor: Actor, user_id: str, reason: str = "") -> in
     actor.require(Perm.END_SESSIONS)
     with deps.uow(read_only=True) as uow:
         shown = guard.account(uow, actor, Perm.END_SESSIONS, user_id, lock=False).user_id
-    ended = deps.sessions.delete_user(identifiers.canonical(shown))
+    ended = backchannel.end_all(deps, identifiers.canonical(shown), "ended_by_operator")
     with deps.uow() as uow:
         uow.audit(deps.clock.now(), actor, "account.end_sessions", shown, ended=ended,
                   reason=" ".join((reason or "").split())[:200])
@@ -87,4 +87,5 @@ def reset_factor(deps: Deps, actor: Actor, user_id: str, factor: str, reason: st
         uow.audit(now, actor, "account.reset_factor", acc.user_id, factor=factor, removed=removed,
                   reason=" ".join((reason or "").split())[:200])
         uow.commit()
-    deps.sessions.delete_user(identifiers.canonical(acc.user_id))  # a factor gone: log on again
+    # a factor gone: log on again
+    backchannel.end_all(deps, identifiers.canonical(acc.user_id), "factor_reset")

@@ -127,13 +127,38 @@ def current(deps: Deps, token: str | None, surface: str = USER) -> SessionView |
     found = sess.seen(rec, time_now(deps), _lifetime(deps))
     if found is None or not may_logon(deps, rec.user_id, deps.clock.now(), found.remote):
         deps.sessions.delete(token)
+        ended(deps, rec.user_id, "session_expired" if found is None else "account_refused")
         return None
     if found != rec:
         store(deps, token, found.data())  # R16: idle too long: locked until MFA again
+        ended(deps, rec.user_id, "idle")
     flow = lf.Flow.from_dict(found.flow) if found.flow else None
     return SessionView(session_id(token), found.user_id, found.factors, found.created_at,
                        found.last_seen, found.locked, found.remote, found.terminal, found.source,
                        flow, surface)
+
+
+def live(deps: Deps, user_id: str, ref: str) -> sess.Record | None:
+    """The user's session named `ref` while relying parties may rely on it ([8 of 12]): not
+    ended, not locked (by its user, or by idling: R16), its account still allowed to log on."""
+    now = time_now(deps)
+    for data in deps.sessions.of_user(user_id).values():
+        rec = sess.Record.of(data)
+        if rec is None or rec.ref != ref or not ref or rec.surface != USER:
+            continue
+        found = sess.seen(rec, now, _lifetime(deps))
+        if found is None or found.locked or not may_logon(deps, user_id, deps.clock.now(), found.remote):
+            return None
+        return found
+    return None
+
+
+def ended(deps: Deps, user_id: str, reason: str) -> None:
+    """Sessions of `user_id` ended or locked: the relying parties that relied on them are told
+    (back-channel logout, [8 of 12]), and what they were issued dies with them."""
+    from authsvc.services import backchannel  # it reads sessions through this module
+
+    backchannel.ended(deps, user_id, reason)
 
 
 def touch(deps: Deps, token: str) -> None:
@@ -153,6 +178,7 @@ def lock(deps: Deps, token: str, client: Client) -> bool:
     with deps.uow() as uow:
         uow.audit(now, client.actor(rec.user_id), "session.lock", rec.user_id)
         uow.commit()
+    ended(deps, rec.user_id, "locked")
     return True
 
 
@@ -165,6 +191,7 @@ def logoff(deps: Deps, token: str, client: Client) -> None:
         with deps.uow() as uow:
             uow.audit(now, client.actor(data["user_id"]), "session.logoff", data["user_id"])
             uow.commit()
+        ended(deps, data["user_id"], "logoff")
 
 
 def end_session(deps: Deps, token: str, sid: str, client: Client) -> bool:
@@ -177,6 +204,7 @@ def end_session(deps: Deps, token: str, sid: str, client: Client) -> bool:
     with deps.uow() as uow:
         uow.audit(now, client.actor(view.user_id), "session.end", view.user_id, session=sid[:12])
         uow.commit()
+    ended(deps, view.user_id, "logoff")
     return True
 
 

@@ -60,3 +60,10 @@ class Groups:
         q = (select(Group.factors).join(GroupMember, GroupMember.group_id == Group.id)
              .where(GroupMember.account_id == account_id, GroupMember.approved_at.is_not(None)))
         return [tuple(json.loads(f)) for f in self._s.scalars(q)]
+
+    def memberships(self, account_id: int) -> list[Group]:
+        """The groups the account is an approved member of, by name."""
+        q = (select(Group).join(GroupMember, GroupMember.group_id == Group.id)
+             .where(GroupMember.account_id == account_id, GroupMember.approved_at.is_not(None))
+             .order_by(Group.name))
+        return list(self._s.scalars(q))

@@ -379,3 +379,75 @@ class ServiceClient(Base):
     rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     status_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # "service": acts on the admin API within its scopes; "oidc": a relying party of the OpenID
+    # provider ([8 of 12]), its registration in `oidc` (JSON, domain/relying_party.py). A kind's
+    # credentials are never accepted by the other's endpoints.
+    kind: Mapped[str] = mapped_column(String(16), default="service")
+    oidc: Mapped[str | None] = mapped_column(Text)
+
+
+class OidcCode(Base):
+    """An authorization code ([8 of 12]): only its SHA-256 is kept; single-use (`used_at` set by
+    the one redemption that wins), short-lived, and remembered until it expires so a replay is
+    recognised (and revokes what the code issued)."""
+
+    __tablename__ = "oidc_codes"
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(100))
+    session_ref: Mapped[str] = mapped_column(String(64))  # the session it was issued in (its `sid`)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str | None] = mapped_column(String(512))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    code_challenge_method: Mapped[str] = mapped_column(String(8))
+    auth_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    acr: Mapped[str] = mapped_column(String(64))
+    amr: Mapped[str] = mapped_column(Text)  # JSON list
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OidcGrant(Base):
+    """What one authorization code issued to a relying party, and its refreshes: the access
+    token and the refresh token (their SHA-256 only), bound to the session they came from; they
+    die with it (`revoked_at`)."""
+
+    __tablename__ = "oidc_grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(100), index=True)
+    session_ref: Mapped[str] = mapped_column(String(64), index=True)
+    issuer: Mapped[str] = mapped_column(String(500))  # the `iss` its tokens carry (and its logout will)
+    scope: Mapped[str] = mapped_column(Text)
+    acr: Mapped[str] = mapped_column(String(64))
+    amr: Mapped[str] = mapped_column(Text)  # JSON list
+    auth_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    access_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    access_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    refresh_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class OidcLogout(Base):
+    """A back-channel logout owed to a relying party (its outbox): retried until delivered or
+    given up on (then an alert)."""
+
+    __tablename__ = "oidc_logouts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(100))
+    session_ref: Mapped[str] = mapped_column(String(64))
+    issuer: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    given_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(200))

@@ -40,6 +40,7 @@ from authsvc.store.models import (
     VeinEnrolment,
     WebauthnCredential,
 )
+from authsvc.store.oidc import Oidc
 from authsvc.store.registrations import Registrations
 from authsvc.store.service_clients import ServiceClients
 
@@ -78,6 +79,7 @@ class UnitOfWork:
         self.alerts = Alerts(self.session)
         self.identifiers = Identifiers(self.session)
         self.service_clients = ServiceClients(self.session)
+        self.oidc = Oidc(self.session)
         return self
 
     def __exit__(

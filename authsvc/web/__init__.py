@@ -66,7 +66,10 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     app.register_blueprint(oidc.bp)
     for bearer in (api.bp, admin_api.bp):
         csrf.exempt(bearer)  # bearer tokens, no cookies: nothing for a cross-site request to ride on
-    csrf.exempt(oidc.bp)  # public documents (discovery, JWKS), read-only, no session
+    # the relying parties' own requests (token, userinfo) authenticate otherwise; the logout
+    # confirmation checks its CSRF token itself (web/oidc.py)
+    csrf.exempt(oidc.bp)
+    oidc.install(app)
 
     @app.before_request
     def _choose_language() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 from werkzeug.wrappers import Response
 
+from authsvc.domain import relying_party
 from authsvc.domain.calendar import JST
 from authsvc.domain.errors import InvalidInput
 from authsvc.services import accounts, alerts, audit, devices, groups, operators, service_clients
@@ -264,18 +265,51 @@ def events() -> Response:
 @bp.get("/clients")
 @admin_required
 def client_list() -> Response:
-    return jsonify(clients=[v.to_dict() for v in service_clients.list_clients(deps(), g.actor)])
+    """The clients (`kind`: service or oidc, only those)."""
+    found = service_clients.list_clients(deps(), g.actor, request.args.get("kind"))
+    return jsonify(clients=[v.to_dict() for v in found])
+
+
+def _registration(data: dict[str, Any]) -> relying_party.Registration:
+    """An OpenID Connect client's registration from the `oidc` object of a request (the
+    domain checks each field and names the one that is wrong)."""
+    value = data.get("oidc")
+    if not isinstance(value, dict):
+        raise InvalidInput("field_required", field="oidc")
+    refresh = value.get("refresh", False)
+    if not isinstance(refresh, bool):
+        raise InvalidInput("field_required", field="oidc.refresh")
+    jwks = value.get("jwks")
+    if jwks is not None and not isinstance(jwks, dict):
+        raise InvalidInput("oidc_jwks_invalid")
+    return relying_party.parse(_text(value, "name", True) or "", _list(value, "redirect_uris") or [],
+                               _text(value, "auth_method") or "client_secret_basic",
+                               _list(value, "post_logout_redirect_uris") or [],
+                               _text(value, "backchannel_logout_uri") or "", jwks, refresh,
+                               _text(value, "subject_type") or "public")
 
 
 @bp.post("/clients")
 @admin_required
 def client_create() -> tuple[Response, int]:
-    """A new service client (pending approval); its secret is in the answer, once."""
+    """A new service client (pending approval), or with `oidc` a relying party (and the
+    `groups` of its company whose members may use it); its secret is in the answer, once."""
     data = json_body()
     scopes = _list(data, "scopes")
+    oidc = _registration(data) if data.get("oidc") is not None else None
     made = service_clients.create(deps(), g.actor, _text(data, "client_id", True) or "", scopes or [],
-                                  _text(data, "company"))
+                                  _text(data, "company"), oidc=oidc, groups=_list(data, "groups"))
     return jsonify(client=made.client.to_dict(), secret=made.secret), 201
+
+
+@bp.put("/clients/<client_id>/oidc")
+@admin_required
+def client_registration(client_id: str) -> Response:
+    """Replace a relying party's registration (the `oidc` object, whole), with a `reason`."""
+    data = json_body()
+    changed = service_clients.update(deps(), g.actor, client_id[:FIELD_MAX], _registration(data),
+                                     _text(data, "reason") or "")
+    return jsonify(client=changed.to_dict())
 
 
 @bp.post("/clients/<client_id>/<action>")

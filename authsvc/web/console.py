@@ -4,7 +4,8 @@ cannot stand in for. Here: attending a remote palm registration (R14), enrolling
 person at the registration station, recording consent to remote registration, the agency's
 registration records with their evidence, account administration (search, the account's page
 with the real refusal reasons, and its actions: R4, R6, R7, R9, R16, R17) and the alert inbox
-(R25), and the company's devices (R12), groups (R10) and, for the agency, its contracts (R7).
+(R25), and the company's devices (R12), groups (R10), service and OpenID Connect clients (R6,
+R18) and, for the agency, its contracts (R7).
 Every view is one service call, scoped to the operator's company there; a refusal is
 answered by errors.py (another company's account like an unknown one)."""
 
@@ -17,13 +18,23 @@ from typing import Any, TypeVar
 from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from authsvc.domain import identifiers
+from authsvc.domain import identifiers, relying_party
 from authsvc.domain.calendar import JST
 from authsvc.domain.errors import DomainError, Forbidden, InvalidInput
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.messages import text
 from authsvc.domain.roles import Perm, Role
-from authsvc.services import accounts, alerts, devices, groups, operators, registration, sessions, vein
+from authsvc.services import (
+    accounts,
+    alerts,
+    devices,
+    groups,
+    operators,
+    registration,
+    service_clients,
+    sessions,
+    vein,
+)
 from authsvc.web.auth import console_required
 from authsvc.web.common import FIELD_MAX, client, cookie_token, deps, field, set_token
 from authsvc.web.enrolment import challenges, script_messages, sent_captures
@@ -435,3 +446,69 @@ def contract_period() -> Any:
     changed = accounts.change_contract_period(deps(), g.actor, number, starts,
                                               _date("ends_on", "ui_contract_ends"), _reason())
     return redirect(url_for(".contract_list", done=changed["contract"]))
+
+
+# ---- service clients and OpenID Connect clients (R6, R18) ------------------------------------
+
+CLIENT_ACTIONS = ("approve", "rotate", "suspend", "resume", "revoke")
+CLIENT_CHANGES: dict[str, Callable[..., service_clients.ClientView]] = {
+    "suspend": service_clients.suspend, "resume": service_clients.resume,
+    "revoke": service_clients.revoke,
+}
+JWKS_MAX = 20_000  # a JWK set of five RSA keys fits; more is no key set of a relying party
+
+
+def _lines(name: str) -> list[str]:
+    """A textarea's non-empty lines (one URI a line)."""
+    return [line.strip() for line in field(name).splitlines() if line.strip()]
+
+
+@bp.get("/clients")
+@console_required
+def client_list() -> Any:
+    """The service and OpenID Connect clients of the operator's company (an agency operator:
+    every client), the actions the operator may take on each, and the form registering an
+    OpenID Connect client."""
+    done = request.args.get("done", "")
+    return render_template("console/clients.html", rows=service_clients.list_clients(deps(), g.actor),
+                           actor=g.actor, Perm=Perm, methods=relying_party.AUTH_METHODS,
+                           done=done if done in CLIENT_ACTIONS else "",
+                           client_id=request.args.get("client", "")[:64])
+
+
+@bp.post("/clients/create")
+@console_required
+def client_create() -> Any:
+    """Register an OpenID Connect client (pending until another administrator approves it); its
+    secret is shown once, on a page of its own (never kept, never logged)."""
+    jwks = (request.form.get("jwks") or "")[:JWKS_MAX].strip()
+    oidc = relying_party.parse(field("name"), _lines("redirect_uris"), field("auth_method") or
+                               "client_secret_basic", _lines("post_logout_uris"),
+                               field("backchannel_uri").strip(), jwks or None, field("refresh") == "yes",
+                               "pairwise" if field("pairwise") == "yes" else "public")
+    names = [n.strip() for n in field("groups").replace("、", ",").split(",") if n.strip()]
+    made = service_clients.create(deps(), g.actor, field("client_id").strip()[:FIELD_MAX], [],
+                                  field("company").strip()[:FIELD_MAX] or None, oidc=oidc,
+                                  groups=names[:100])
+    return render_template("console/client_issued.html", client=made.client, secret=made.secret,
+                           rotated=False)
+
+
+@bp.post("/clients/<client_id>/<action>")
+@console_required
+def client_change(client_id: str, action: str) -> Any:
+    """approve | rotate (a new secret, shown once) | suspend, revoke (with a reason) | resume;
+    each audited (the reason in its event)."""
+    if action not in CLIENT_ACTIONS:
+        abort(404)
+    d, cid = deps(), client_id[:FIELD_MAX]
+    if action == "approve":
+        changed = service_clients.approve(d, g.actor, cid)
+    elif action == "rotate":
+        made = service_clients.rotate(d, g.actor, cid, " ".join(field("reason").split())[:REASON_MAX])
+        return render_template("console/client_issued.html", client=made.client, secret=made.secret,
+                               rotated=True)
+    else:
+        reason = _reason() if action != "resume" else " ".join(field("reason").split())[:REASON_MAX]
+        changed = CLIENT_CHANGES[action](d, g.actor, cid, reason)
+    return redirect(url_for(".client_list", done=action, client=changed.client_id))

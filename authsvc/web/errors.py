@@ -34,6 +34,7 @@ BACK = (
     ("console.device", "console.device_list"),
     ("console.group", "console.group_list"),
     ("console.contract", "console.contract_list"),
+    ("console.client", "console.client_list"),
     ("console.", "console.index"),
     ("register.", "register.index"),
 )

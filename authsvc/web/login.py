@@ -245,14 +245,25 @@ def lock_screen() -> Page:
     return render_template("locked.html", user_id=view.user_id)
 
 
+@bp.get("/reauth")
+def reauth() -> Page:
+    """A relying party asked for a fresh logon ([8 of 12]: max_age, prompt=login): the password
+    and a second factor again, on the session the user has."""
+    view = session_view()
+    if view is None or view.locked:
+        return redirect(url_for(".index"))
+    return render_template("locked.html", user_id=view.user_id, again=True)
+
+
 @bp.post("/unlock")
 def unlock() -> Page:
-    state = logon.begin_unlock(deps(), cookie_token(), field("password"), client())
+    again = field("again") == "1"
+    state = logon.begin_unlock(deps(), cookie_token(), field("password"), client(), again=again)
     if state.step is Step.PASSWORD or state.failed:
         if session_view() is None:
             return go(logon.FAILED)
         view_user = state.user_id or ""
-        return render_template("locked.html", user_id=view_user, error="logon_failed"), 401
+        return render_template("locked.html", user_id=view_user, error="logon_failed", again=again), 401
     return go(state)
 
 

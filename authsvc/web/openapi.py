@@ -59,19 +59,49 @@ def _op(summary: str, responses: dict[str, Any], body: dict[str, Any] | None = N
 # or a service client's own credentials (HTTP Basic, R6) ------------------------------------
 
 _ADMIN_AUTH = [{"bearer": []}, {"basic": []}]
-_ADMIN_REFUSED = {
-    "401": {"description": "`unauthorised`: no console session that the console gate admits "
-            "(a user's session is none), and no active service client with its current secret "
-            "(wrong secrets count toward the client's lockout).", **_json(_ERROR)},
-    "403": {"description": "Your role may not do this (`forbidden`), or not to your own account "
-            "(`own_account`), or you assigned the ID you would approve (`four_eyes`).", **_json(_ERROR)},
-    "404": {"description": "No such record in your company (another company's answers the same).",
-            **_json(_ERROR)},
-    "409": {"description": "Not in this state (e.g. `bad_transition`).", **_json(_ERROR)},
+# The refusals every administrative call may answer, described once (components.responses)
+# and referred to from each operation: the document stays small enough for a client's parser.
+ADMIN_RESPONSES = {
+    "AdminUnauthorised": {
+        "description": "`unauthorised`: no console session that the console gate admits (a user's "
+        "session is none), and no active service client with its current secret (wrong secrets "
+        "count toward the client's lockout).", **_json(_ERROR)},
+    "AdminForbidden": {
+        "description": "Your role may not do this (`forbidden`), or not to your own account "
+        "(`own_account`), or you assigned the ID you would approve (`four_eyes`).", **_json(_ERROR)},
+    "AdminNotFound": {
+        "description": "No such record in your company (another company's answers the same).",
+        **_json(_ERROR)},
+    "AdminConflict": {"description": "Not in this state (e.g. `bad_transition`).", **_json(_ERROR)},
 }
+_ADMIN_REFUSED = {status: {"$ref": f"#/components/responses/{name}"} for status, name in (
+    ("401", "AdminUnauthorised"), ("403", "AdminForbidden"), ("404", "AdminNotFound"),
+    ("409", "AdminConflict"))}
 _OK = {"200": {"description": "Done.", **_json({"type": "object"})}}
 _MADE = {"201": {"description": "Created.", **_json({"type": "object"})}}
 _REASON = _body(reason=_STR)
+
+
+_URIS = {"type": "array", "items": _STR, "maxItems": 10}
+_REGISTRATION = {
+    "type": "object", "required": ["name", "redirect_uris"],
+    "description": "An OpenID Connect client's registration ([8 of 12]). URIs: absolute https "
+    "(http only on the loopback), at most 500 characters, no fragment, no user info; redirect URIs "
+    "are matched exactly. A wrong field answers 400 naming it (`oidc_redirect_uri_invalid`, ...).",
+    "properties": {
+        "name": {"type": "string", "maxLength": 100},
+        "redirect_uris": {**_URIS, "minItems": 1},
+        "post_logout_redirect_uris": _URIS,
+        "backchannel_logout_uri": _STR,
+        "auth_method": {"type": "string", "enum": ["client_secret_basic", "private_key_jwt"],
+                        "default": "client_secret_basic"},
+        "jwks": {"type": "object", "description": "A JWK set of 1 to 5 public signing keys "
+                 "(private_key_jwt only; a private key is refused)."},
+        "refresh": {"type": "boolean", "default": False},
+        "subject_type": {"type": "string", "enum": ["public", "pairwise"], "default": "public"},
+    },
+}
+_OIDC = {"$ref": "#/components/schemas/OidcRegistration"}
 
 
 def _path(*names: str) -> list[dict[str, Any]]:
@@ -142,17 +172,37 @@ ADMIN_PATHS: dict[str, Any] = {
         "post": _admin("Acknowledge an alert (you have looked at it and act on it).", _OK,
                        params=("alert_id",))},
     "/api/v1/admin/clients": {
-        "get": _admin("Service clients (R6): processes with identifiers of their own.", _OK),
+        "get": _admin("Service clients (R6): processes with identifiers of their own, and OpenID "
+                      "Connect clients (`kind` oidc, with their registration and the `groups` "
+                      "whose members may use them). Query `kind` (service or oidc): those only.", _OK),
         "post": _admin("Create a service client (pending until a system administrator other than "
                        "you approves it): `client_id`, `scopes` (accounts:read, accounts:write, "
                        "directory:sync, audit:read, devices:write; within your own rights), "
                        "`company` (default yours; none: the agency's, by the agency only). The "
                        "`secret` is in the answer, once: it authenticates the client as "
-                       "`Authorization: Basic base64(client_id:secret)`.", _MADE,
-                       _body(client_id=_STR, scopes={"type": "array", "items": _STR}))},
+                       "`Authorization: Basic base64(client_id:secret)`. With an `oidc` "
+                       "registration instead of scopes: an OpenID Connect client (its secret opens "
+                       "only the token endpoint, never this API; none for private_key_jwt), and "
+                       "`groups` of its company whose members may use it (an agency client takes "
+                       "none: each company adds it to its groups' `services`).", _MADE,
+                       {"required": True, **_json({
+                           "type": "object", "required": ["client_id"],
+                           "properties": {"client_id": _STR, "scopes": {"type": "array", "items": _STR},
+                                          "company": _STR, "oidc": _OIDC,
+                                          "groups": {"type": "array", "items": _STR}}})})},
+    "/api/v1/admin/clients/{client_id}/oidc": {
+        "put": _admin("Replace an OpenID Connect client's registration as a whole (`oidc`), with "
+                      "an optional `reason`. To private_key_jwt: its secret is wiped at once; from "
+                      "private_key_jwt to client_secret_basic: it has no secret, and is refused, "
+                      "until a `rotate`. A service client has no registration (409 "
+                      "`client_not_oidc`).", _OK,
+                      {"required": True, **_json({"type": "object", "required": ["oidc"],
+                                                  "properties": {"oidc": _OIDC, "reason": _STR}})},
+                      ("client_id",))},
     "/api/v1/admin/clients/{client_id}/{action}": {
         "post": _admin("approve (a system administrator, not its creator) | rotate (a new "
-                       "`secret`, once; the old one is refused at once) | suspend | resume | "
+                       "`secret`, once; the old one is refused at once; 409 `client_no_secret` "
+                       "for an OpenID Connect client with private_key_jwt) | suspend | resume | "
                        "revoke (final). suspend and revoke need a `reason`.", _OK, _REASON,
                        ("client_id", "action"))},
     "/api/v1/admin/audit": {
@@ -170,7 +220,8 @@ SPEC: dict[str, Any] = {
                                        "basic": {"type": "http", "scheme": "basic",
                                                  "description": "A service client (R6): "
                                                  "client_id and secret, /api/v1/admin only."}},
-                   "schemas": {"Error": _ERROR, "State": _STATE}},
+                   "schemas": {"Error": _ERROR, "State": _STATE, "OidcRegistration": _REGISTRATION},
+                   "responses": ADMIN_RESPONSES},
     "paths": {
         "/api/v1/logon": {"post": _op("Start a logon with ID and password (`surface`: \"console\" "
                                       "for an administrator's console session, for /api/v1/admin).",

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, redirect, render_template, url_for
+from flask import current_app, redirect, render_template, session, url_for
 from werkzeug.wrappers import Response
 
 from authsvc.domain.logon_flow import Step
 from authsvc.services import logon
-from authsvc.web.common import CONSOLE, set_token, surface
+from authsvc.web.common import CONSOLE, deps, set_token, surface
 
 # The logon blueprint serves the user's logon at / and, registered a second time, the console's
 # own logon at /console/logon (R8): the same steps, its own cookie, its own kind of session.
@@ -25,10 +25,26 @@ STEP_PAGES = {
 Page = Response | str | tuple[str, int]
 
 
+RESUME = "oidc_resume"  # the Flask session's note of an authorization request to come back to
+
+
+def resume_url() -> str | None:
+    """The authorization request ([8 of 12]) that sent the user to the logon pages, while the
+    logon it started may last; None when there is none."""
+    resume = session.get(RESUME)
+    if not isinstance(resume, dict) or float(resume.get("until", 0)) < deps().clock.now().timestamp():
+        session.pop(RESUME, None)
+        return None
+    return url_for("oidc.authorize") + "?" + str(resume.get("query", ""))
+
+
 def next_page(step: Step | None) -> str:
-    """The URL of the page of `step` on this request's surface (the logon page when none)."""
+    """The URL of the page of `step` on this request's surface (the logon page when none); a
+    finished user logon goes back to the relying party that sent the user here, if one did."""
     if step is Step.DONE and surface() == CONSOLE:
         return url_for("console.index")
+    if step is Step.DONE and (back := resume_url()):
+        return back
     endpoint = STEP_PAGES.get(step, ".index")  # type: ignore[arg-type]
     own = "console_logon" if surface() == CONSOLE else "login"  # also when called from elsewhere
     return url_for(own + endpoint if endpoint.startswith(".") else endpoint)

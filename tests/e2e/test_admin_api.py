@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from authsvc.cli import main
+from authsvc.domain import relying_party
 from authsvc.domain.roles import Actor, Role
 from authsvc.services import Deps, accounts, alerts, devices, groups, service_clients, totp
 from authsvc.services.passwords import change_password
@@ -108,9 +109,15 @@ def rig(make_deps) -> Rig:
     for client_id in ("job-a", "paused-svc-a"):
         service_clients.approve(deps, adm_a, client_id)
     service_clients.suspend(deps, adm_a, "paused-svc-a", "調査")
+    # an OpenID Connect client of company A, the members of its group 設計部 may use ([8 of 12])
+    service_clients.create(deps, ASSIGN[A], "rp-a", [], oidc=relying_party.parse("社内Wiki", [RP_CB]),
+                           groups=["設計部"])
     return r
 
 
+RP_CB = "https://wiki.example.jp/cb"
+OIDC = {"name": "社内Wiki", "redirect_uris": [RP_CB, "https://wiki.example.jp/cb2"],
+        "post_logout_redirect_uris": ["https://wiki.example.jp/bye"], "refresh": True}
 # Every route of the admin API with a call on company A's records: (method, path, body).
 CALLS: dict[str, tuple[str, str, dict | None]] = {
     "admin_api.search": ("GET", "/api/v1/admin/accounts?company=" + A, None),
@@ -146,6 +153,8 @@ CALLS: dict[str, tuple[str, str, dict | None]] = {
     "admin_api.client_create": ("POST", "/api/v1/admin/clients",
                                 {"client_id": "made-svc-a", "scopes": ["accounts:read"], "company": A}),
     "admin_api.client_act": ("POST", "/api/v1/admin/clients/job-a/suspend", {"reason": "調査"}),
+    "admin_api.client_registration": ("PUT", "/api/v1/admin/clients/rp-a/oidc",
+                                      {"oidc": OIDC, "reason": "URI追加"}),
 }
 # Account actions beyond the one in CALLS, each on company A's account.
 ACTIONS = [("approve", "pending-a"), ("resume", "paused-a"), ("delete", "mover-a"),
@@ -157,8 +166,12 @@ CLIENT_ACTIONS = [("approve", "sync-a"), ("rotate", "job-a"), ("resume", "paused
                   ("revoke", "job-a")]
 EXTRA = {"remote": {"until": "2026-05-31"}, "reset-factor": {"factor": "totp"},
          "window": {"starts_at": "2026-04-01T09:00", "ends_at": "2026-04-01T17:00"}}
+# Calls of routes beyond the one in CALLS: an OpenID Connect client made, the clients of a kind.
+MORE = [("admin_api.client_create:oidc", "POST", "/api/v1/admin/clients",
+         {"client_id": "made-rp-a", "company": A, "oidc": OIDC, "groups": ["設計部"]}),
+        ("admin_api.client_list:oidc", "GET", "/api/v1/admin/clients?kind=oidc", None)]
 READS = {"admin_api.search", "admin_api.contracts", "admin_api.device_list", "admin_api.group_list",
-         "admin_api.alert_inbox", "admin_api.client_list"}
+         "admin_api.alert_inbox", "admin_api.client_list", "admin_api.client_list:oidc"}
 
 
 def _calls() -> list[tuple[str, str, str, dict | None]]:
@@ -167,7 +180,7 @@ def _calls() -> list[tuple[str, str, str, dict | None]]:
              {"reason": "確認済み", **EXTRA.get(action, {})}) for action, uid in ACTIONS]
     out += [(f"admin_api.client_act:{action}", "POST", f"/api/v1/admin/clients/{cid}/{action}",
              {"reason": "確認済み"}) for action, cid in CLIENT_ACTIONS]
-    return out
+    return out + MORE
 
 
 def _body(body: dict | None) -> dict | None:
@@ -318,6 +331,9 @@ def cli(rig):
     ("client", "approve", "sync-a"), ("client", "rotate", "job-a"), ("client", "suspend", "job-a"),
     ("client", "revoke", "job-a"),
     ("client", "create", "made-svc-a", "--scope", "accounts:read", "--company", A),
+    ("client", "create-oidc", "made-rp-a", "--name", "x", "--redirect-uri", RP_CB, "--company", A),
+    ("client", "update-oidc", "rp-a", "--name", "x", "--redirect-uri", RP_CB),
+    ("client", "rotate", "rp-a"), ("client", "approve", "rp-a"),
 ])
 def test_the_command_line_as_another_companys_administrator_is_refused(rig, cli, args):
     before, seq = _state(rig.deps), len(events(rig.deps))
@@ -489,3 +505,69 @@ def test_input_that_can_never_be_right_is_400_and_a_state_that_refuses_is_409(ri
         assert (resp.status_code, resp.get_json()["error"]) == (400, code), path
     resumed = rig.call(token, "POST", "/api/v1/admin/accounts/user-a/resume", {"reason": "r"})
     assert (resumed.status_code, resumed.get_json()["error"]) == (409, "bad_transition")  # active
+
+
+# ---- OpenID Connect clients ([8 of 12]): service clients of kind "oidc" ------------------------
+
+
+def test_an_oidc_client_through_the_api_its_secret_never_opens_the_api(rig):
+    acct, admin = rig.token("acct-a"), rig.token("adm-a")
+    made = rig.call(acct, "POST", "/api/v1/admin/clients",
+                    {"client_id": "wiki-a", "oidc": OIDC, "groups": ["設計部"]})
+    assert made.status_code == 201, made.get_json()
+    body = made.get_json()
+    assert (body["client"]["kind"], body["client"]["groups"], body["client"]["status"]) == (
+        "oidc", ["設計部"], "pending")
+    assert body["client"]["oidc"]["redirect_uris"] == OIDC["redirect_uris"] and len(body["secret"]) >= 43
+    assert rig.call(admin, "POST", "/api/v1/admin/clients/wiki-a/approve", {}).status_code == 200
+    [group] = [v for v in rig.call(admin, "GET", "/api/v1/admin/groups").get_json()["groups"]
+               if v["name"] == "設計部"]
+    assert "wiki-a" in group["services"] and "rp-a" in group["services"]
+    # an active relying party's right secret is no key to the admin API
+    assert as_client(rig, basic("wiki-a", body["secret"]), "GET", "/api/v1/admin/accounts").status_code == 401
+    last = events(rig.deps, "client.authenticate")[-1]
+    assert (last.subject, last.result, last.data["reason"]) == ("wiki-a", "failed", "wrong_kind")
+    oidc = rig.call(admin, "GET", "/api/v1/admin/clients?kind=oidc").get_json()["clients"]
+    assert [c["client_id"] for c in oidc] == ["rp-a", "wiki-a"]
+    assert {c["kind"] for c in rig.call(admin, "GET", "/api/v1/admin/clients?kind=service")
+            .get_json()["clients"]} == {"service"}
+    assert body["secret"] not in dump_all(rig.deps)
+    # to private_key_jwt: no secret to rotate any more
+    key = {"kty": "OKP", "crv": "Ed25519", "x": _key()}
+    changed = rig.call(admin, "PUT", "/api/v1/admin/clients/wiki-a/oidc",
+                       {"oidc": {**OIDC, "auth_method": "private_key_jwt", "jwks": {"keys": [key]}}})
+    assert changed.status_code == 200 and changed.get_json()["client"]["oidc"]["jwks"] == {"keys": [key]}
+    rotated = rig.call(admin, "POST", "/api/v1/admin/clients/wiki-a/rotate", {})
+    assert (rotated.status_code, rotated.get_json()["error"]) == (409, "client_no_secret")
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"client_id": "bad-a", "oidc": {**OIDC, "redirect_uris": ["http://wiki.example.jp/cb"]}}, 400,
+     "oidc_redirect_uri_invalid"),
+    ({"client_id": "bad-a", "oidc": {**OIDC, "redirect_uris": [RP_CB + "#x"]}}, 400,
+     "oidc_redirect_uri_invalid"),
+    ({"client_id": "bad-a", "oidc": {**OIDC, "redirect_uris": RP_CB}}, 400, "field_required"),
+    ({"client_id": "bad-a", "oidc": {**OIDC, "auth_method": "none"}}, 400, "oidc_auth_method_invalid"),
+    ({"client_id": "bad-a", "oidc": {**OIDC, "auth_method": "private_key_jwt", "jwks": {"keys": [
+        {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"}]}}}, 400, "oidc_jwks_invalid"),
+    ({"client_id": "bad-a", "oidc": {**OIDC, "refresh": "yes"}}, 400, "field_required"),
+    ({"client_id": "bad-a", "oidc": "wiki"}, 400, "field_required"),
+    ({"client_id": "bad-a", "oidc": OIDC, "scopes": ["accounts:read"]}, 400, "client_scopes_not_for_oidc"),
+    ({"client_id": "bad-a", "oidc": OIDC, "groups": ["存在しない"]}, 404, "group_not_found"),
+    ({"client_id": "bad-a", "scopes": ["accounts:read"], "groups": ["設計部"]}, 400,
+     "client_groups_not_for_service"),
+])
+def test_a_bad_oidc_client_is_refused_naming_what_is_wrong(rig, body, status, code):
+    token = rig.token("adm-a")
+    before = _state(rig.deps)
+    resp = rig.call(token, "POST", "/api/v1/admin/clients", body)
+    assert (resp.status_code, resp.get_json()["error"]) == (status, code)
+    assert _state(rig.deps) == before
+
+
+def test_a_registration_is_only_an_oidc_clients(rig):
+    admin = rig.token("adm-a")
+    resp = rig.call(admin, "PUT", "/api/v1/admin/clients/job-a/oidc", {"oidc": OIDC})
+    assert (resp.status_code, resp.get_json()["error"]) == (409, "client_not_oidc")
+    assert rig.call(admin, "GET", "/api/v1/admin/clients?kind=robot").status_code == 400
+    assert rig.call(admin, "POST", "/api/v1/admin/clients/rp-a/oidc", {"oidc": OIDC}).status_code == 404

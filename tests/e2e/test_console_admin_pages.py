@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
+from html import unescape
 from typing import Any
 from urllib.parse import unquote
 
@@ -18,8 +19,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from authsvc.domain import relying_party
 from authsvc.domain.messages import text
-from authsvc.services import Deps, accounts, devices, groups, operators
+from authsvc.services import Deps, accounts, devices, groups, operators, service_clients
+from authsvc.services.sessions import Client
 from tests.conftest import AGENCY
 from tests.e2e.test_console_accounts import (  # noqa: F401  (rig: the fixture)
     COMPANY,
@@ -273,7 +276,7 @@ def test_another_companys_administrator_gets_the_unknown_answer_and_changes_noth
 CHANGES = ("account.reset_factor", "account.window", "device.suspend", "device.resume",
            "device.revoke", "group.create", "group.request", "group.approve", "group.remove",
            "contract.period")
-NEW_PAGES = ("/console/devices", "/console/groups", "/console/contracts")
+NEW_PAGES = ("/console/devices", "/console/groups", "/console/contracts", "/console/clients")
 NEW_POSTS: dict[str, dict[str, Any]] = {
     "/console/accounts/tanaka/reset-factor": {"factor": "totp", "reason": "x"},
     "/console/accounts/tanaka/window": {"starts_at": "2026-04-02T09:00", "ends_at": "2026-04-02T18:00",
@@ -283,13 +286,15 @@ NEW_POSTS: dict[str, dict[str, Any]] = {
     "/console/groups/request": {"group": "設計部", "user_id": "yamada"},
     "/console/contracts": {"contract": "C-1", "starts_on": "2026-04-01", "ends_on": "2030-03-31",
                            "reason": "x"},
+    "/console/clients/create": {"client_id": "new-rp", "name": "x", "redirect_uris": "https://x.example/cb",
+                                "auth_method": "client_secret_basic"},
 }
 
 
 def _unchanged(deps: Deps) -> tuple[Any, ...]:
     return (state(deps, "tanaka"), operators.page(deps, AGENCY, "tanaka").factors, device(deps),
             sorted(v.name for v in groups.list_groups(deps, AGENCY, COMPANY)),
-            members(deps, "設計部"), contract(deps, "C-1"))
+            members(deps, "設計部"), contract(deps, "C-1"), service_clients.list_clients(deps, AGENCY))
 
 
 def test_a_user_session_reaches_none_of_the_new_pages(made):
@@ -328,3 +333,105 @@ def test_a_refusal_on_a_new_page_leads_back_to_it(made):
         assert resp.status_code in (404, 409) and f'href="{back}"' in html(resp), path
     assert re.search(r'href="/console/accounts"', html(post(
         client, "/console/accounts/tanaka/reset-factor", {"factor": "bogus", "reason": "x"})))
+
+
+# ---- service and OpenID Connect clients (R6, R18) ---------------------------------------------
+
+RP = {"client_id": "wiki-rp", "name": "社内Wiki", "redirect_uris": "https://wiki.example.jp/cb\r\n"
+      "http://127.0.0.1:8000/cb\r\n", "post_logout_uris": "", "backchannel_uri": "",
+      "auth_method": "client_secret_basic", "jwks": "", "refresh": "yes", "groups": "設計部"}
+
+
+def secret_of(resp: Any) -> str:
+    assert resp.status_code == 200, html(resp)[:500]
+    return re.search(r'<code id="client-secret">([^<]+)</code>', html(resp)).group(1)
+
+
+def test_an_oidc_client_is_registered_approved_and_managed_from_the_clients_page(made):
+    kato = made.console("kato")  # the company's account administrator: creates, approves nothing
+    assert 'id="menu-clients"' in html(get(kato, "/console/"))
+    assert 'id="menu-clients"' not in html(get(made.console("kimura"), "/console/"))  # staff
+    page = html(get(kato, "/console/clients"))
+    assert 'id="no-clients"' in page and 'id="client-new"' in page and 'id="client-company"' not in page
+    issued = post(kato, "/console/clients/create", RP)
+    secret = secret_of(issued)
+    assert len(secret) >= 43 and 'id="client-pending"' in html(issued)
+    assert group(made.deps, "設計部").services == ["wiki", "wiki-rp"]
+    page = html(get(kato, "/console/clients"))
+    assert 'data-client="wiki-rp" data-kind="oidc" data-status="pending"' in page
+    assert "https://wiki.example.jp/cb" in page and "設計部" in page and secret not in page
+    assert 'class="approve"' not in page
+    sato = made.console("sato")
+    assert 'class="approve"' in html(get(sato, "/console/clients"))
+    resp = post(sato, "/console/clients/wiki-rp/approve", {})
+    assert back(resp) == "/console/clients?done=approve&client=wiki-rp"
+    assert "クライアント wiki-rp を承認しました。" in html(get(sato, where(resp)))
+    assert post(sato, "/console/clients/wiki-rp/suspend", {"reason": " "}).status_code == 400
+    for action in ("suspend", "resume"):
+        resp = post(sato, f"/console/clients/wiki-rp/{action}", {"reason": f"理由 {action}"})
+        assert back(resp) == f"/console/clients?done={action}&client=wiki-rp"
+    fresh = secret_of(post(sato, "/console/clients/wiki-rp/rotate", {"reason": "定期"}))
+    assert fresh != secret
+    rp_server = Client("wiki/1.0", "10.0.0.9", False)
+    assert service_clients.authenticate(made.deps, "wiki-rp", fresh, rp_server, kind="oidc") is not None
+    assert service_clients.authenticate(made.deps, "wiki-rp", fresh, rp_server) is None  # not the admin API
+    post(sato, "/console/clients/wiki-rp/revoke", {"reason": "廃止"})
+    revoked = html(get(sato, "/console/clients"))
+    assert 'data-client="wiki-rp" data-kind="oidc" data-status="revoked"' in revoked
+    assert post(sato, "/console/clients/wiki-rp/erase", {"reason": "x"}).status_code == 404
+    assert ok_reasons(made.deps, "client.suspend", "wiki-rp") == [("sato", "理由 suspend")]
+    assert [e.action for e in events(made.deps, subject="wiki-rp") if e.result == "ok"
+            and e.action != "client.authenticate"] == [
+        "client.create", "client.approve", "client.suspend", "client.resume", "client.rotate",
+        "client.revoke"]
+    english = html(get(sato, "/console/clients?lang=en"))
+    assert "Register an OpenID Connect client" in english and "Revoked" in english
+
+
+def test_a_bad_registration_is_named_and_a_key_client_gets_no_secret(made):
+    kato = made.console("kato")
+    bad = post(kato, "/console/clients/create", {**RP, "redirect_uris": "http://wiki.example.jp/cb"})
+    assert bad.status_code == 400 and text("oidc_redirect_uri_invalid", "ja") in unescape(html(bad))
+    unknown = post(kato, "/console/clients/create", {**RP, "groups": "存在しない"})
+    assert unknown.status_code == 404 and service_clients.list_clients(made.deps, AGENCY) == []
+    key = ('{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "' + _key() + '"}]}')
+    keyed = post(kato, "/console/clients/create", {**RP, "auth_method": "private_key_jwt", "jwks": key})
+    assert keyed.status_code == 200 and 'id="client-no-secret"' in html(keyed)
+    assert 'id="client-secret"' not in html(keyed)
+    page = html(get(made.console("sato"), "/console/clients"))
+    assert 'data-client="wiki-rp"' in page and 'class="rotate"' not in page  # nothing to rotate
+
+
+def test_the_agency_sees_every_client_and_makes_agency_wide_ones(made):
+    unyo = made.console("unyo")
+    assert 'id="client-company"' in html(get(unyo, "/console/clients"))
+    refused = post(unyo, "/console/clients/create", {**RP, "company": ""})  # agency-wide: no groups here
+    assert refused.status_code == 400 and text("oidc_groups_of_company", "ja") in unescape(html(refused))
+    secret_of(post(unyo, "/console/clients/create", {**RP, "groups": "", "company": ""}))
+    secret_of(post(unyo, "/console/clients/create", {**RP, "client_id": "ours-rp", "company": COMPANY}))
+    page = html(get(unyo, "/console/clients"))
+    assert 'data-client="wiki-rp"' in page and 'data-client="ours-rp"' in page
+    assert 'data-client="wiki-rp"' not in html(get(made.console("sato"), "/console/clients"))
+
+
+def test_another_companys_administrator_gets_the_unknown_answer_for_our_clients(made):
+    reg = relying_party.parse("社内Wiki", ["https://wiki.example.jp/cb"])
+    service_clients.create(made.deps, OPERATOR, "wiki-rp", [], COMPANY, oidc=reg, groups=["設計部"])
+    before = (service_clients.list_clients(made.deps, AGENCY), group(made.deps, "設計部"))
+    suzuki = made.console("suzuki")  # the other company's system administrator
+    assert "wiki-rp" not in html(get(suzuki, "/console/clients"))
+    for action in ("approve", "rotate", "suspend", "revoke"):
+        theirs = post(suzuki, f"/console/clients/wiki-rp/{action}", {"reason": "他社"})
+        unknown = post(suzuki, f"/console/clients/nobody-rp/{action}", {"reason": "他社"})
+        assert theirs.status_code == unknown.status_code == 404, action
+        assert (without_tokens(html(theirs)).replace("wiki-rp", "ID")
+                == without_tokens(html(unknown)).replace("nobody-rp", "ID")), action
+    # nor one made for our company, nor in our group
+    assert post(suzuki, "/console/clients/create", {**RP, "client_id": "evil-rp", "company": COMPANY,
+                                                    "groups": ""}).status_code == 404
+    assert post(suzuki, "/console/clients/create", {**RP, "client_id": "evil-rp"}).status_code == 404
+    assert (service_clients.list_clients(made.deps, AGENCY), group(made.deps, "設計部")) == before
+    refused = [(e.action, e.data["reason"]) for e in events(made.deps)
+               if e.actor == "suzuki" and e.result == "refused"]
+    assert refused == [(f"client.{a}", "other_company")
+                       for a in ("approve", "rotate", "suspend", "revoke", "create")]

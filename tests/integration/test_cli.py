@@ -389,3 +389,72 @@ def test_service_clients_from_the_command_line(cli):
     assert cli("client", "create", "bad-2", "--scope", "root", code=2).exit_code == 2  # click's own
     listed = cli("client", "list").output
     assert "sync-1\trevoked\t株式会社テスト\taccounts:read,audit:read" in listed
+
+
+def test_oidc_clients_from_the_command_line(two_companies, make_deps, tmp_path):
+    from joserfc.jwk import ECKey
+
+    from authsvc.domain.roles import Actor, Role
+    from authsvc.services import groups
+
+    cli = two_companies
+    groups.create(make_deps("sqlite"), Actor("ops", frozenset({Role.AGENCY_OPERATOR})), "設計部",
+                  ["totp"], ["wiki"], "防衛産業株式会社")  # the same database the command line uses
+    registration = ("--name", "社内Wiki", "--redirect-uri", "https://wiki.example.jp/cb",
+                    "--redirect-uri", "http://127.0.0.1:8000/cb")
+    made = as_json(cli("--as", "kato", "client", "create-oidc", "Wiki-RP", *registration,
+                       "--post-logout-uri", "https://wiki.example.jp/bye", "--refresh",
+                       "--group", "設計部", "--json"))
+    assert (made["client_id"], made["kind"], made["status"], made["company"], made["groups"]) == (
+        "wiki-rp", "oidc", "pending", "防衛産業株式会社", ["設計部"])
+    assert made["oidc"]["redirect_uris"] == ["https://wiki.example.jp/cb", "http://127.0.0.1:8000/cb"]
+    assert made["oidc"]["refresh"] is True and made["scopes"] == [] and len(made["secret"]) >= 43
+    human = cli("--as", "kato", "client", "create-oidc", "cad-rp", *registration).output
+    assert "shown once" in human and "oidc.redirect_uris: https://wiki.example.jp/cb" in human
+    assert as_json(cli("--as", "sato", "client", "approve", "wiki-rp", "--json"))["status"] == "active"
+    # a registration replaced: to private_key_jwt with its public keys from a file
+    keys = tmp_path / "wiki.jwks"
+    keys.write_text(json.dumps({"keys": [ECKey.generate_key("P-256").as_dict(private=False)]}))
+    updated = as_json(cli("--as", "kato", "client", "update-oidc", "wiki-rp", *registration,
+                          "--auth-method", "private_key_jwt", "--jwks", str(keys), "--pairwise",
+                          "--reason", "鍵に移行", "--json"))
+    assert (updated["oidc"]["auth_method"], updated["oidc"]["subject_type"], updated["status"]) == (
+        "private_key_jwt", "pairwise", "active")
+    assert as_json(cli("client", "rotate", "wiki-rp", "--json", code=1))["error"] == "client_no_secret"
+    keyed = cli("client", "create-oidc", "keyed-rp", *registration, "--company", "別会社",
+                "--auth-method", "private_key_jwt", "--jwks", str(keys)).output
+    assert "shown once" not in keyed and "oidc.jwks: 1" in keyed  # no secret to show
+    cli("client", "create", "sync-1", "--company", "防衛産業株式会社", "--scope", "accounts:read")
+    assert [c["client_id"] for c in as_json(cli("client", "list", "--kind", "oidc", "--json"))] == [
+        "cad-rp", "keyed-rp", "wiki-rp"]
+    assert [c["client_id"] for c in as_json(cli("client", "list", "--kind", "service", "--json"))] == [
+        "sync-1"]
+    listed = cli("--as", "sato", "client", "list").output.splitlines()
+    assert [line.split("\t")[0] + ":" + line.split("\t")[-1] for line in listed] == [
+        "cad-rp:oidc", "sync-1:service", "wiki-rp:oidc"]  # its company's only, with the kind
+    # another company's administrator: the answer of an unknown client
+    theirs = cli("--as", "suzuki", "client", "update-oidc", "wiki-rp", *registration, "--json", code=1)
+    assert as_json(theirs)["error"] == "client_not_found"
+    assert [c["client_id"] for c in as_json(cli("--as", "suzuki", "client", "list", "--kind", "oidc",
+                                                "--json"))] == ["keyed-rp"]  # its company's only
+
+
+@pytest.mark.parametrize("args", [
+    ("--redirect-uri", "http://wiki.example.jp/cb"),            # http off the loopback
+    ("--redirect-uri", "https://wiki.example.jp/cb#top"),       # a fragment
+    ("--redirect-uri", "https://wiki.example.jp/cb", "--post-logout-uri", "https://u@x.example/"),
+    ("--redirect-uri", "https://wiki.example.jp/cb", "--backchannel-uri", "javascript:x"),
+])
+def test_a_bad_registration_is_one_line_with_no_traceback(cli, args):
+    cli("contract", "create", "C-1", "--company", "防衛産業株式会社", "--start", "2026-04-01")
+    result = cli("client", "create-oidc", "bad-rp", "--name", "x", *args, "--company", "防衛産業株式会社",
+                 code=1)
+    assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert "Traceback" not in result.output and "https" in result.stderr and "URI" in result.stderr
+    coded = as_json(cli("client", "create-oidc", "bad-rp", "--name", "x", *args, "--json", code=1))
+    assert coded["error"].startswith("oidc_") and coded["error"].endswith("_invalid")
+    assert as_json(cli("client", "list", "--json")) == []
+    missing = cli("client", "create-oidc", "bad-rp", "--name", "x", "--redirect-uri",
+                  "https://wiki.example.jp/cb", "--auth-method", "private_key_jwt", "--jwks",
+                  "/nonexistent/keys.json", code=2)
+    assert "--jwks" in missing.output and "Traceback" not in missing.output

@@ -271,3 +271,44 @@ def test_a_companys_administrators_read_their_clients_audit_events(companies):
         "client.create", "client.approve", "client.authenticate"}
     with pytest.raises(NotFound):
         audit.events(deps, Actor("staff2", frozenset({Role.STAFF}), company=OTHER), "sync-a")
+
+
+# ---- OpenID Connect clients ([8 of 12]): service clients of kind "oidc" ------------------------
+
+
+def oidc_registration(method: str = "client_secret_basic"):
+    from joserfc.jwk import ECKey
+
+    from authsvc.domain import relying_party
+
+    keys = {"keys": [ECKey.generate_key("P-256").as_dict(private=False)]} if method != "client_secret_basic" \
+        else None
+    return relying_party.parse("社内Wiki", ["https://wiki.example.jp/cb"], method, jwks=keys)
+
+
+@pytest.mark.backends("sqlite", "postgres")  # migration 0009's columns on both
+def test_an_oidc_client_is_stored_with_its_kind_registration_and_groups(companies):
+    from authsvc.services import groups
+
+    deps = companies
+    groups.create(deps, ACCT, "設計部", ["totp"], ["wiki"])
+    made = svc.create(deps, ACCT, "wiki-rp", [], oidc=oidc_registration(), groups=["設計部"])
+    svc.approve(deps, ADMIN, "wiki-rp")
+    [stored] = svc.list_clients(deps, ADMIN, kind="oidc")
+    assert (stored.kind, stored.oidc["redirect_uris"], stored.groups) == (
+        "oidc", ["https://wiki.example.jp/cb"], ["設計部"])
+    assert [v.client_id for v in svc.list_clients(deps, ADMIN, kind="service")] == []
+    assert groups.list_groups(deps, AGENCY, COMPANY)[0].services == ["wiki", "wiki-rp"]
+    assert svc.authenticate(deps, "wiki-rp", made.secret, HERE) is None  # never the admin API
+    assert events(deps, "client.authenticate")[-1].data == {"reason": "wrong_kind"}
+    assert svc.authenticate(deps, "wiki-rp", made.secret, HERE, kind="oidc") is not None
+    svc.update(deps, ACCT, "wiki-rp", oidc_registration("private_key_jwt"), "鍵に移行")
+    assert svc.authenticate(deps, "wiki-rp", made.secret, HERE, kind="oidc") is None
+    assert "wiki-rp" in dump_all(deps) and made.secret not in dump_all(deps)
+    with pytest.raises(DomainError) as exc:
+        svc.rotate(deps, ACCT, "wiki-rp")
+    assert exc.value.code == "client_no_secret"
+    with pytest.raises(NotFound):
+        svc.update(deps, OTHER_ADMIN, "wiki-rp", oidc_registration())
+    assert [e.data["reason"] for e in events(deps, "client.update") if e.result == "refused"] == [
+        "other_company"]

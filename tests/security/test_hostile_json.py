@@ -48,7 +48,7 @@ READS: dict[str, str | None] = {
     "login.vein_verify": None, "login.webauthn_verify": None, "login.terminal_verify": None,
     "console_logon.vein_verify": None, "console_logon.webauthn_verify": None,
     "console_logon.terminal_verify": None,
-    "register.vein_enrol": "registrant",
+    "register.vein_enrol": "registrant", "admin_api.client_registration": "admin",
     "console.enrol_challenges": "station", "console.enrol_vein": "station",
     "admin_api.create": "admin", "admin_api.update": "admin", "admin_api.act": "admin",
     "admin_api.create_contract": "admin", "admin_api.device_register": "admin",

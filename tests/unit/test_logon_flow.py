@@ -84,3 +84,38 @@ def test_back_from_registration_the_new_palm_is_the_second_factor():
     assert still.step is Step.REGISTER  # nothing enrolled yet: still registering
     with pytest.raises(lf.FlowError):
         lf.registered(back, ("vein",), now=6000.0)  # only from the REGISTER step
+
+
+# ---- step-up ([8 of 12]): only what a relying party's demand is missing -------------------------
+
+SESSION = ("password", "totp")
+
+
+def test_step_up_to_the_palm_runs_only_the_palm_then_ends():
+    flow = lf.step_up("sato", 1000.0, SESSION, ("totp", "vein"), vein=True, terminal=False)
+    assert flow.step is Step.SECOND_FACTOR and flow.options == ("vein",)
+    with pytest.raises(lf.FlowError):
+        lf.factor_passed(flow, "totp")  # what the session has proven is not asked again
+    done = lf.factor_passed(flow, "vein")
+    assert done.step is Step.DONE and done.passed == ("password", "totp", "vein")
+
+
+def test_step_up_to_the_terminal_after_the_palm_keeps_the_device_its_capture_proved():
+    flow = lf.step_up("sato", 1000.0, SESSION, ("vein",), vein=True, terminal=True)
+    assert lf.factor_passed(flow, "vein", terminal="TERM-1").step is Step.DONE
+    flow = lf.step_up("sato", 1000.0, SESSION, ("vein",), vein=True, terminal=True)
+    after = lf.factor_passed(flow, "vein")  # no device in the capture: the terminal step
+    assert after.step is Step.TERMINAL
+    assert lf.terminal_proven(after, "TERM-1").step is Step.DONE
+
+
+def test_step_up_without_the_palm_enrolled_cannot_run():
+    assert lf.step_up("sato", 1000.0, SESSION, ("totp",), vein=True, terminal=False).step is Step.NO_FACTOR
+
+
+def test_step_up_with_nothing_missing_is_done_and_a_proven_terminal_counts():
+    passed = ("password", "vein")
+    assert lf.step_up("sato", 1000.0, passed, ("vein",), vein=True, terminal=False).step is Step.DONE
+    flow = lf.step_up("sato", 1000.0, passed, ("vein",), vein=False, terminal=True, device="TERM-1")
+    assert flow.step is Step.DONE and flow.terminal == "TERM-1"
+    assert lf.step_up("sato", 1000.0, passed, ("vein",), vein=False, terminal=True).step is Step.TERMINAL

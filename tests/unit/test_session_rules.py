@@ -43,3 +43,10 @@ def test_the_store_entry_round_trips_and_other_entries_are_no_session():
     assert REC.data()["kind"] == "session" and "flow" not in REC.data()
     assert Record.of({"kind": "logon", "flow": {}}) is None
     assert Record.of(None) is None and Record.of({}) is None
+
+
+def test_a_session_keeps_its_name_and_authentication_time_through_the_store():
+    named = replace(REC, ref="r-1", auth_time=T0 + 60, device="TERM-1")
+    again = Record.of(named.data())
+    assert again == named and again.authenticated_at == T0 + 60
+    assert Record.of(REC.data()).authenticated_at == T0  # before any re-authentication: its logon
