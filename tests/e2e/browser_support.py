@@ -13,7 +13,8 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from adapters.clock import FixedClock
 from adapters.vein import open_reader
 from authsvc.bootstrap import build
 from authsvc.domain.roles import Actor, Role
-from authsvc.services import Deps, accounts, devices
+from authsvc.services import Deps, accounts, devices, vein
 from authsvc.web import create_app
 from tests.conftest import START, make_settings
 
@@ -283,3 +284,53 @@ def service_with_terminal(instance_dir: Path, terminal: str,
                 reader.close()
     finally:
         sock.close()
+
+
+# ---- the tests' own servers, the palm at the terminal, waiting for other threads -------------
+
+
+@contextmanager
+def serve(app: Any, sock: socket.socket, name: str) -> Iterator[str]:
+    """A WSGI app of the tests' own (a relying party …) on `sock` (waitress in a thread) until
+    the block ends; yields its URL, http://127.0.0.1:<port>."""
+    port = sock.getsockname()[1]
+    server = create_server(app, sockets=[sock], threads=4, clear_untrusted_proxy_headers=True)
+    thread = threading.Thread(target=server.run, name=f"{name}-{port}", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(server, thread)
+
+
+def enrol_palm(server: LiveServer, user_id: str, palm: int, station: str = "STATION-1") -> None:
+    """Palm `palm` enrolled for `user_id` in person by staff of its company at the registration
+    station (its own reader, not registered: enrolment is local)."""
+    staff = Actor("staff1", frozenset({Role.STAFF}), terminal=station, company=COMPANY)
+    with open_reader("emulated", seed=0, reader_id=station, clock=server.clock) as reader:
+        def take(challenge: bytes) -> Any:
+            reader.control.present(palm)
+            return reader.capture("enrol", challenge)
+
+        vein.enrol(server.deps, staff, user_id, reader, take)
+    assert vein.is_enrolled(server.deps, user_id)
+
+
+def palm_step(page: Page, reader: Any, palm: int) -> None:
+    """At /factor: choose the palm vein, hold `palm` over the terminal's emulated reader, go."""
+    path_is(page, "/factor")
+    page.click("#use-vein")
+    path_is(page, "/factor/vein")
+    reader.control.present(palm)
+    page.click("#vein-go")
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll `predicate` until it gives something true, for at most `timeout` seconds: for what
+    another thread delivers (a back-channel logout …). Not a timing assertion: only a bound."""
+    deadline = time.monotonic() + timeout
+    while not (found := predicate()):
+        if time.monotonic() >= deadline:
+            pytest.fail(f"{what}: still not there after {timeout:g} s")
+        time.sleep(0.05)
+    return found
