@@ -181,3 +181,20 @@ def redis_service_db(redis_url: str) -> str:
     every instance a test builds shares one empty store."""
     clear_redis(redis_url, "authsvc:*")
     return redis_url
+
+
+@pytest.fixture
+def slapd() -> Iterator:
+    """A real OpenLDAP slapd on a free loopback port, seeded (tests/ldap_support.py: Slapd,
+    seed); its folder and process are gone after the test. slapd missing fails the test."""
+    from tests.ldap_support import Slapd, seed
+    with Slapd() as server:
+        yield seed(server)
+
+
+@pytest.fixture
+def slapd_tls() -> Iterator:
+    """As `slapd`, with TLS: StartTLS on `url`, LDAPS on `ldaps_url`, `ca_file`, `wrong_ca_file()`."""
+    from tests.ldap_support import Slapd, seed
+    with Slapd(tls=True) as server:
+        yield seed(server)
