@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -12,6 +13,8 @@ from adapters.blocklist import BadPasswordsBlocklist
 from adapters.checkpoints import Checkpointer, FileCheckpoints
 from adapters.clock import SystemClock
 from adapters.counters import RedisCounters
+from adapters.directory import LdapDirectory, load_sources
+from adapters.directory.config import DirectoryConfigError
 from adapters.hashing import Hasher
 from adapters.holidays import JpHolidays
 from adapters.oidc_keys import KeyRing
@@ -20,7 +23,7 @@ from adapters.sessions import RedisSessions
 from adapters.vein import LshReplayCheck, open_reader
 from authsvc.ports import Clock, Counters, SessionStore
 from authsvc.services import Deps
-from authsvc.settings import Settings
+from authsvc.settings import ConfigError, Settings
 from authsvc.store.counters import SqlCounters
 from authsvc.store.db import check_current, make_engine, migrate, session_factory
 from authsvc.store.sessions import SqlSessions
@@ -87,7 +90,23 @@ def build(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
         holidays=JpHolidays(),
         blocklist=BadPasswordsBlocklist(),
         signing_keys=signing_keys(settings, clock),
+        directories=directories(settings),
     )
+
+
+def directories(settings: Settings) -> Callable[[str], LdapDirectory | None]:
+    """The directory of a company, as `directory.sources_file` configures it (checked now, at
+    start-up: a broken file stops the service rather than the first sync)."""
+    try:
+        config = load_sources(settings.directory.sources_file)
+    except DirectoryConfigError as exc:
+        raise ConfigError(f"config: {exc}") from None
+
+    def of(company: str) -> LdapDirectory | None:
+        source = config.of(company)
+        return LdapDirectory(source) if source is not None else None
+
+    return of
 
 
 def signing_keys(settings: Settings, clock: Clock) -> KeyRing:

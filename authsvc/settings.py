@@ -124,6 +124,11 @@ class Devices:
 
 
 @dataclass(frozen=True)
+class DirectorySync:
+    sources_file: str  # "": no directory; else the TOML file of [[source]] tables ([9 of 12])
+
+
+@dataclass(frozen=True)
 class Registration:
     idle_minutes: int = _num(1, 240)               # an idle registration session expires
     evidence_retention_days: int = _num(1, 3650)   # the ID image is destroyed after this
@@ -193,6 +198,7 @@ class Settings:
     webauthn: Webauthn
     vein: Vein
     devices: Devices
+    directory: DirectorySync
     registration: Registration
     audit: Audit
     alerts: AlertPolicy

@@ -43,6 +43,8 @@ class Deps:
     blocklist: Blocklist  # common and breached passwords, for the password rule (R1)
     signing_keys: SigningKeys  # the OpenID provider's signing keys (files, outside the database)
     checkpointer: Checkpointer | None = None  # the audit chain's anchor outside the database
+    # a company's directory ([9 of 12]): its LdapDirectory (adapters/directory), None for none
+    directories: Callable[[str], Any] | None = None
 
     @property
     def rule(self) -> Rule:

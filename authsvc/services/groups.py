@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from authsvc.domain import identifiers
@@ -139,17 +140,39 @@ def request_member(deps: Deps, actor: Actor, name: str, user_id: str,
     now = deps.clock.now()
     with deps.uow() as uow:
         g = _group(uow, actor, Perm.MANAGE_ACCOUNTS, company, name, lock=True)
-        acc = uow.account(identifiers.canonical(user_id))
-        if acc is None or not actor.reaches(acc.contract.company) or acc.contract.company != g.company:
-            raise NotFound("account_not_found", user_id=user_id)
-        if uow.groups.member(g.id, acc.id) is not None:
-            raise DomainError("group_member_exists", user_id=acc.user_id, group=g.name)
-        uow.groups.add_member(GroupMember(group_id=g.id, account_id=acc.id, requested_by=actor.id,
-                                          requested_at=now))
-        uow.audit(now, actor, "group.request", acc.user_id, group=g.name, company=g.company)
+        _request(uow, actor, g, user_id, now)
         result = _view(uow, g)
         uow.commit()
     return result
+
+
+def _request(uow: UnitOfWork, actor: Actor, g: Group, user_id: str, now: datetime) -> None:
+    acc = uow.account(identifiers.canonical(user_id))
+    if acc is None or not actor.reaches(acc.contract.company) or acc.contract.company != g.company:
+        raise NotFound("account_not_found", user_id=user_id)
+    if uow.groups.member(g.id, acc.id) is not None:
+        raise DomainError("group_member_exists", user_id=acc.user_id, group=g.name)
+    uow.groups.add_member(GroupMember(group_id=g.id, account_id=acc.id, requested_by=actor.id,
+                                      requested_at=now))
+    uow.audit(now, actor, "group.request", acc.user_id, group=g.name, company=g.company)
+
+
+@guard.audited("group.request", "name")
+def request_members(deps: Deps, actor: Actor, name: str, user_ids: list[str], company: str | None = None,
+                    batch: int = 500) -> int:
+    """`request_member` for many accounts (a directory sync's group), a batch per transaction;
+    returns how many were requested."""
+    actor.require(Perm.MANAGE_ACCOUNTS)
+    done = 0
+    for start in range(0, len(user_ids), batch):
+        now = deps.clock.now()
+        with deps.uow() as uow:
+            g = _group(uow, actor, Perm.MANAGE_ACCOUNTS, company, name, lock=True)
+            for user_id in user_ids[start:start + batch]:
+                _request(uow, actor, g, user_id, now)
+            uow.commit()
+        done += len(user_ids[start:start + batch])
+    return done
 
 
 @guard.audited("group.approve", "user_id")

@@ -451,3 +451,41 @@ class OidcLogout(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     given_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class DirectoryEntry(Base):
+    """An entry of a company's directory ([9 of 12], R20) as the last sync saw it: its stable ID,
+    its DN, the account (or group) it feeds, a digest of what was imported from it, when a
+    listing last saw it, and when it left the directory (its account suspended then; deleted
+    after the grace period)."""
+
+    __tablename__ = "directory_entries"
+    __table_args__ = (Index("ix_directory_entries_company_entry", "company", "entry_id", unique=True),
+                      Index("ix_directory_entries_company_dn", "company", "dn_key"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company: Mapped[str] = mapped_column(String(200))
+    entry_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(8))   # user | group
+    dn: Mapped[str] = mapped_column(Text)
+    dn_key: Mapped[str] = mapped_column(String(1000))  # the DN compared: lower case, no spaces around , =
+    subject: Mapped[str] = mapped_column(String(100))  # the account's user ID, or the group's name
+    digest: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class DirectoryRun(Base):
+    """One sync or export of a company's directory: what it did, or why it stopped."""
+
+    __tablename__ = "directory_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company: Mapped[str] = mapped_column(String(200), index=True)
+    mode: Mapped[str] = mapped_column(String(16))  # full | incremental | export
+    dry_run: Mapped[bool] = mapped_column(Boolean)
+    actor: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    result: Mapped[str] = mapped_column(String(16))  # running | ok | stopped | failed
+    high_water: Mapped[str | None] = mapped_column(String(64))  # the newest change seen (incremental)
+    counts: Mapped[str] = mapped_column(Text)  # JSON
+    error: Mapped[str | None] = mapped_column(String(500))

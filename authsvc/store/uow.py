@@ -24,6 +24,7 @@ from authsvc.store.biometrics import Biometrics
 from authsvc.store.credentials import Credentials
 from authsvc.store.db import read_session
 from authsvc.store.devices import Devices
+from authsvc.store.directory import Directory
 from authsvc.store.groups import Groups
 from authsvc.store.identifiers import Identifiers
 from authsvc.store.models import (
@@ -80,6 +81,7 @@ class UnitOfWork:
         self.identifiers = Identifiers(self.session)
         self.service_clients = ServiceClients(self.session)
         self.oidc = Oidc(self.session)
+        self.directory = Directory(self.session)
         return self
 
     def __exit__(
