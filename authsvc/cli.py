@@ -31,6 +31,7 @@ from authsvc.services import (
     audit,
     backchannel,
     devices,
+    directory_sync,
     maintenance,
     oidc,
     operators,
@@ -41,13 +42,16 @@ from authsvc.services import (
 from authsvc.settings import ConfigError, load_settings
 
 ROLES = [r.value for r in Role]
+CLIENT_SECRET_ENV = "AUTHSVC_CLIENT_SECRET"  # noqa: S105 (the variable's name, not a secret)
 
 
 class Ctx:
-    def __init__(self, lang: str, as_user: str | None = None) -> None:
+    def __init__(self, lang: str, as_user: str | None = None, as_client: str | None = None) -> None:
         self.lang = lang
         self.as_user = as_user
+        self.as_client = as_client
         self._deps: Deps | None = None
+        self._client_actor: Actor | None = None
 
     @property
     def deps(self) -> Deps:
@@ -61,8 +65,12 @@ class Ctx:
     def actor(self) -> Actor:
         """At the server's shell: the break-glass path, acting for the agency under an identifier
         of its own (`cli:<os user>`, the host as the terminal); with --as USER_ID, that
-        administrator with their own rights and company (the OS user as the source)."""
+        administrator with their own rights and company (the OS user as the source); with
+        --as-client CLIENT_ID, that service client (R6) within its scopes and company, once it
+        authenticated with its current secret from AUTHSVC_CLIENT_SECRET."""
         host, os_user = socket.gethostname()[:100], getpass.getuser()
+        if self.as_client is not None:
+            return self._client(host, os_user)
         if self.as_user is None:
             return Actor(f"cli:{os_user}", frozenset({Role.AGENCY_OPERATOR}), terminal=host,
                          source="local")
@@ -72,6 +80,23 @@ class Ctx:
         if actor is None:
             raise DomainError("cli_as_not_admin", user_id=self.as_user)
         return actor
+
+    def _client(self, host: str, os_user: str) -> Actor:
+        """The service client's actor, authenticated once per command (every attempt audited
+        and counted toward the client's lockout, as at the admin API)."""
+        if self._client_actor is None:
+            from authsvc.services.sessions import Client
+
+            client_id = (self.as_client or "")[:100]
+            secret = os.environ.get(CLIENT_SECRET_ENV, "")
+            if not secret:
+                raise DomainError("cli_client_secret_missing", client=client_id, variable=CLIENT_SECRET_ENV)
+            actor = service_clients.authenticate(self.deps, client_id, secret,
+                                                 Client(terminal=host, source=f"cli:{os_user}"))
+            if actor is None:
+                raise DomainError("cli_client_refused", client=client_id)
+            self._client_actor = actor
+        return self._client_actor
 
 
 def _invisible(ch: str) -> bool:
@@ -144,10 +169,23 @@ def command(group: click.Group, name: str) -> Callable[[Callable[..., Any]], Any
               default=lambda: os.environ.get("AUTHSVC_LANG", "ja"), help="Message language.")
 @click.option("--as", "as_user", default=None, metavar="USER_ID",
               help="Act as this administrator, with their rights and company only.")
+@click.option("--as-client", "as_client", default=None, metavar="CLIENT_ID",
+              help=f"Act as this service client (R6), within its scopes and company: it "
+              f"authenticates with its secret from the environment variable {CLIENT_SECRET_ENV} "
+              "(never an option, which the process list would show). For a scheduler, e.g. "
+              f"`{CLIENT_SECRET_ENV}=... authsvc --as-client dir-sync directory sync COMPANY`. "
+              "Refused (unknown, wrong secret, not active, locked): one line, exit 1.")
 @click.pass_context
-def main(click_ctx: click.Context, lang: str, as_user: str | None) -> None:
-    """authsvc: accounts and multi-factor logon for the Defense Security Gateway."""
-    click_ctx.obj = Ctx(lang, as_user)
+def main(click_ctx: click.Context, lang: str, as_user: str | None, as_client: str | None) -> None:
+    """authsvc: accounts and multi-factor logon for the Defense Security Gateway.
+
+    Who acts: at the server's shell, the agency's break-glass operator (cli:<os user>); with
+    --as USER_ID, that administrator; with --as-client CLIENT_ID, that service client, its
+    secret read from the environment variable AUTHSVC_CLIENT_SECRET (how a scheduler runs the
+    directory sync as its own client)."""
+    if as_user is not None and as_client is not None:
+        raise click.UsageError("--as and --as-client exclude each other: act as one of them.")
+    click_ctx.obj = Ctx(lang, as_user, as_client)
 
 
 def _account_lines(v: accounts.AccountView) -> str:
@@ -865,3 +903,92 @@ def registration_consent(ctx: Ctx, as_json: bool, user_id: str, withdraw: bool) 
     given = registration.has_consent(ctx.deps, user_id)
     _emit(as_json, {"user_id": user_id, "consent": given},
           f"{user_id}: consent {'given' if given else 'not given'}")
+
+
+# ---- directory sync ([9 of 12], R20) -----------------------------------------------------------
+
+
+@main.group(name="directory")
+def directory_group() -> None:
+    """Directory sync with LDAP ([9 of 12], R20): a company's users and groups imported from its
+    directory (config: directory.sources_file), its accounts exported to one. Nothing is removed
+    until the whole directory was read; a sync that stops (the directory down, far fewer entries
+    than last time, too many removals) says why on one line and exits 1. A scheduler runs it as
+    its own service client (scope directory:sync): see `authsvc --as-client`."""
+
+
+_SYNC_LISTS = ("created", "updated", "linked", "resumed", "suspended", "deleted", "groups",
+               "memberships", "skipped")
+
+
+def _items(values: list[str]) -> str:
+    """A list from the directory, each item on one line of its own (its hostile characters,
+    newlines too, escaped)."""
+    return "".join(f"\n  {_printable(v, keep='')}" for v in values) or " -"
+
+
+def _stopped(exc: directory_sync.SyncStopped) -> DomainError:
+    """The refusal with its detail on one line (a directory's error text may hold newlines)."""
+    detail = " ".join(_printable(str(exc.params.get("detail", "")), keep="").split())
+    return directory_sync.SyncStopped(exc.code, **{**exc.params, "detail": detail[:500]})
+
+
+def _sync_lines(r: directory_sync.Report) -> str:
+    what = f"{r.company}: {r.mode} sync" + (" (dry run: nothing was written)" if r.dry_run else "")
+    counts = ", ".join(f"{k} {v}" for k, v in r.counts.items())
+    lines = [what, counts]
+    if r.dry_run:  # exactly what would change
+        lines += [f"{name}:{_items(getattr(r, name))}" for name in _SYNC_LISTS]
+    return "\n".join(lines)
+
+
+@command(directory_group, "sync")
+@click.argument("company")
+@click.option("--full", is_flag=True,
+              help="Read every entry (default: those changed since the last sync, and the IDs of all).")
+@click.option("--dry-run", is_flag=True,
+              help="Write nothing; print exactly what would be created, updated, linked, resumed, "
+              "suspended, deleted, and the groups, memberships and skipped entries.")
+def directory_sync_command(ctx: Ctx, as_json: bool, company: str, full: bool, dry_run: bool) -> None:
+    """Import COMPANY's users and groups from its directory. Imported accounts are pending (a
+    system administrator approves the ID) and have no password (issue one here). A stopped
+    sync removes nothing: one line with the reason, exit 1, and an alert."""
+    try:
+        r = directory_sync.sync(ctx.deps, ctx.actor, company, full=full, dry_run=dry_run)
+    except directory_sync.SyncStopped as exc:
+        raise _stopped(exc) from None
+    _emit(as_json, r.to_dict(), _sync_lines(r))
+
+
+@command(directory_group, "export")
+@click.argument("company")
+@click.option("--dry-run", is_flag=True, help="Write nothing; print exactly what would change.")
+def directory_export_command(ctx: Ctx, as_json: bool, company: str, dry_run: bool) -> None:
+    """Publish COMPANY's accounts and their state to its directory (the source's export_base):
+    added, changed, or marked disabled; never a password or its hash. Idempotent."""
+    try:
+        r = directory_sync.export(ctx.deps, ctx.actor, company, dry_run=dry_run)
+    except directory_sync.SyncStopped as exc:
+        raise _stopped(exc) from None
+    lines = [f"{r.company}: export" + (" (dry run: nothing was written)" if r.dry_run else ""),
+             f"added {len(r.added)}, changed {len(r.changed)}, disabled {len(r.disabled)}"]
+    if r.dry_run:
+        lines += [f"{name}:{_items(getattr(r, name))}" for name in ("added", "changed", "disabled")]
+    _emit(as_json, r.to_dict(), "\n".join(lines))
+
+
+@command(directory_group, "runs")
+@click.option("--company", default=None, help="Only this company's runs.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+def directory_runs_command(ctx: Ctx, as_json: bool, company: str | None, limit: int) -> None:
+    """The newest syncs of your companies (every company at the server), newest first: when,
+    company, mode, result, who ran it, the counts, and why a sync stopped."""
+    rows = directory_sync.runs(ctx.deps, ctx.actor, company, limit)
+
+    def line(r: dict[str, Any]) -> str:
+        counts = ",".join(f"{k}={v}" for k, v in r["counts"].items() if v) or "-"
+        mode = r["mode"] + (" (dry run)" if r["dry_run"] else "")
+        return "\t".join(_printable(str(v), keep="") for v in (
+            r["id"], r["started_at"], r["company"], mode, r["result"], r["actor"], counts, r["error"] or "-"))
+
+    _emit(as_json, rows, "\n".join(line(r) for r in rows) or "-")

@@ -17,8 +17,9 @@ from authsvc.domain import relying_party
 from authsvc.domain.calendar import JST
 from authsvc.domain.errors import InvalidInput
 from authsvc.services import accounts, alerts, audit, devices, groups, operators, service_clients
+from authsvc.services import directory_sync as directories
 from authsvc.web.auth import admin_required
-from authsvc.web.common import FIELD_MAX, deps
+from authsvc.web.common import FIELD_MAX, deps, status_of
 from authsvc.web.jsonbody import json_body
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/v1/admin")
@@ -57,6 +58,14 @@ def _moment(data: dict[str, Any], name: str, required: bool = False) -> datetime
     except ValueError:
         raise InvalidInput("datetime_invalid", field=name) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=JST)
+
+
+def _bool(data: dict[str, Any], name: str) -> bool:
+    """A true/false field of a JSON body (absent: false)."""
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidInput("field_required", field=name)
+    return value
 
 
 def _flag(name: str) -> bool | None:
@@ -328,3 +337,50 @@ def client_act(client_id: str, action: str) -> Response | tuple[Response, int]:
     change = {"suspend": service_clients.suspend, "resume": service_clients.resume,
               "revoke": service_clients.revoke}[action]
     return jsonify(client=change(d, g.actor, cid, reason).to_dict())
+
+
+# ---- directory sync ([9 of 12], R20) ---------------------------------------------------------
+
+
+@bp.post("/directory/<company>/sync")
+@admin_required
+def directory_sync(company: str) -> Response | tuple[Response, int]:
+    """Import the company's users and groups from its directory (`full`, else incremental;
+    `dry_run`: the report says exactly what would change, nothing is written). A sync that
+    stops before removing anything answers 409 `directory_sync_stopped` (errors.py)."""
+    data = json_body()
+    try:
+        report = directories.sync(deps(), g.actor, company[:FIELD_MAX], full=_bool(data, "full"),
+                                  dry_run=_bool(data, "dry_run"))
+    except directories.SyncStopped as exc:
+        return _stopped(exc)
+    return jsonify(report=report.to_dict())
+
+
+def _stopped(exc: directories.SyncStopped) -> tuple[Response, int]:
+    """A sync (or export) that stopped before removing anything: 409, its code and message as
+    every refusal, and the `reason` (directory_unavailable, too_few_entries, too_many_removals,
+    export_failed) and `detail` for a scheduler to act on."""
+    return jsonify(error=exc.code, message=exc.message(getattr(g, "lang", "ja")),
+                   reason=exc.params.get("reason"), detail=exc.params.get("detail")), status_of(exc)
+
+
+@bp.post("/directory/<company>/export")
+@admin_required
+def directory_export(company: str) -> Response | tuple[Response, int]:
+    """Publish the company's accounts to its directory (`dry_run`: what would change)."""
+    data = json_body()
+    try:
+        report = directories.export(deps(), g.actor, company[:FIELD_MAX], dry_run=_bool(data, "dry_run"))
+    except directories.SyncStopped as exc:
+        return _stopped(exc)
+    return jsonify(report=report.to_dict())
+
+
+@bp.get("/directory/runs")
+@admin_required
+def directory_runs() -> Response:
+    """The newest syncs of the companies the caller reaches (query `company`, `limit`)."""
+    limit = min(max(request.args.get("limit", 20, type=int) or 20, 1), 500)
+    company = request.args.get("company")
+    return jsonify(runs=directories.runs(deps(), g.actor, company[:FIELD_MAX] if company else None, limit))

@@ -5,7 +5,7 @@ person at the registration station, recording consent to remote registration, th
 registration records with their evidence, account administration (search, the account's page
 with the real refusal reasons, and its actions: R4, R6, R7, R9, R16, R17) and the alert inbox
 (R25), and the company's devices (R12), groups (R10), service and OpenID Connect clients (R6,
-R18) and, for the agency, its contracts (R7).
+R18), directory sync (R20) and, for the agency, its contracts (R7).
 Every view is one service call, scoped to the operator's company there; a refusal is
 answered by errors.py (another company's account like an unknown one)."""
 
@@ -35,6 +35,7 @@ from authsvc.services import (
     sessions,
     vein,
 )
+from authsvc.services import directory_sync as directories
 from authsvc.web.auth import console_required
 from authsvc.web.common import FIELD_MAX, client, cookie_token, deps, field, set_token
 from authsvc.web.enrolment import challenges, script_messages, sent_captures
@@ -512,3 +513,49 @@ def client_change(client_id: str, action: str) -> Any:
         reason = _reason() if action != "resume" else " ".join(field("reason").split())[:REASON_MAX]
         changed = CLIENT_CHANGES[action](d, g.actor, cid, reason)
     return redirect(url_for(".client_list", done=action, client=changed.client_id))
+
+
+# ---- directory sync ([9 of 12], R20) ---------------------------------------------------------
+
+SYNC_LISTS = ("created", "updated", "linked", "resumed", "suspended", "deleted", "groups",
+              "memberships", "skipped")
+EXPORT_LISTS = ("added", "changed", "disabled")
+RUNS_SHOWN = 50
+
+
+@bp.get("/directory")
+@console_required
+def directory_page() -> Any:
+    """The recent syncs of the operator's companies (an agency operator: every company's), and
+    the forms that run a sync (full or incremental, a dry run by default) or an export."""
+    return render_template("console/directory.html", rows=directories.runs(deps(), g.actor, None, RUNS_SHOWN),
+                           actor=g.actor, Perm=Perm)
+
+
+def _directory_company() -> str:
+    """The company a form names; a company's operator's own when the form names none (an agency
+    operator names one: theirs would be the agency's own)."""
+    company = field("company").strip()[:FIELD_MAX] or ("" if g.actor.everywhere else g.actor.company or "")
+    if not company:
+        raise InvalidInput("field_required", field=text("ui_company", g.lang))
+    return company
+
+
+@bp.post("/directory/sync")
+@console_required
+def directory_sync() -> Any:
+    """Run a sync; the report shows what changed (a dry run: exactly what would). A sync that
+    stops removes nothing and is answered with its reason by errors.py (409)."""
+    report = directories.sync(deps(), g.actor, _directory_company(), full=field("mode") == "full",
+                              dry_run=field("dry_run") == "yes")
+    return render_template("console/directory_report.html", report=report.to_dict(), kind="sync",
+                           lists=SYNC_LISTS)
+
+
+@bp.post("/directory/export")
+@console_required
+def directory_export() -> Any:
+    """Run an export of the company's accounts to its directory; the report shows what changed."""
+    report = directories.export(deps(), g.actor, _directory_company(), dry_run=field("dry_run") == "yes")
+    return render_template("console/directory_report.html", report=report.to_dict(), kind="export",
+                           lists=EXPORT_LISTS)

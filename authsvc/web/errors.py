@@ -35,6 +35,7 @@ BACK = (
     ("console.group", "console.group_list"),
     ("console.contract", "console.contract_list"),
     ("console.client", "console.client_list"),
+    ("console.directory", "console.directory_page"),
     ("console.", "console.index"),
     ("register.", "register.index"),
 )

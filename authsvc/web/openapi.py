@@ -72,7 +72,9 @@ ADMIN_RESPONSES = {
     "AdminNotFound": {
         "description": "No such record in your company (another company's answers the same).",
         **_json(_ERROR)},
-    "AdminConflict": {"description": "Not in this state (e.g. `bad_transition`).", **_json(_ERROR)},
+    "AdminConflict": {"description": "Not in this state (e.g. `bad_transition`); a directory sync "
+                      "that stopped before removing anything: `directory_sync_stopped`, with its "
+                      "`reason` and `detail` besides `error` and `message`.", **_json(_ERROR)},
 }
 _ADMIN_REFUSED = {status: {"$ref": f"#/components/responses/{name}"} for status, name in (
     ("401", "AdminUnauthorised"), ("403", "AdminForbidden"), ("404", "AdminNotFound"),
@@ -102,6 +104,15 @@ _REGISTRATION = {
     },
 }
 _OIDC = {"$ref": "#/components/schemas/OidcRegistration"}
+
+
+_FLAG = {"type": "boolean", "default": False}
+_DIRECTORY_SYNC = {"required": False, **_json({"type": "object", "properties": {"full": _FLAG,
+                                                                                 "dry_run": _FLAG}})}
+_DIRECTORY_EXPORT = {"required": False, **_json({"type": "object", "properties": {"dry_run": _FLAG}})}
+# (a 409 is AdminConflict's; a stopped sync's body adds `reason` and `detail` to `error` and `message`)
+_STOP_OK = {"200": {"description": "Done: the `report`.", **_json({"type": "object", "properties": {
+    "report": {"type": "object"}}})}}
 
 
 def _path(*names: str) -> list[dict[str, Any]]:
@@ -208,6 +219,29 @@ ADMIN_PATHS: dict[str, Any] = {
     "/api/v1/admin/audit": {
         "get": _admin("Audit events, newest first: query `subject`, `limit` (a company's "
                       "administrators name a subject of their company).", _OK)},
+    "/api/v1/admin/directory/{company}/sync": {
+        "post": _admin("Import the company's users and groups from its directory ([9 of 12], R20): "
+                       "`full` (every entry; default false: those changed since the last sync), "
+                       "`dry_run` (default false: write nothing, the `report` lists exactly what would "
+                       "be created, updated, linked, resumed, suspended, deleted, the groups, "
+                       "memberships and skipped entries with why). Imported accounts are pending, "
+                       "without a password. Needs the right to manage accounts (a service client: "
+                       "scope directory:sync). 404 `directory_not_configured` for a company without "
+                       "a directory (another company's answers the same); 409 "
+                       "`directory_sync_stopped` with its `reason` (directory_unavailable, "
+                       "too_few_entries, too_many_removals) and `detail` when it stopped before "
+                       "removing anything (an alert is raised).", _STOP_OK, _DIRECTORY_SYNC,
+                       ("company",))},
+    "/api/v1/admin/directory/{company}/export": {
+        "post": _admin("Publish the company's accounts and their state to its directory: added, "
+                       "changed, or marked disabled; never a password or its hash; idempotent. "
+                       "`dry_run`: the `report` lists what would change. 409 "
+                       "`directory_export_not_configured` without an export_base; 409 "
+                       "`directory_sync_stopped` (`reason` export_failed) when the directory "
+                       "fails.", _STOP_OK, _DIRECTORY_EXPORT, ("company",))},
+    "/api/v1/admin/directory/runs": {
+        "get": _admin("The newest directory syncs of your companies, newest first: query "
+                      "`company`, `limit` (default 20, at most 500).", _OK)},
 }
 
 

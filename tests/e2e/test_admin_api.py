@@ -8,6 +8,8 @@ route of the blueprint, so a new route without a case here fails the suite."""
 from __future__ import annotations
 
 import base64
+import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +20,11 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from adapters.directory import DirectoryError, Entry, Source
 from authsvc.cli import main
 from authsvc.domain import relying_party
 from authsvc.domain.roles import Actor, Role
-from authsvc.services import Deps, accounts, alerts, devices, groups, service_clients, totp
+from authsvc.services import Deps, accounts, alerts, devices, directory_sync, groups, service_clients, totp
 from authsvc.services.passwords import change_password
 from authsvc.web import create_app
 from tests.integration.support import CHOSEN, active_account, add_contract, dump_all, events, sql
@@ -42,11 +45,65 @@ def _key() -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# ---- a directory for the surfaces' tests ([9 of 12]) --------------------------------------------
+# The sync itself runs against a real OpenLDAP slapd in its own tests; the command line, the
+# admin API and the console only need a company's directory that lists some entries (or fails).
+
+
+def directory_source(company: str, contract: str, **more: Any) -> Source:
+    return Source(company=company, urls=("ldap://127.0.0.1:1",), bind_dn="cn=sync,dc=example,dc=jp",
+                  bind_password_env="AUTHSVC_TEST_NO_PASSWORD", users_base="ou=people,dc=example,dc=jp",
+                  contract=contract, export_base="ou=dsg,dc=example,dc=jp", **more)
+
+
+def directory_person(uid: str, name: str, n: int) -> Entry:
+    return Entry(f"uid={uid},ou=people,dc=example,dc=jp", f"entry-{n}",
+                 {"uid": (uid,), "displayname": (name,), "modifytimestamp": (f"2026040100000{n}Z",)})
+
+
+@dataclass
+class FakeDirectory:
+    """A company's directory as adapters/directory's LdapDirectory presents it: its source, its
+    user entries, what was exported to it; `down`: every search fails (the server stopped)."""
+
+    source: Source
+    users: list[Entry] = field(default_factory=list)
+    down: bool = False
+    exported: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def __enter__(self) -> FakeDirectory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def search(self, base: str, flt: str, attributes: list[str]) -> Iterator[Entry]:
+        if self.down:
+            raise DirectoryError(f"{self.source.urls[0]}: LDAPSocketOpenError: connection refused")
+        if base == self.source.export_base:
+            return iter([Entry(dn, f"x-{dn}", {k.lower(): tuple(v) for k, v in values.items()})
+                         for dn, values in self.exported.items()])
+        return iter(list(self.users) if base == self.source.users_base else [])
+
+    def add(self, dn: str, object_classes: list[str], attributes: dict[str, list[str]]) -> None:
+        self.exported[dn] = attributes
+
+    def replace(self, dn: str, attributes: dict[str, list[str]]) -> None:
+        self.exported[dn] = {**self.exported[dn], **attributes}
+
+
+def with_directories(deps: Deps, fakes: dict[str, FakeDirectory]) -> Deps:
+    """`deps` whose companies named in `fakes` have those directories (others: none)."""
+    of: Callable[[str], FakeDirectory | None] = fakes.get
+    return dataclasses.replace(deps, directories=of)
+
+
 @dataclass
 class Rig:
     deps: Deps
     client: Any
     secrets: dict[str, str] = field(default_factory=dict)
+    directories: dict[str, FakeDirectory] = field(default_factory=dict)
 
     def account(self, uid: str, company: str, role: str = "user", otp: bool = False) -> str:
         contract = "C-A" if company == A else "C-B"
@@ -83,10 +140,13 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def rig(make_deps) -> Rig:
-    deps = make_deps("sqlite")
+    # company A has a directory (two people, one whose uid is no user ID); company B has none
+    fakes = {A: FakeDirectory(directory_source(A, "C-A"), [directory_person("dir-a1", "連携 一郎", 1),
+                                                           directory_person("../bad", "不正 二郎", 2)])}
+    deps = with_directories(make_deps("sqlite"), fakes)
     app = create_app(deps=deps)
     app.config["TESTING"] = True
-    r = Rig(deps, app.test_client())
+    r = Rig(deps, app.test_client(), directories=fakes)
     add_contract(deps, AGENCY, "C-A", A)
     add_contract(deps, AGENCY, "C-B", B)
     for company, tag in ((A, "a"), (B, "b")):
@@ -112,6 +172,7 @@ def rig(make_deps) -> Rig:
     # an OpenID Connect client of company A, the members of its group 設計部 may use ([8 of 12])
     service_clients.create(deps, ASSIGN[A], "rp-a", [], oidc=relying_party.parse("社内Wiki", [RP_CB]),
                            groups=["設計部"])
+    directory_sync.sync(deps, ASSIGN[A], A, dry_run=True)  # a run of company A's to list
     return r
 
 
@@ -155,6 +216,9 @@ CALLS: dict[str, tuple[str, str, dict | None]] = {
     "admin_api.client_act": ("POST", "/api/v1/admin/clients/job-a/suspend", {"reason": "調査"}),
     "admin_api.client_registration": ("PUT", "/api/v1/admin/clients/rp-a/oidc",
                                       {"oidc": OIDC, "reason": "URI追加"}),
+    "admin_api.directory_sync": ("POST", f"/api/v1/admin/directory/{A}/sync", {"full": True}),
+    "admin_api.directory_export": ("POST", f"/api/v1/admin/directory/{A}/export", {"dry_run": False}),
+    "admin_api.directory_runs": ("GET", "/api/v1/admin/directory/runs?company=" + A, None),
 }
 # Account actions beyond the one in CALLS, each on company A's account.
 ACTIONS = [("approve", "pending-a"), ("resume", "paused-a"), ("delete", "mover-a"),
@@ -171,7 +235,8 @@ MORE = [("admin_api.client_create:oidc", "POST", "/api/v1/admin/clients",
          {"client_id": "made-rp-a", "company": A, "oidc": OIDC, "groups": ["設計部"]}),
         ("admin_api.client_list:oidc", "GET", "/api/v1/admin/clients?kind=oidc", None)]
 READS = {"admin_api.search", "admin_api.contracts", "admin_api.device_list", "admin_api.group_list",
-         "admin_api.alert_inbox", "admin_api.client_list", "admin_api.client_list:oidc"}
+         "admin_api.alert_inbox", "admin_api.client_list", "admin_api.client_list:oidc",
+         "admin_api.directory_runs"}
 
 
 def _calls() -> list[tuple[str, str, str, dict | None]]:
@@ -395,8 +460,10 @@ def test_a_reading_client_searches_its_companys_accounts_and_nothing_else(rig):
     before, seq = state(), len(events(rig.deps))
     for name, method, path, body in _calls():
         if method == "GET" and name in ("admin_api.search", "admin_api.account", "admin_api.contracts",
-                                        "admin_api.group_list"):
+                                        "admin_api.group_list", "admin_api.directory_runs"):
             continue  # what accounts:read (and any administrator's company view) reads
+        if name == "admin_api.directory_export":
+            continue  # the export needs only READ_ACCOUNTS (services/directory_sync.export)
         resp = as_client(rig, creds, method, path, _body(body))
         assert resp.status_code in (403, 404), (name, resp.status_code, resp.get_json())
     assert state() == before
@@ -571,3 +638,95 @@ def test_a_registration_is_only_an_oidc_clients(rig):
     assert (resp.status_code, resp.get_json()["error"]) == (409, "client_not_oidc")
     assert rig.call(admin, "GET", "/api/v1/admin/clients?kind=robot").status_code == 400
     assert rig.call(admin, "POST", "/api/v1/admin/clients/rp-a/oidc", {"oidc": OIDC}).status_code == 404
+
+
+# ---- directory sync ([9 of 12], R20) -----------------------------------------------------------
+
+
+def test_a_directory_sync_through_the_api_dry_run_first(rig):
+    token = rig.token("adm-a")
+    path = f"/api/v1/admin/directory/{A}/sync"
+    state = lambda: [x for x in _state(rig.deps) if not x.startswith("directory_runs.")]  # noqa: E731
+    before = state()
+    dry = rig.call(token, "POST", path, {"full": True, "dry_run": True})
+    assert dry.status_code == 200, dry.get_json()
+    report = dry.get_json()["report"]
+    assert (report["company"], report["mode"], report["dry_run"], report["created"]) == (
+        A, "full", True, ["dir-a1"])
+    assert report["skipped"] == ["uid=../bad,ou=people,dc=example,dc=jp: user_id_invalid"]
+    assert state() == before  # a dry run writes nothing but its run
+    done = rig.call(token, "POST", path, {})  # incremental: the first one reads everything
+    assert done.status_code == 200 and done.get_json()["report"]["created"] == ["dir-a1"]
+    assert accounts.show(rig.deps, AGENCY, "dir-a1").status == "pending"  # approved by a person
+    runs = rig.call(token, "GET", "/api/v1/admin/directory/runs?company=" + A).get_json()["runs"]
+    assert [(r["actor"], r["dry_run"], r["result"]) for r in runs] == [
+        ("adm-a", False, "ok"), ("adm-a", True, "ok"), ("acct-a0", True, "ok")]
+    assert runs[0]["counts"]["created"] == 1 and runs[0]["counts"]["skipped"] == 1
+    exported = rig.call(token, "POST", f"/api/v1/admin/directory/{A}/export", {"dry_run": True})
+    assert exported.status_code == 200 and "dir-a1" in exported.get_json()["report"]["added"]
+    assert rig.directories[A].exported == {}  # a dry run writes nothing there either
+
+
+def test_a_company_without_a_directory_and_another_companys_answer_alike(rig):
+    """404 `directory_not_configured` for a company without a directory; an administrator of
+    another company hears exactly that for company A (its directory is none of theirs), audited
+    with the real reason."""
+    theirs_token, ours_token = rig.token("adm-b"), rig.token("adm-a")
+    unknown = rig.call(theirs_token, "POST", f"/api/v1/admin/directory/{B}/sync", {"dry_run": True})
+    assert (unknown.status_code, unknown.get_json()["error"]) == (404, "directory_not_configured")
+    assert unknown.get_json()["message"] == f"会社「{B}」のディレクトリ連携は設定されていません。"
+    seq = len(events(rig.deps))
+    for action in ("sync", "export"):
+        theirs = rig.call(theirs_token, "POST", f"/api/v1/admin/directory/{A}/{action}", {"dry_run": True})
+        nowhere = rig.call(theirs_token, "POST", f"/api/v1/admin/directory/無い会社/{action}", {})
+        assert theirs.status_code == nowhere.status_code == 404, action
+        assert theirs.get_json()["error"] == nowhere.get_json()["error"] == "directory_not_configured"
+        assert theirs.get_json()["message"] == nowhere.get_json()["message"].replace("無い会社", A)
+    refused = [(e.action, e.subject, e.data["reason"]) for e in events(rig.deps)[seq:]
+               if e.result == "refused" and e.subject == A]
+    assert refused == [("directory.sync", A, "other_company"), ("directory.export", A, "other_company")]
+    listed = rig.call(theirs_token, "GET", "/api/v1/admin/directory/runs?company=" + A)
+    assert listed.get_json() == {"runs": []}
+    assert rig.call(ours_token, "POST", f"/api/v1/admin/directory/{B}/sync", {}).status_code == 404
+    english = rig.call(theirs_token, "POST", f"/api/v1/admin/directory/{B}/sync?lang=en", {}).get_json()
+    assert english["message"] == f'Directory sync is not configured for the company "{B}".'
+
+
+def test_a_stopped_sync_answers_409_with_its_reason_and_removes_nothing(rig):
+    token = rig.token("adm-a")
+    assert rig.call(token, "POST", f"/api/v1/admin/directory/{A}/sync", {}).status_code == 200
+    rig.directories[A].down = True
+    resp = rig.call(token, "POST", f"/api/v1/admin/directory/{A}/sync", {"full": True})
+    body = resp.get_json()
+    assert (resp.status_code, body["error"], body["reason"]) == (409, "directory_sync_stopped",
+                                                                   "directory_unavailable")
+    assert "LDAPSocketOpenError" in body["detail"] and "削除" in body["message"]
+    assert accounts.show(rig.deps, AGENCY, "dir-a1").status == "pending"  # nothing suspended
+    kinds = [a["kind"] for a in alerts.inbox(rig.deps, Actor("adm-a", frozenset({Role.SYSTEM_ADMIN}),
+                                                            company=A))]
+    assert "directory_sync_stopped" in kinds
+    export = rig.call(token, "POST", f"/api/v1/admin/directory/{A}/export", {})
+    assert (export.status_code, export.get_json()["reason"]) == (409, "export_failed")
+    bad = rig.call(token, "POST", f"/api/v1/admin/directory/{A}/sync", {"full": "yes"})
+    assert (bad.status_code, bad.get_json()["error"]) == (400, "field_required")
+
+
+def test_a_sync_client_runs_the_sync_as_itself_and_a_reader_may_not(rig):
+    made = rig.call(rig.token("acct-a"), "POST", "/api/v1/admin/clients",
+                    {"client_id": "dirsync-a", "scopes": ["directory:sync"]})
+    assert made.status_code == 201, made.get_json()
+    approved = rig.call(rig.token("adm-a"), "POST", "/api/v1/admin/clients/dirsync-a/approve", {})
+    assert approved.status_code == 200
+    creds = basic("dirsync-a", made.get_json()["secret"])
+    resp = as_client(rig, creds, "POST", f"/api/v1/admin/directory/{A}/sync", {"full": True})
+    assert resp.status_code == 200 and resp.get_json()["report"]["created"] == ["dir-a1"], resp.get_json()
+    [created] = events(rig.deps, "account.create", "dir-a1")
+    assert created.actor == "svc:dirsync-a" and created.data["source"] == "directory"
+    runs = as_client(rig, creds, "GET", "/api/v1/admin/directory/runs").get_json()["runs"]
+    assert runs[0]["actor"] == "svc:dirsync-a"
+    # another company's: the answer of one without a directory
+    other = as_client(rig, creds, "POST", f"/api/v1/admin/directory/{B}/sync", {})
+    assert (other.status_code, other.get_json()["error"]) == (404, "directory_not_configured")
+    reader = reader_of_a(rig)  # accounts:read only
+    refused = as_client(rig, reader, "POST", f"/api/v1/admin/directory/{A}/sync", {"dry_run": True})
+    assert (refused.status_code, refused.get_json()["error"]) == (403, "forbidden")

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from authsvc.domain import relying_party
 from authsvc.domain.messages import text
 from authsvc.services import Deps, accounts, devices, groups, operators, service_clients
+from authsvc.services import directory_sync as directories
 from authsvc.services.sessions import Client
 from tests.conftest import AGENCY
 from tests.e2e.test_console_accounts import (  # noqa: F401  (rig: the fixture)
@@ -276,7 +277,8 @@ def test_another_companys_administrator_gets_the_unknown_answer_and_changes_noth
 CHANGES = ("account.reset_factor", "account.window", "device.suspend", "device.resume",
            "device.revoke", "group.create", "group.request", "group.approve", "group.remove",
            "contract.period")
-NEW_PAGES = ("/console/devices", "/console/groups", "/console/contracts", "/console/clients")
+NEW_PAGES = ("/console/devices", "/console/groups", "/console/contracts", "/console/clients",
+             "/console/directory")
 NEW_POSTS: dict[str, dict[str, Any]] = {
     "/console/accounts/tanaka/reset-factor": {"factor": "totp", "reason": "x"},
     "/console/accounts/tanaka/window": {"starts_at": "2026-04-02T09:00", "ends_at": "2026-04-02T18:00",
@@ -288,6 +290,8 @@ NEW_POSTS: dict[str, dict[str, Any]] = {
                            "reason": "x"},
     "/console/clients/create": {"client_id": "new-rp", "name": "x", "redirect_uris": "https://x.example/cb",
                                 "auth_method": "client_secret_basic"},
+    "/console/directory/sync": {"company": COMPANY, "mode": "full"},
+    "/console/directory/export": {"company": COMPANY},
 }
 
 
@@ -435,3 +439,111 @@ def test_another_companys_administrator_gets_the_unknown_answer_for_our_clients(
                if e.actor == "suzuki" and e.result == "refused"]
     assert refused == [(f"client.{a}", "other_company")
                        for a in ("approve", "rotate", "suspend", "revoke", "create")]
+
+
+# ---- directory sync ([9 of 12], R20) -----------------------------------------------------------
+
+
+@pytest.fixture
+def synced(made):
+    """The rig with a directory for the company (two people, one whose uid is no user ID); the
+    other company has none."""
+    from tests.e2e.test_admin_api import FakeDirectory, directory_person, directory_source, with_directories
+
+    fake = FakeDirectory(directory_source(COMPANY, "C-1"), [directory_person("dir-1", "連携 一郎", 1),
+                                                            directory_person("../bad", "不正 二郎", 2)])
+    made.deps = with_directories(made.deps, {COMPANY: fake})
+    made.app.extensions["authsvc"] = made.deps
+    made.fake = fake
+    return made
+
+
+def runs(deps: Deps) -> list[dict[str, Any]]:
+    return directories.runs(deps, AGENCY, None, 100)
+
+
+def test_the_directory_page_runs_a_dry_run_and_shows_what_would_change(synced):
+    sato = synced.console("sato")
+    assert 'id="menu-directory"' in html(get(sato, "/console/"))
+    page = html(get(sato, "/console/directory"))
+    assert "ディレクトリ連携" in page and 'id="no-runs"' in page
+    for form in ("directory-sync", "directory-export"):  # each form posts its CSRF token
+        assert re.search(rf'<form[^>]+id="{form}"[^>]*><input type="hidden" name="csrf_token" value="[^"]+">',
+                         page), form
+    assert 'id="sync-dry-run" checked' in page and f'<span id="sync-company">{COMPANY}</span>' in page
+    report = post(sato, "/console/directory/sync", {"mode": "full", "dry_run": "yes"})
+    assert report.status_code == 200, html(report)[:500]
+    shown = html(report)
+    assert 'id="report-dry-run"' in shown and "何も書き込んでいません" in shown
+    assert re.search(r'<ul id="report-created"><li>dir-1</li></ul>', shown)
+    assert "uid=../bad,ou=people,dc=example,dc=jp: user_id_invalid" in shown
+    assert 'href="/console/directory"' in shown
+    found = accounts.list_accounts(synced.deps, AGENCY, None, None, None, COMPANY, "連携")
+    assert found == []  # nothing written
+    listed = html(get(sato, "/console/directory"))
+    assert f'data-company="{COMPANY}" data-result="ok"' in listed and "（試行）" in listed
+    done = html(post(sato, "/console/directory/sync", {"mode": "incremental"}))
+    assert 'id="report-done"' in done and "dir-1" in done
+    assert accounts.show(synced.deps, AGENCY, "dir-1").status == "pending"
+    exported = html(post(sato, "/console/directory/export", {"dry_run": "yes"}))
+    assert re.search(r'<ul id="report-added">.*<li>dir-1</li>', exported) and synced.fake.exported == {}
+    english = html(get(sato, "/console/directory?lang=en"))
+    assert "Directory sync" in english and "Run the sync" in english and "Recent runs" in english
+    again = html(post(sato, "/console/directory/sync?lang=en", {"dry_run": "yes"}))  # all known now
+    assert "A dry run: nothing was written" in again and "Entries skipped (why)" in again
+    assert 'id="report-created"' not in again
+    assert [(r["actor"], r["dry_run"]) for r in runs(synced.deps)] == [
+        ("sato", True), ("sato", False), ("sato", True)]
+
+
+def test_a_staff_member_sees_the_runs_but_runs_no_sync(synced):
+    kimura = synced.console("kimura")  # staff: reads accounts, manages none
+    page = html(get(kimura, "/console/directory"))
+    assert 'id="directory-sync"' not in page and 'id="directory-export"' in page
+    refused = post(kimura, "/console/directory/sync", {"dry_run": "yes"})
+    assert refused.status_code == 403 and runs(synced.deps) == []
+
+
+def test_refusals_on_the_directory_page_are_polite_and_lead_back(synced):
+    sato, unyo = synced.console("sato"), synced.console("unyo")
+    missing = post(unyo, "/console/directory/sync", {"company": OTHER, "dry_run": "yes"})
+    assert missing.status_code == 404
+    assert text("directory_not_configured", "ja", company=OTHER) in html(missing)
+    assert 'href="/console/directory"' in html(missing)
+    no_company = post(unyo, "/console/directory/sync", {"company": " "})
+    assert no_company.status_code == 400 and 'href="/console/directory"' in html(no_company)
+    synced.fake.down = True
+    stopped = post(sato, "/console/directory/sync?lang=en", {"mode": "full"})
+    assert stopped.status_code == 409 and 'href="/console/directory"' in html(stopped)
+    assert "no account was removed or suspended" in html(stopped) and "directory_unavailable" in html(stopped)
+    assert 'data-result="stopped"' in html(get(sato, "/console/directory"))
+    assert post(sato, "/console/directory/export", {}).status_code == 409
+
+
+def test_another_companys_operator_sees_no_runs_of_ours_and_gets_the_unknown_answer(synced):
+    post(synced.console("sato"), "/console/directory/sync", {"dry_run": "yes"})
+    before = runs(synced.deps)
+    suzuki = synced.console("suzuki")  # the other company's system administrator
+    page = html(get(suzuki, "/console/directory"))
+    assert 'id="no-runs"' in page and f'data-company="{COMPANY}"' not in page
+    for action in ("sync", "export"):
+        theirs = post(suzuki, f"/console/directory/{action}", {"company": COMPANY, "dry_run": "yes"})
+        unknown = post(suzuki, f"/console/directory/{action}", {"company": "無い会社", "dry_run": "yes"})
+        assert theirs.status_code == unknown.status_code == 404, action
+        assert (without_tokens(html(theirs)).replace(COMPANY, "X")
+                == without_tokens(html(unknown)).replace("無い会社", "X")), action
+    # their own company has no directory: the same polite answer
+    assert post(suzuki, "/console/directory/sync", {"dry_run": "yes"}).status_code == 404
+    assert runs(synced.deps) == before
+    refused = [(e.action, e.data["reason"]) for e in events(synced.deps)
+               if e.actor == "suzuki" and e.result == "refused" and e.subject == COMPANY]
+    assert refused == [("directory.sync", "other_company"), ("directory.export", "other_company")]
+
+
+def test_the_directory_forms_need_the_csrf_token(synced):
+    sato = synced.console("sato")
+    for token in (None, "forged-token"):
+        for action in ("sync", "export"):
+            resp = post(sato, f"/console/directory/{action}", {"mode": "full"}, token=token)
+            assert resp.status_code == 400 and text("request_invalid", "ja") in html(resp)
+    assert runs(synced.deps) == [] and synced.fake.exported == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -458,3 +459,104 @@ def test_a_bad_registration_is_one_line_with_no_traceback(cli, args):
                   "https://wiki.example.jp/cb", "--auth-method", "private_key_jwt", "--jwks",
                   "/nonexistent/keys.json", code=2)
     assert "--jwks" in missing.output and "Traceback" not in missing.output
+
+
+# ---- directory sync ([9 of 12]) and running as a service client (R6) ----------------------------
+
+
+def test_a_company_without_a_directory_is_one_line_and_exit_1(cli):
+    """No directory.sources_file here: every company answers `directory_not_configured`, on
+    one line, with the exit code of every refusal (1), and no traceback."""
+    cli("contract", "create", "C-1", "--company", "防衛産業株式会社", "--start", "2026-04-01")
+    for args in (("sync", "防衛産業株式会社", "--full", "--dry-run"), ("export", "防衛産業株式会社")):
+        result = cli("directory", *args, code=1)
+        assert result.stdout == "" and "Traceback" not in result.output
+        assert result.stderr.strip() == \
+            'Directory sync is not configured for the company "防衛産業株式会社".'
+        assert as_json(cli("directory", *args, "--json", code=1))["error"] == "directory_not_configured"
+    assert as_json(cli("directory", "runs", "--json")) == []
+    assert cli("directory", "runs").output.strip() == "-"
+    assert "--dry-run" in cli("directory", "sync", "--help").output
+
+
+def test_as_client_is_refused_on_one_line_without_the_right_secret(cli):
+    cli("contract", "create", "C-9", "--company", "株式会社テスト", "--start", "2026-04-01")
+    cli("user", "create", "sato", "--name", "佐藤 一郎", "--contract", "C-9", "--role", "system_admin")
+    cli("identifier", "approve", "sato")
+    made = as_json(cli("client", "create", "dirsync", "--company", "株式会社テスト", "--scope",
+                       "directory:sync", "--json"))
+    cli("--as", "sato", "client", "approve", "dirsync")
+    runner = CliRunner()
+
+    def as_client(secret: str | None, *args: str) -> Any:
+        env = {**cli.env, "AUTHSVC_CLIENT_SECRET": secret}
+        return runner.invoke(main, ["--as-client", "dirsync", *args], env=env)
+
+    for secret, message in (
+            ("wrong-" + made["secret"], "Could not authenticate as the service client dirsync."),
+            (None, "Please put the secret of the service client dirsync in the environment variable "
+                   "AUTHSVC_CLIENT_SECRET.")):
+        refused = as_client(secret, "directory", "runs")
+        assert refused.exit_code == 1 and refused.stdout == "", refused.output
+        assert refused.stderr.strip() == message and "Traceback" not in refused.output
+    coded = as_client("wrong", "directory", "runs", "--json")
+    assert coded.exit_code == 1 and json.loads(coded.stdout)["error"] == "cli_client_refused"
+    # the right secret: the client itself, within its scope and company
+    assert json.loads(as_client(made["secret"], "directory", "runs", "--json").stdout) == []
+    other = as_client(made["secret"], "directory", "sync", "別会社", "--json")
+    assert other.exit_code == 1 and json.loads(other.stdout)["error"] == "directory_not_configured"
+    attempts = [(e["actor"], e["result"], json.loads(e["detail"]).get("reason"))
+                for e in as_json(cli("audit", "show", "--limit", "200", "--json"))
+                if e["action"] == "client.authenticate"]
+    assert ("svc:dirsync", "failed", "wrong_secret") in attempts and ("svc:dirsync", "ok", None) in attempts
+    both = runner.invoke(main, ["--as", "sato", "--as-client", "dirsync", "directory", "runs"], env=cli.env)
+    assert both.exit_code == 2 and "exclude each other" in both.output
+    assert "AUTHSVC_CLIENT_SECRET" in runner.invoke(main, ["--help"]).output
+
+
+def test_a_scheduled_sync_as_its_own_client_dry_run_then_stopped(cli, monkeypatch):
+    """A scheduler's sync as the service client: a dry run prints exactly what would change; a
+    directory that fails prints one line with the reason and exits 1, removing nothing."""
+    from tests.e2e.test_admin_api import FakeDirectory, directory_person, directory_source
+
+    company = "株式会社テスト"
+    fake = FakeDirectory(directory_source(company, "C-9"), [
+        directory_person("yamada", "山田 太郎", 1), directory_person("x\x1b]0;evil\x07", "悪意 一郎", 2)])
+    monkeypatch.setattr("authsvc.bootstrap.directories", lambda settings: {company: fake}.get)
+    cli("contract", "create", "C-9", "--company", company, "--start", "2026-04-01")
+    cli("user", "create", "sato", "--name", "佐藤 一郎", "--contract", "C-9", "--role", "system_admin")
+    cli("identifier", "approve", "sato")
+    made = as_json(cli("client", "create", "dirsync", "--company", company, "--scope", "directory:sync",
+                       "--json"))
+    cli("--as", "sato", "client", "approve", "dirsync")
+    env = {**cli.env, "AUTHSVC_CLIENT_SECRET": made["secret"]}
+
+    def scheduled(*args: str) -> Any:
+        return CliRunner().invoke(main, ["--as-client", "dirsync", "directory", *args], env=env)
+
+    dry = scheduled("sync", company, "--full", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    lines = dry.stdout.splitlines()
+    assert lines[0] == f"{company}: full sync (dry run: nothing was written)"
+    assert "created:" in lines and "  yamada" in lines and "updated: -" in lines
+    assert "  uid=x\\x1b]0;evil\\x07,ou=people,dc=example,dc=jp: user_id_invalid" in lines  # escaped
+    assert "\x1b" not in dry.stdout
+    assert [u["user_id"] for u in as_json(cli("user", "list", "--json"))] == ["sato"]  # nothing written
+    report = json.loads(scheduled("sync", company, "--json").stdout)
+    assert (report["mode"], report["dry_run"], report["created"]) == ("full", False, ["yamada"])
+    [created] = [e for e in as_json(cli("audit", "show", "--subject", "yamada", "--json"))
+                 if e["action"] == "account.create"]
+    assert created["actor"] == "svc:dirsync"  # the sync's own identifier, in every event
+    fake.down = True
+    stopped = scheduled("sync", company, "--full")
+    assert stopped.exit_code == 1 and stopped.stdout == "" and "Traceback" not in stopped.output
+    [line] = stopped.stderr.strip().splitlines()
+    assert "directory_unavailable" in line and "LDAPSocketOpenError" in line
+    assert "no account was removed" in line
+    assert as_json(cli("user", "show", "yamada", "--json"))["status"] == "pending"
+    runs = as_json(cli("directory", "runs", "--company", company, "--json"))
+    assert [(r["result"], r["dry_run"], r["actor"]) for r in runs] == [
+        ("stopped", False, "svc:dirsync"), ("ok", False, "svc:dirsync"), ("ok", True, "svc:dirsync")]
+    listed = cli("directory", "runs", "--limit", "1").output
+    assert "\tstopped\tsvc:dirsync\t" in listed and "LDAPSocketOpenError" in listed
+    assert [a["kind"] for a in as_json(cli("alert", "list", "--json"))] == ["directory_sync_stopped"]

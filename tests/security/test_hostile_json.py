@@ -56,11 +56,12 @@ READS: dict[str, str | None] = {
     "admin_api.group_policy": "admin", "admin_api.group_request": "admin",
     "admin_api.client_create": "admin", "admin_api.client_act": "admin",
     "admin_api.contract_period": "admin",
+    "admin_api.directory_sync": "admin", "admin_api.directory_export": "admin",
 }
 # The value each path placeholder gets (by its name; a number for an int converter); an
 # action each route knows (an unknown one is a 404 before the body is read).
 PLACEHOLDERS = {"sid": "x" * 43, "user_id": "yamada", "device_id": "TERMINAL-1",
-                "name": "group-1", "client_id": "sync-1", "number": "C-1"}
+                "name": "group-1", "client_id": "sync-1", "number": "C-1", "company": "防衛産業株式会社"}
 ACTIONS = {"console.registration_act": "join", "admin_api.act": "suspend",
            "admin_api.device_change": "suspend", "admin_api.client_act": "suspend"}
 PLACEHOLDER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
