@@ -212,9 +212,11 @@ def serve(ctx: Ctx, as_json: bool, host: str | None, port: int | None, admin_id:
     one-time initial password."""
     from waitress import serve as waitress_serve
 
+    from authsvc.services import health
     from authsvc.web import create_app
 
     deps = ctx.deps
+    health.config_started(deps)  # the configuration's fingerprint audited at every start
     issued = accounts.bootstrap_first_admin(deps, admin_id)
     host = host or deps.settings.server.host
     port = port or deps.settings.server.port
@@ -524,6 +526,30 @@ def audit_accept_rollback(ctx: Ctx, as_json: bool, reason: str) -> None:
     _emit(as_json, lost, "\n".join(f"{k}: {v}" for k, v in lost.items()))
 
 
+@command(audit_group, "archive")
+@click.option("--before", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Archive the events stamped before this day (JST); default: older than "
+                   "audit.retention_days.")
+def audit_archive(ctx: Ctx, as_json: bool, before: datetime | None) -> None:
+    """Move old events out of the database into a signed archive file (retention); the chain
+    goes on verifying across them (`audit verify`), and each file verifies on its own."""
+    when = before.replace(tzinfo=JST) if before is not None else None
+    done = audit.archive(ctx.deps, ctx.actor, when)
+    _emit(as_json, done, f"archived: {done.get('archived', 0)}"
+          + (f" (seq {done['first']}-{done['last']}, {done['file']})" if done.get("file") else ""))
+
+
+@command(audit_group, "verify-archive")
+@click.argument("path", type=click.Path(dir_okay=False))
+def audit_verify_archive(ctx: Ctx, as_json: bool, path: str) -> None:
+    """Check one archive file on its own: its bytes, its signed record, the chain of its rows."""
+    problem = audit.verify_archive(ctx.deps, path)
+    _emit(as_json, {"ok": problem is None, "problem": str(problem) if problem else None},
+          "ok" if problem is None else f"FAILED: {problem}")
+    if problem is not None:
+        raise SystemExit(1)
+
+
 @command(audit_group, "show")
 @click.option("--subject", default=None)
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
@@ -534,6 +560,127 @@ def audit_show(ctx: Ctx, as_json: bool, subject: str | None, limit: int) -> None
     _emit(as_json, rows, "\n".join("\t".join(_printable(str(r[c]), keep="") for c in (
         "seq", "ts", "actor", "action", "subject", "result", "terminal", "source", "detail"))
         for r in rows))
+
+
+@command(audit_group, "report")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True,
+              help="First day (JST), YYYY-MM-DD.")
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True,
+              help="Last day (JST), YYYY-MM-DD, included.")
+@click.option("--company", default=None,
+              help="The company reported on (default: yours; the agency: every company).")
+@click.option("--format", "fmt", type=click.Choice(["html", "csv", "pdf"]), default="html",
+              show_default=True)
+@click.option("--lang", "report_lang", type=click.Choice(["ja", "en"]), default=None,
+              help="The report's language (default: the command's, Japanese).")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the report to this file (else to standard output).")
+def audit_report(ctx: Ctx, as_json: bool, start: datetime, end: datetime, company: str | None,
+                 fmt: str, report_lang: str | None, output: str | None) -> None:
+    """A report of the audit log over the days --from..--to (JST): logons and failures per
+    company and day, locks, administrative actions, registrations, refused privileges,
+    off-hours logons, repeated failures, unused accounts, shared IDs, anomaly flags with their
+    rule, charts. Only system administrators and staff of the company (agency operators: any
+    company, or all); every report made is audited. With --json and no --output: the report's
+    data as JSON."""
+    from dataclasses import asdict
+
+    from authsvc.services import audit_report
+
+    rep = audit_report.report(ctx.deps, ctx.actor, start.date(), end.date(), company,
+                              report_lang or ctx.lang, fmt)
+    if output is None and as_json:
+        _emit(True, asdict(rep), "")
+        return
+    body = (audit_report.csv_bytes(rep) if fmt == "csv" else audit_report.to_pdf(rep) if fmt == "pdf"
+            else audit_report.to_html(rep).encode("utf-8"))
+    if output is not None:
+        Path(output).write_bytes(body)
+        _emit(as_json, {"output": output, "format": fmt, "bytes": len(body), "counts": rep.counts,
+                        "flags": len(rep.flags)}, f"{output}: {fmt}, {len(body)} bytes, "
+              f"{len(rep.flags)} flags")
+    elif fmt == "pdf":
+        if sys.stdout.isatty():
+            raise click.UsageError("A PDF is not for the terminal: give --output FILE (or redirect).")
+        click.get_binary_stream("stdout").write(body)
+    else:  # text: shown escaped, like every stored string the command prints
+        click.echo(_printable(body.decode("utf-8-sig"), keep="\n\t\r"))
+
+
+@command(audit_group, "export")
+@click.option("--follow", is_flag=True,
+              help="Keep exporting every --interval seconds until stopped (a systemd service).")
+@click.option("--interval", type=click.IntRange(1, 3600), default=5, show_default=True,
+              help="Seconds between two passes with --follow.")
+@click.option("--destination", type=click.Choice(["syslog", "jsonl"]), default=None,
+              help="Only this destination (default: every one configured).")
+def audit_export(ctx: Ctx, as_json: bool, follow: bool, interval: int,
+                 destination: str | None) -> None:
+    """Send the audit events not yet exported to the separate system ([audit_export]: a syslog
+    collector, RFC 5424 over TCP or TLS, and/or a JSON-lines file), in order. The database is
+    the spool: a collector that is down loses nothing, its backlog goes in order at the next
+    pass. Delivery is at least once: a receiver drops a repeated seq and hash (each message
+    carries both).
+
+    One pass (cron, or a systemd timer every minute): exit 0 when every destination is up to
+    date, 1 with one line naming each unreachable destination and its backlog. With --follow it runs
+    until SIGTERM or Ctrl-C (a systemd service, Restart=always), printing only what it sent and
+    what failed. Run one exporter per deployment: a second one on the same instance folder
+    skips the destination while the first holds it. Needs the agency's right to read the log."""
+    import signal
+    import time
+
+    from authsvc.domain.errors import Forbidden
+    from authsvc.domain.roles import Perm
+    from authsvc.services import audit_export as exporter
+
+    actor = ctx.actor
+    actor.require(Perm.READ_AUDIT)
+    if not actor.everywhere:  # the export carries every company's events
+        raise Forbidden()
+    if not exporter.destinations(ctx.deps.settings):
+        raise ConfigError("config: no audit export destination: set audit_export.syslog or "
+                          "audit_export.jsonl_file")
+
+    def failures(result: dict[str, dict[str, Any]]) -> list[str]:
+        return [text("audit_export_failed", ctx.lang, destination=name, error=r["error"],
+                     backlog=r["backlog"]) for name, r in result.items() if r["error"]]
+
+    if not follow:
+        result = exporter.export(ctx.deps, destination)
+        failed = failures(result)
+        _emit(as_json, {"ok": not failed, "destinations": result},
+              "\n".join(f"{name}: sent {r['sent']}, backlog {r['backlog']}"
+                         + (" (busy: another exporter is running)" if r["busy"] else "")
+                         for name, r in result.items()))
+        if failed:
+            click.echo(_printable(" ".join(failed), keep=""), err=True)
+            sys.exit(1)
+        return
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    told: dict[str, str | None] = {}  # the last error shown per destination: said once, not every pass
+    try:
+        while True:
+            try:
+                result = exporter.export(ctx.deps, destination)
+            except faults.BACKEND_UNAVAILABLE as exc:  # the database is back soon: keep going
+                click.echo(f"{text('service_unavailable', ctx.lang)} ({type(exc).__name__})", err=True)
+            else:
+                if any(r["sent"] for r in result.values()):
+                    _emit(as_json, result, " ".join(f"{name}: sent {r['sent']}, backlog {r['backlog']}"
+                                                    for name, r in result.items()))
+                errors = {name: r["error"] for name, r in result.items()}
+                if errors != told:
+                    for line in failures(result):
+                        click.echo(_printable(line, keep=""), err=True)
+                    told = errors
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
 
 
 @main.group()
@@ -820,7 +967,8 @@ def maintenance_run(ctx: Ctx, as_json: bool) -> None:
     r = maintenance.run(ctx.deps, ctx.actor)
     _emit(as_json, {"expired": r.expired, "disabled": r.disabled, "revoked": r.revoked,
                     "registrations_expired": r.registrations_expired, "evidence_purged": r.evidence_purged,
-                    "oidc_logouts_owed": r.oidc_logouts_owed, "oidc_codes_forgotten": r.oidc_codes_forgotten},
+                    "oidc_logouts_owed": r.oidc_logouts_owed, "oidc_codes_forgotten": r.oidc_codes_forgotten,
+                    "audit_archived": r.audit_archived},
           f"expired: {', '.join(r.expired) or '-'}\ndisabled: {', '.join(r.disabled) or '-'}\n"
           f"revoked (leavers): {', '.join(r.revoked) or '-'}\n"
           f"registration sessions expired: {len(r.registrations_expired)}\n"
@@ -885,6 +1033,34 @@ def alert_ack(ctx: Ctx, as_json: bool, alert_id: int) -> None:
     """Acknowledge an alert."""
     row = alerts.acknowledge(ctx.deps, ctx.actor, alert_id)
     _emit(as_json, row, f"{row['id']}: acknowledged by {row['acknowledged_by']}")
+
+
+@main.group(name="health")
+def health_group() -> None:
+    """Checks of what the service's guarantees rest on (run them from a scheduler)."""
+
+
+@command(health_group, "clock")
+def health_clock(ctx: Ctx, as_json: bool) -> None:
+    """Compare the system clock with the NTP servers of `clock.ntp_servers`: exit 0 within
+    `clock.max_offset_seconds` (or when no server is configured), else one line and exit 1 —
+    beyond the threshold (alert clock_offset) or no server answering (alert clock_unchecked);
+    an alert of each kind is raised at most once an hour."""
+    from authsvc.services import health
+
+    result = health.clock(ctx.deps)
+    shown = "-" if result.offset is None else f"{result.offset:+.3f}"
+    servers = ", ".join(ctx.deps.settings.clock.ntp_servers)
+    code = {health.OK: "clock_ok", health.DISABLED: "clock_disabled"}.get(result.status, result.status)
+    message = text(code, ctx.lang, offset=shown, threshold=result.threshold, servers=servers)
+    if result.ok:
+        _emit(as_json, result.to_dict(), message)
+        return
+    if as_json:
+        _emit(True, {**result.to_dict(), "error": result.status, "message": message}, "")
+    else:
+        click.echo(_printable(message), err=True)
+    sys.exit(1)
 
 
 @main.group(name="registration")

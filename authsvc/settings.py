@@ -138,12 +138,32 @@ class Registration:
 class Audit:
     checkpoint_dir: str                          # signed checkpoints, outside the database (R22)
     checkpoint_seconds: int = _num(0, 3600)      # at most this long between two of a process's
+    retention_days: int = _num(0, 36500)         # events older are archived out (0: kept forever)
+    archive_dir: str                             # "": "<instance_dir>-audit-archive" beside it
 
 
 @dataclass(frozen=True)
 class AlertPolicy:
     lock_storm_accounts: int = _num(2, 100000)  # this many accounts locked ...
     lock_storm_minutes: int = _num(1, 1440)     # ... within this many minutes: one alert (R25)
+
+
+@dataclass(frozen=True)
+class AuditExport:
+    syslog: str                                   # "": off; "tcp://host:port" | "tls://host:port"
+    syslog_ca_file: str                           # TLS: the CA that signed the collector ("": system CAs)
+    syslog_facility: int = _num(0, 23)            # RFC 5424 facility (10: authpriv)
+    jsonl_file: str                               # "": off; else a JSON-lines file, one event a line
+    batch: int = _num(1, 100000)                  # events per write (the cursor moves per batch)
+    backlog_alert: int = _num(1, 1_000_000_000)   # events not yet exported: beyond this, an alert
+    timeout_seconds: int = _num(1, 300)           # connect and write timeout of the collector
+
+
+@dataclass(frozen=True)
+class ClockCheck:
+    ntp_servers: tuple[str, ...]                 # empty: the clock health check is off
+    max_offset_seconds: int = _num(1, 3600)      # beyond this offset from NTP: an alert
+    timeout_seconds: int = _num(1, 30)           # one NTP server's wait
 
 
 @dataclass(frozen=True)
@@ -202,6 +222,8 @@ class Settings:
     registration: Registration
     audit: Audit
     alerts: AlertPolicy
+    audit_export: AuditExport
+    clock: ClockCheck
     oidc: Oidc
     network: Network
     database: Database
@@ -219,6 +241,14 @@ class Settings:
         if self.audit.checkpoint_dir:
             return Path(self.audit.checkpoint_dir).resolve()
         return self.instance_path.parent / f"{self.instance_path.name}-checkpoints"
+
+    @property
+    def audit_archive_path(self) -> Path:
+        """The audit archive files (retention): beside the instance folder by default, like the
+        checkpoints, so the database's administrators need not be able to write them."""
+        if self.audit.archive_dir:
+            return Path(self.audit.archive_dir).resolve()
+        return self.instance_path.parent / f"{self.instance_path.name}-audit-archive"
 
     @property
     def oidc_key_path(self) -> Path:
@@ -334,6 +364,22 @@ def _check_relations(s: Settings) -> None:
         raise ConfigError("config: password.max_length must not be below password.min_length")
     if s.argon2.memory_cost_kib < 8 * s.argon2.parallelism:
         raise ConfigError("config: argon2.memory_cost_kib must be at least 8 × argon2.parallelism")
+    if s.audit_export.syslog:
+        _check_syslog_url(s.audit_export.syslog)
+
+
+def _check_syslog_url(url: str) -> None:
+    """The audit export's collector: tcp:// or tls:// with a host and a port, nothing else (a
+    typo must stop the start, not silently leave the events unexported)."""
+    parsed = urlsplit(url)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    if parsed.scheme not in ("tcp", "tls") or not parsed.hostname or not port \
+            or parsed.path not in ("", "/") or parsed.query or parsed.fragment or parsed.username:
+        raise ConfigError("config: audit_export.syslog must look like tcp://host:port or "
+                          f"tls://host:port, not {url!r}")
 
 
 def load_settings(

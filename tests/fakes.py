@@ -806,9 +806,14 @@ class MemoryUnitOfWork:
     def audit_head(self) -> AuditHead | None:
         return self._t.rows[AuditHead].get(1)
 
-    def audit_rows(self, batch: int = 1000) -> Iterator[dict[str, Any]]:
+    def audit_rows(self, batch: int = 1000, after: int = 0,
+                   upto: int | None = None) -> Iterator[dict[str, Any]]:
         for r in sorted(self._t.logs[AuditEvent], key=lambda e: e.seq):
-            yield {c: getattr(r, c) for c in (*chain.FIELDS, "prev_hash", "hash", "mac")}
+            if r.seq > after and (upto is None or r.seq <= upto):
+                yield {c: getattr(r, c) for c in (*chain.FIELDS, "prev_hash", "hash", "mac")}
+
+    def audit_archives(self) -> list[Any]:
+        return []  # archiving (retention) is done on the SQL stores only
 
     def audit_events(self, subjects: list[str] | None = None, limit: int = 100) -> list[AuditEvent]:
         wanted = {s.lower() for s in subjects} if subjects else None

@@ -58,11 +58,15 @@ def verify(
     head_hash: str,
     head_mac: str,
     key: bytes,
+    start: tuple[int, str] = (1, GENESIS),
 ) -> tuple[int, Problem | None]:
     """Walk the rows in stored order; return how many were checked and the first problem.
     Rows read from the store always carry their `mac` (a missing one, NULL, is a problem);
-    rows given without a `mac` key are checked by the chain and the signed head only."""
-    prev_hash, expected, checked = GENESIS, 1, 0
+    rows given without a `mac` key are checked by the chain and the signed head only.
+    `start`: the first sequence number expected and its predecessor's hash (after archived
+    rows: the archives carry the chain forward)."""
+    expected, prev_hash = start
+    checked = expected - 1  # what the archives hold counts as checked (they verify themselves)
     for row in rows:
         seq = row["seq"]
         if seq != expected:
@@ -76,11 +80,70 @@ def verify(
         prev_hash, expected, checked = row["hash"], expected + 1, checked + 1
     if checked < head_seq:
         return checked, Problem(checked + 1, "truncated")
+    if head_seq < start[0] - 1:
+        return checked, Problem(head_seq + 1, "head")  # a head behind what was archived
     if checked > head_seq or prev_hash != head_hash:
         return checked, Problem(head_seq + 1, "head")
     if not _same_mac(sign_head(key, head_seq, head_hash), head_mac):
         return checked, Problem(head_seq, "head")  # the chain was rebuilt without the key
     return checked, None
+
+
+# ---- archives: retention without a break in the chain --------------------------------------
+#
+# Events older than the retention period leave the database for an archive file; a signed
+# record of each archive stays (first and last sequence, the hash before its first row and of its
+# last, the file's SHA-256). The archives must follow one another without a gap from sequence 1,
+# and the first row left in the database must continue the last archive: so deleting rows and
+# calling them archived, dropping an archive record, or editing one is found without the files;
+# an archive file verifies on its own against its signed record.
+
+
+@dataclass(frozen=True)
+class Archive:
+    first_seq: int
+    last_seq: int
+    first_prev_hash: str
+    last_hash: str
+    sha256: str  # of the archive file's bytes
+    mac: str = ""
+
+    def message(self) -> bytes:
+        return (f"archive:{self.first_seq}:{self.last_seq}:{self.first_prev_hash}:{self.last_hash}:"
+                f"{self.sha256}").encode()
+
+    def signed(self, key: bytes) -> Archive:
+        return Archive(self.first_seq, self.last_seq, self.first_prev_hash, self.last_hash, self.sha256,
+                       hmac.new(key, self.message(), hashlib.sha256).hexdigest())
+
+    def valid(self, key: bytes) -> bool:
+        return _same_mac(hmac.new(key, self.message(), hashlib.sha256).hexdigest(), self.mac)
+
+
+def check_archives(archives: Iterable[Archive], key: bytes) -> tuple[tuple[int, str], Problem | None]:
+    """The archive records in sequence order, each signed, each following the one before from
+    sequence 1; returns where the database's rows must start (sequence, predecessor's hash)."""
+    start = (1, GENESIS)
+    for a in sorted(archives, key=lambda x: x.first_seq):
+        if not a.valid(key):
+            return start, Problem(a.first_seq, "forged")
+        if a.first_seq != start[0] or a.first_prev_hash != start[1] or a.last_seq < a.first_seq:
+            return start, Problem(start[0], "deleted")
+        start = (a.last_seq + 1, a.last_hash)
+    return start, None
+
+
+def verify_archive(rows: Iterable[Mapping[str, Any]], record: Archive, key: bytes) -> Problem | None:
+    """An archive file's rows against its signed record: the record's MAC, every row's chain
+    hash and MAC, no gap, the record's first and last hashes. (The file's SHA-256 is checked
+    by the caller, who has its bytes.)"""
+    if not record.valid(key):
+        return Problem(record.first_seq, "forged")
+    # the record stands for the archive's head: its last sequence and hash, under the key
+    _checked, problem = verify(rows, record.last_seq, record.last_hash,
+                               sign_head(key, record.last_seq, record.last_hash), key,
+                               start=(record.first_seq, record.first_prev_hash))
+    return problem
 
 
 # ---- checkpoints: the chain's anchor outside the database ----------------------------------

@@ -20,7 +20,8 @@ from authsvc.store.uow import UnitOfWork
 log = logging.getLogger("authsvc.alerts")
 KINDS = ("privilege_refused", "lockout_storm", "duplicate_person", "replayed_sample",
          "audit_verification_failed", "shared_id_suspected", "registration_stopped",
-         "client_locked")
+         "client_locked", "oidc_logout_failed", "oidc_code_replayed", "directory_sync_stopped",
+         "audit_export_backlog", "clock_offset", "clock_unchecked")
 
 
 def note(uow: UnitOfWork, now: datetime, kind: str, subject: str, company: str | None,

@@ -3,16 +3,23 @@ the checkpoints that anchor it, an operator's acceptance of a restored database,
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from adapters import metrics
 from authsvc.domain import audit as chain
 from authsvc.domain import identifiers, lockout
+from authsvc.domain.calendar import jst_iso
 from authsvc.domain.errors import DomainError, Forbidden, NotFound
 from authsvc.domain.roles import Actor, Perm
-from authsvc.services import Deps, guard
+from authsvc.services import Deps, audit_export, guard
+from authsvc.store.models import AuditArchive
 
 COLUMNS = ("seq", "ts", "actor", "action", "subject", "result", "terminal", "source", "detail")
 UNANCHORED = "unanchored"  # a chain with rows, and no checkpoint of it anywhere
@@ -40,6 +47,14 @@ def _checkpoints(deps: Deps) -> tuple[list[chain.Checkpoint], list[str]]:
 
 
 def verify(deps: Deps) -> Verification:
+    """The chain verified (see `_verify_chain`); its result is the gauge
+    authsvc_audit_verification_ok of GET /metrics."""
+    result = _verify_chain(deps)
+    metrics.set_audit_verification(result.ok)
+    return result
+
+
+def _verify_chain(deps: Deps) -> Verification:
     """The chain in itself (every row's hash and MAC, the signed head), then against every
     checkpoint in force: the chain must reach each and hold its hash there, so deleting the log,
     writing an old head back or restoring an old backup is found. A chain with rows and no
@@ -65,12 +80,99 @@ def verify(deps: Deps) -> Verification:
             if first:
                 return Verification(0, chain.Problem(first[0]["seq"], "head"), 0, anchor)
             return Verification(0, chain.check_anchors(binding, 0, {}), 0, anchor)
+        start, problem = chain.check_archives([_record(a) for a in uow.audit_archives()], deps.audit_key)
+        if problem is not None:
+            return Verification(0, problem, head.seq, anchor, head_hash=head.hash)
+        hash_at[start[0] - 1] = start[1]  # the last archive's hash answers a checkpoint there
         checked, problem = chain.verify(rows(uow.audit_rows()), head.seq, head.hash, head.mac,
-                                        deps.audit_key)
+                                        deps.audit_key, start=start)
+        # a checkpoint inside an archived run is held by that archive's signed record
+        binding = [c for c in binding if c.seq >= start[0] - 1]
         problem = problem or chain.check_anchors(binding, head.seq, hash_at)
         if problem is None and anchor is None and head.seq > 0:
             problem = chain.Problem(head.seq, UNANCHORED)
         return Verification(checked, problem, head.seq, anchor, head_hash=head.hash)
+
+
+def _record(a: Any) -> chain.Archive:
+    return chain.Archive(a.first_seq, a.last_seq, a.first_prev_hash, a.last_hash, a.sha256, a.mac)
+
+
+# ---- retention: archive and prune ----------------------------------------------------------
+
+
+@guard.audited("audit.archive", None)
+def archive(deps: Deps, actor: Actor, before: datetime | None = None) -> dict[str, Any]:
+    """Move the events stamped before `before` (default: older than `audit.retention_days`) out
+    of the database into an archive file of their own, with a signed record that carries the
+    chain forward (domain/audit.py: archives). The file is written and synced before the rows
+    are deleted; the record and the deletion commit together. Only a chain that verifies is
+    archived."""
+    actor.require(Perm.RUN_MAINTENANCE)
+    days = deps.settings.audit.retention_days
+    if before is None:
+        if days <= 0:
+            return {"archived": 0}
+        before = deps.clock.now() - timedelta(days=days)
+    checked = verify(deps)
+    if checked.problem is not None:
+        raise DomainError("audit_archive_unverified", problem=str(checked.problem))
+    folder = deps.settings.audit_archive_path
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with deps.uow(read_only=True, snapshot=True) as uow:
+        start, _ = chain.check_archives([_record(a) for a in uow.audit_archives()], deps.audit_key)
+        head = uow.audit_head()
+        # the newest event always stays: the signed head is checked against a row; and nothing
+        # leaves before every export destination has it (the separate copy is never short)
+        delivered = [audit_export.cursor_of(deps.settings, name).read()[0]
+                     for name in audit_export.destinations(deps.settings)]
+        last = min(uow.audit_last_before(jst_iso(before)), (head.seq if head else 0) - 1, *delivered)
+        if last < start[0]:
+            return {"archived": 0}
+        name = f"audit-{start[0]:012d}-{last:012d}.jsonl"
+        digest = hashlib.sha256()
+        last_hash = start[1]
+        partial = folder / f".{name}.partial"
+        with open(partial, "w", encoding="utf-8") as fh:
+            for row in uow.audit_rows(after=start[0] - 1, upto=last):
+                line = json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n"
+                fh.write(line)
+                digest.update(line.encode())
+                last_hash = row["hash"]
+            fh.flush()
+            os.fsync(fh.fileno())
+    record = chain.Archive(start[0], last, start[1], last_hash, digest.hexdigest()).signed(deps.audit_key)
+    (folder / f"{name}.sig").write_text(json.dumps(asdict(record), sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, folder / name)
+    now = deps.clock.now()
+    with deps.uow() as uow:
+        deleted = uow.archive_audit(AuditArchive(
+            first_seq=record.first_seq, last_seq=record.last_seq, first_prev_hash=record.first_prev_hash,
+            last_hash=record.last_hash, sha256=record.sha256, file_name=name, created_at=now, mac=record.mac))
+        uow.audit(now, actor, "audit.archived", "audit", first=record.first_seq, last=record.last_seq,
+                  file=name, sha256=record.sha256, deleted=deleted)
+        uow.commit()
+    return {"archived": deleted, "first": record.first_seq, "last": record.last_seq, "file": name}
+
+
+def verify_archive(deps: Deps, path: str | Path) -> chain.Problem | None:
+    """An archive file on its own: its bytes against the SHA-256 in its signed record (the
+    `.sig` file beside it), the record's MAC, and the chain of its rows."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        sig = json.loads(Path(f"{path}.sig").read_text(encoding="utf-8"))
+        record = chain.Archive(int(sig["first_seq"]), int(sig["last_seq"]), str(sig["first_prev_hash"]),
+                               str(sig["last_hash"]), str(sig["sha256"]), str(sig["mac"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return chain.Problem(0, "unreadable")
+    if hashlib.sha256(raw).hexdigest() != record.sha256:
+        return chain.Problem(record.first_seq, "modified")
+    try:
+        rows = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line]
+    except ValueError:
+        return chain.Problem(record.first_seq, "unreadable")
+    return chain.verify_archive(rows, record, deps.audit_key)
 
 
 @guard.audited("audit.checkpoint", None)

@@ -18,6 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from adapters import metrics
 from authsvc.domain import identifiers, lockout
 from authsvc.domain import logon_flow as lf
 from authsvc.domain import session as sess
@@ -167,6 +168,7 @@ def _count_failure(deps: Deps, decision: lockout.Decision, now: datetime, actor:
                       locked_until=failure.locked_until.isoformat() if failure.locked_until else None)
             alerts.lock_storm(uow, deps, now)
             uow.commit()
+        metrics.account_locked()
         backchannel.end_all(deps, key, "account_locked")  # R16: locking an account ends all its sessions
     return failure
 
@@ -183,6 +185,9 @@ def _note(uow: Any, now: datetime, actor: Actor, client: Client, step: str, subj
     uow.audit(now, actor, f"logon.{step}", subject, result, **({"reason": reason} if reason else {}),
               **({"remote": True} if client.remote else {}), **detail)
     uow.record_logon(now, subject, step, result, actor, reason, factors, client.remote)
+    metrics.logon(step, result)
+    if result == "failed":  # counted toward the lockout: a failure of this factor
+        metrics.factor_failed(step.rsplit(".", 1)[-1])
 
 
 # ---- the state machine ---------------------------------------------------------------------

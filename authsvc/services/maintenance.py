@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from authsvc.domain import identifiers, lifecycle
 from authsvc.domain.lifecycle import Status
 from authsvc.domain.roles import Actor, Perm
-from authsvc.services import Deps, backchannel, guard, registration
+from authsvc.services import Deps, audit, audit_export, backchannel, guard, registration
 from authsvc.services.accounts import access_end, last_use, revoke
 
 
@@ -24,6 +24,8 @@ class Report:
     evidence_purged: int = 0
     oidc_logouts_owed: int = 0  # relying parties told of sessions that ended by idling ([8 of 12])
     oidc_codes_forgotten: int = 0
+    audit_archived: int = 0  # events moved to archive files (audit.retention_days)
+    audit_exported: int = 0  # events sent to the separate log system on this run ([audit_export])
 
 
 @guard.audited("maintenance.run", None)
@@ -67,4 +69,8 @@ def run(deps: Deps, actor: Actor) -> Report:
     report.evidence_purged = registration.purge_evidence(deps, actor)
     report.oidc_logouts_owed = backchannel.sweep(deps)
     report.oidc_codes_forgotten = backchannel.forget_codes(deps)
+    if audit_export.destinations(deps.settings):  # also runs as `audit export --follow`
+        report.audit_exported = sum(r["sent"] for r in audit_export.export(deps).values())
+    if deps.settings.audit.retention_days > 0:  # after the export: archiving waits for it
+        report.audit_archived = int(audit.archive(deps, actor).get("archived", 0))
     return report

@@ -154,6 +154,22 @@ class AuditHead(Base):
     mac: Mapped[str] = mapped_column(String(64))
 
 
+class AuditArchive(Base):
+    """A run of audit events moved out to an archive file (R22 retention): the signed record
+    that carries the chain across the rows no longer in the database (domain/audit.Archive)."""
+
+    __tablename__ = "audit_archives"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_seq: Mapped[int] = mapped_column(Integer, unique=True)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    first_prev_hash: Mapped[str] = mapped_column(String(64))
+    last_hash: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    file_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    mac: Mapped[str] = mapped_column(String(64))
+
+
 class TotpCredential(Base):
     """An account's TOTP secret, sealed with AES-256-GCM (key outside the database). `last_step`
     is the newest time step accepted: a code at or below it is a replay (R11)."""

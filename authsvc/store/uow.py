@@ -15,11 +15,13 @@ from sqlalchemy import and_, delete, exists, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from adapters import metrics
 from adapters.checkpoints import Checkpointer
 from authsvc.domain import audit as chain
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.roles import Actor
 from authsvc.store.alerts import Alerts
+from authsvc.store.audit_reports import AuditReports
 from authsvc.store.biometrics import Biometrics
 from authsvc.store.credentials import Credentials
 from authsvc.store.db import read_session
@@ -29,6 +31,7 @@ from authsvc.store.groups import Groups
 from authsvc.store.identifiers import Identifiers
 from authsvc.store.models import (
     Account,
+    AuditArchive,
     AuditEvent,
     AuditHead,
     Challenge,
@@ -78,6 +81,7 @@ class UnitOfWork:
         self.biometrics = Biometrics(self.session)
         self.groups = Groups(self.session)
         self.alerts = Alerts(self.session)
+        self.audit_reports = AuditReports(self.session)
         self.identifiers = Identifiers(self.session)
         self.service_clients = ServiceClients(self.session)
         self.oidc = Oidc(self.session)
@@ -242,7 +246,8 @@ class UnitOfWork:
         if actor.maintenance:  # R26: every action of a maintenance account is flagged
             detail = {**detail, "maintenance_account": True}
         try:
-            event = self._append(now, actor, action, subject, result, detail)
+            with metrics.audit_write():
+                event = self._append(now, actor, action, subject, result, detail)
         except (SQLAlchemyError, AuditUnavailable) as exc:
             _alert(exc, action)
             raise
@@ -303,18 +308,38 @@ class UnitOfWork:
     def audit_head(self) -> AuditHead | None:
         return self.session.get(AuditHead, 1)
 
-    def audit_rows(self, batch: int = 1000) -> Iterator[dict[str, Any]]:
-        """Every audit row in stored order, as plain dicts, streamed in batches."""
-        after = 0
+    def audit_rows(self, batch: int = 1000, after: int = 0,
+                   upto: int | None = None) -> Iterator[dict[str, Any]]:
+        """The audit rows after `after` (up to `upto`) in stored order, as plain dicts, streamed
+        in batches."""
         while True:
-            rows = self.session.scalars(
-                select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(batch)
-            ).all()
+            q = select(AuditEvent).where(AuditEvent.seq > after)
+            if upto is not None:
+                q = q.where(AuditEvent.seq <= upto)
+            rows = self.session.scalars(q.order_by(AuditEvent.seq).limit(batch)).all()
             if not rows:
                 return
             for r in rows:
                 yield {c: getattr(r, c) for c in (*chain.FIELDS, "prev_hash", "hash", "mac")}
             after = rows[-1].seq
+
+    def audit_archives(self) -> list[AuditArchive]:
+        """The records of the archived runs of events, in sequence order."""
+        return list(self.session.scalars(select(AuditArchive).order_by(AuditArchive.first_seq)))
+
+    def audit_last_before(self, ts: str) -> int:
+        """The newest sequence number of an event stamped before `ts` (0 for none)."""
+        return int(self.session.scalar(select(func.max(AuditEvent.seq)).where(AuditEvent.ts < ts)) or 0)
+
+    def archive_audit(self, record: AuditArchive) -> int:
+        """Record an archive and delete the events it holds from the database, in this
+        transaction; how many were deleted."""
+        self.session.add(record)
+        done = self.session.execute(delete(AuditEvent).where(AuditEvent.seq >= record.first_seq,
+                                                             AuditEvent.seq <= record.last_seq)
+                                    .execution_options(synchronize_session=False))
+        self.session.flush()
+        return int(done.rowcount)  # type: ignore[attr-defined]
 
     def audit_events(self, subjects: list[str] | None = None, limit: int = 100) -> list[AuditEvent]:
         q = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)

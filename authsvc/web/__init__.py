@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from authsvc.bootstrap import build, instance_key
 from authsvc.domain.messages import LANGS, label, text
-from authsvc.services import Deps
+from authsvc.services import Deps, health
 from authsvc.services.registration import MAX_IMAGE_BYTES
 from authsvc.settings import Settings, load_settings
 from authsvc.web import auth, errors, jsonbody
@@ -31,7 +31,9 @@ SECURITY_HEADERS = {
 
 def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Flask:
     settings = settings or (deps.settings if deps else load_settings())
-    deps = deps or build(settings, upgrade=False)
+    if deps is None:  # a service start (gunicorn's workers): its configuration is audited
+        deps = build(settings, upgrade=False)
+        health.config_started(deps)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=instance_key(settings, "secret.key", "AUTHSVC_SECRET_KEY"),
@@ -69,6 +71,10 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     # the relying parties' own requests (token, userinfo) authenticate otherwise; the logout
     # confirmation checks its CSRF token itself (web/oidc.py)
     csrf.exempt(oidc.bp)
+    from authsvc.web import metrics  # GET /metrics: Prometheus, internal networks only
+
+    app.register_blueprint(metrics.bp)
+    csrf.exempt(metrics.bp)  # a scraper has no session and no form
     oidc.install(app)
 
     @app.before_request

@@ -12,7 +12,7 @@ answered by errors.py (another company's account like an unknown one)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, url_for
@@ -27,6 +27,7 @@ from authsvc.domain.roles import Perm, Role
 from authsvc.services import (
     accounts,
     alerts,
+    audit_report,
     devices,
     groups,
     operators,
@@ -350,6 +351,65 @@ def alert_inbox() -> Any:
 def alert_acknowledge(alert_id: int) -> Any:
     alerts.acknowledge(deps(), g.actor, alert_id)
     return redirect(url_for(".alert_inbox", done=alert_id))
+
+
+# ---- audit reports (R22) ---------------------------------------------------------------------
+
+REPORT_DOWNLOADS = {"csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
+REPORT_DAYS = 30  # the form's default period: the last 30 days
+
+
+def _report_form(values: Any) -> tuple[date, date, str | None, str]:
+    """The period, company and format of a report form (a POST) or of the chart's link (GET)."""
+    def day(name: str, label: str) -> date:
+        raw = str(values.get(name, "")).strip()[:20]
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise InvalidInput("date_invalid", field=text(label, g.lang)) from None
+
+    start, end = day("from", "ui_report_from"), day("to", "ui_report_to")
+    company = str(values.get("company", "")).strip()[:FIELD_MAX] or None
+    fmt = str(values.get("format", "html"))[:10]
+    return start, end, company, fmt
+
+
+@bp.get("/audit/report")
+@console_required
+def audit_report_page() -> Any:
+    """The report form (the last 30 days by default): the company's report for its system
+    administrators and staff, any company's or every company's for the agency."""
+    g.actor.require(Perm.READ_AUDIT)
+    today = deps().clock.now().astimezone(JST).date()
+    form = {"from": (today - timedelta(days=REPORT_DAYS - 1)).isoformat(), "to": today.isoformat(),
+            "company": "", "format": "html"}
+    return render_template("console/audit_report.html", form=form, report=None, actor=g.actor)
+
+
+@bp.post("/audit/report")
+@console_required
+def audit_report_run() -> Any:
+    """Make the report (audited): HTML shown here, CSV and PDF downloaded."""
+    start, end, company, fmt = _report_form(request.form)
+    rep = audit_report.report(deps(), g.actor, start, end, company, g.lang, fmt)
+    if fmt in REPORT_DOWNLOADS:
+        body = audit_report.csv_bytes(rep) if fmt == "csv" else audit_report.to_pdf(rep)
+        name = f"audit-report-{start.isoformat()}-{end.isoformat()}.{fmt}"
+        return Response(body, mimetype=REPORT_DOWNLOADS[fmt],
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    form = {"from": start.isoformat(), "to": end.isoformat(), "company": company or "", "format": fmt}
+    return render_template("console/audit_report.html", form=form, report=rep, actor=g.actor,
+                           summary=audit_report.summary(rep))
+
+
+@bp.get("/audit/report/chart.png")
+@console_required
+def audit_report_chart() -> Any:
+    """The report's chart as an image of its own (the console's pages take images from
+    'self' only: no data URI), made again for the same period and company, and audited so."""
+    start, end, company, _ = _report_form(request.args)
+    rep = audit_report.report(deps(), g.actor, start, end, company, g.lang, "png")
+    return Response(audit_report.chart_png(rep.charts[0]), mimetype="image/png")
 
 
 # ---- devices (R12) ---------------------------------------------------------------------------
