@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from authsvc.web import create_app
 from tests.e2e.browser_support import TIMEOUT_MS, LiveServer, create_user, launch_chromium, live_server
 
 
@@ -48,3 +49,14 @@ def context(browser: Browser, server: LiveServer) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+@pytest.fixture
+def make_client(make_deps):
+    """Deps on SQLite (with optional config sections) and a Flask test client of its app."""
+    def factory(**sections):
+        deps = make_deps("sqlite", **sections)
+        app = create_app(deps=deps)
+        app.config["TESTING"] = True
+        return deps, app.test_client()
+    return factory

@@ -10,20 +10,9 @@ import pytest
 
 from authsvc.domain.messages import text
 from authsvc.services import accounts, sessions
-from authsvc.web import create_app
 from tests.conftest import AGENCY
 
 NEW = "Vt8$wQ3#nRz7"
-
-
-@pytest.fixture
-def make_client(make_deps):
-    def factory(**sections):
-        deps = make_deps("sqlite", **sections)
-        app = create_app(deps=deps)
-        app.config["TESTING"] = True
-        return deps, app.test_client()
-    return factory
 
 
 @pytest.fixture

@@ -11,24 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from adapters import metrics
 from authsvc.services import audit
-from authsvc.web import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTSIDE = "203.0.113.5"
-
-
-@pytest.fixture
-def make_client(make_deps):
-    def factory(**sections):
-        deps = make_deps("sqlite", **sections)
-        app = create_app(deps=deps)
-        app.config["TESTING"] = True
-        return deps, app.test_client()
-    return factory
 
 
 def value(body: str, name: str, **labels: str) -> float:
