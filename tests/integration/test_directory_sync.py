@@ -248,3 +248,12 @@ def test_export_round_trip_is_idempotent_and_never_a_password(setup, tmp_path, o
     assert [v["employeeType"] for v in again.values()] == [[b"disabled"]]
     with deps.uow(read_only=True) as uow:
         assert all(isinstance(a, Account) for a in uow.accounts())
+
+
+def test_a_very_long_value_is_refused_for_that_entry_only(setup, tmp_path):
+    deps, actor, server = setup
+    reconfigure(deps, tmp_path, server, name_attribute="description")  # 20,000 characters for one
+    report = directory_sync.sync(deps, actor, COMPANY, full=True)
+    too_long = [s for s in report.skipped if s.endswith("name_invalid")]
+    assert too_long == [f"{user_dn('hostile')}: name_invalid"]
+    assert len(report.created) == len(VALID) - 1  # the others fall back to their cn
