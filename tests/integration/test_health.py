@@ -64,8 +64,8 @@ class NtpResponder:
             packet += struct.pack("!II", recv_i, recv_f) + orig
             packet += struct.pack("!IIII", recv_i, recv_f, tx_i, tx_f)
             assert len(packet) == 48
+            self.answered += 1  # counted before the answer leaves: the client may read it at once
             self.sock.sendto(packet, peer)
-            self.answered += 1
 
     def __enter__(self) -> NtpResponder:
         self._thread.start()
