@@ -157,8 +157,10 @@ def sync(deps: Deps, actor: Actor, company: str, full: bool = False, dry_run: bo
             if since is not None:  # the IDs of every entry: what was renamed is changed; what is gone, gone
                 for page in _pages(directory.search(src.users_base, src.users_filter, []), BATCH):
                     _mark_seen(deps, company, [e.entry_id for e in page if e.entry_id], started, report)
-            if src.groups_base:
-                _import_groups(deps, actor, src, directory, started, report)
+            if src.groups_base:  # incremental: the groups changed since (a member leaving changes its group)
+                groups_filter = src.groups_filter if since is None else \
+                    f"(&{src.groups_filter}({src.changed_attribute}>={escape(since)}))"
+                _import_groups(deps, actor, src, directory, groups_filter, report)
         _removals(deps, actor, src, known_users, started, report)
     except DirectoryError as exc:
         report.error = str(exc)[:500]
@@ -375,7 +377,7 @@ def _removals(deps: Deps, actor: Actor, src: Source, known: int, started: dateti
 # ---- groups --------------------------------------------------------------------------------
 
 
-def _import_groups(deps: Deps, actor: Actor, src: Source, directory: LdapDirectory, now: datetime,
+def _import_groups(deps: Deps, actor: Actor, src: Source, directory: LdapDirectory, flt: str,
                    report: Report) -> None:
     """Each group entry: the company's group of that name (created with the deployment's
     factors), and its members' memberships requested (approved by a person, four eyes) or
@@ -383,7 +385,7 @@ def _import_groups(deps: Deps, actor: Actor, src: Source, directory: LdapDirecto
     from authsvc.services import groups as group_rules
 
     wanted_attrs = [src.group_name_attribute, src.member_attribute]
-    for e in directory.search(src.groups_base, src.groups_filter, wanted_attrs):
+    for e in directory.search(src.groups_base, flt, wanted_attrs):
         name = " ".join(e.first(src.group_name_attribute).split())[:100]
         if not name or e.invalid:
             report.skipped.append(f"{e.dn[:200]}: group_invalid")
