@@ -968,7 +968,7 @@ def maintenance_run(ctx: Ctx, as_json: bool) -> None:
     _emit(as_json, {"expired": r.expired, "disabled": r.disabled, "revoked": r.revoked,
                     "registrations_expired": r.registrations_expired, "evidence_purged": r.evidence_purged,
                     "oidc_logouts_owed": r.oidc_logouts_owed, "oidc_codes_forgotten": r.oidc_codes_forgotten,
-                    "audit_archived": r.audit_archived},
+                    "audit_archived": r.audit_archived, "audit_verified": r.audit_verified},
           f"expired: {', '.join(r.expired) or '-'}\ndisabled: {', '.join(r.disabled) or '-'}\n"
           f"revoked (leavers): {', '.join(r.revoked) or '-'}\n"
           f"registration sessions expired: {len(r.registrations_expired)}\n"

@@ -26,6 +26,7 @@ class Report:
     oidc_codes_forgotten: int = 0
     audit_archived: int = 0  # events moved to archive files (audit.retention_days)
     audit_exported: int = 0  # events sent to the separate log system on this run ([audit_export])
+    audit_verified: str = ""  # "ok", or the first problem (an alert is raised); "" when not checked
 
 
 @guard.audited("maintenance.run", None)
@@ -73,4 +74,7 @@ def run(deps: Deps, actor: Actor) -> Report:
         report.audit_exported = sum(r["sent"] for r in audit_export.export(deps).values())
     if deps.settings.audit.retention_days > 0:  # after the export: archiving waits for it
         report.audit_archived = int(audit.archive(deps, actor).get("archived", 0))
+    if deps.checkpointer is not None:  # the scheduled verification (R22): a failure alerts the inbox
+        checked = audit.checkpoint(deps, actor)
+        report.audit_verified = "ok" if checked.ok else str(checked.problem)
     return report

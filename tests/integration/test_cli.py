@@ -66,7 +66,8 @@ def test_account_lifecycle_from_the_command_line(cli):
     assert as_json(refused)["error"] == "identifier_reserved"
     assert as_json(cli("maintenance", "run", "--json")) == {
         "expired": [], "disabled": [], "revoked": [], "registrations_expired": [],
-        "evidence_purged": 0, "oidc_logouts_owed": 0, "oidc_codes_forgotten": 0, "audit_archived": 0}
+        "evidence_purged": 0, "oidc_logouts_owed": 0, "oidc_codes_forgotten": 0, "audit_archived": 0,
+        "audit_verified": "ok"}
     verified = as_json(cli("audit", "verify", "--json"))
     assert verified["ok"] and verified["checked"] >= 10
     # (finding these by `--subject Yamada` is test_audit_show_finds_an_account_in_any_letter_case)

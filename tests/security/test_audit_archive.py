@@ -146,3 +146,16 @@ def test_from_the_command_line(make_deps, tmp_path):
     assert json.loads(run("audit", "verify", "--json"))["ok"] is True
     (folder / done["file"]).write_text("{}\n")
     assert "FAILED" in run("audit", "verify-archive", str(folder / done["file"]), code=1)
+
+
+def test_the_scheduled_maintenance_verifies_and_alerts(deps, operator, account_admin):
+    from authsvc.services import maintenance
+
+    busy_day(deps, operator, account_admin)
+    audit.checkpoint(deps, AGENCY_OPS, adopt=True)
+    assert maintenance.run(deps, AGENCY_OPS).audit_verified == "ok"
+    sql(deps, "UPDATE audit_events SET subject = 'someone-else' WHERE seq = 3")
+    report = maintenance.run(deps, AGENCY_OPS)
+    assert report.audit_verified == "first bad row: seq 3 (modified)"
+    with deps.uow(read_only=True) as uow:
+        assert "audit_verification_failed" in [a.kind for a in uow.alerts.inbox(None, True, True, 20)]
