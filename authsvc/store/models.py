@@ -141,7 +141,8 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
     mac: Mapped[str | None] = mapped_column(String(64))  # signed checkpoint: HMAC of seq and hash
 
-    __table_args__ = (Index("ix_audit_subject", "subject"), Index("ix_audit_action", "action"))
+    __table_args__ = (Index("ix_audit_subject", "subject"), Index("ix_audit_action", "action"),
+                      Index("ix_audit_ts", "ts"))  # reports' periods, retention's cut-off
 
 
 class AuditHead(Base):
