@@ -435,6 +435,18 @@ access to *
         timeout tests. thaw() resumes it."""
         if self.running:
             os.kill(self._proc.pid, signal.SIGSTOP)
+            # the stop takes effect asynchronously: wait (bounded) until every thread is stopped,
+            # or a request sent at once could still be answered on a loaded machine
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not self._all_stopped():
+                time.sleep(0.01)
+
+    def _all_stopped(self) -> bool:
+        try:
+            tasks = Path(f"/proc/{self._proc.pid}/task").iterdir()
+            return all((t / "stat").read_text().rsplit(")", 1)[1].split()[0] in "tT" for t in tasks)
+        except OSError:
+            return True
 
     def thaw(self) -> None:
         if self.running:
