@@ -54,11 +54,7 @@ def cursor_of(settings: Settings, name: str) -> Cursor:
 
 def _rows_after(uow: UnitOfWork, after: int, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` rows with seq > `after`, in seq order."""
-    try:
-        stream = uow.audit_rows(batch=limit, after=after)  # type: ignore[call-arg]
-    except TypeError:  # a unit of work whose audit_rows starts at the beginning: skip ahead
-        stream = (r for r in uow.audit_rows(batch=max(limit, 1000)) if r["seq"] > after)
-    return list(itertools.islice(stream, limit))
+    return list(itertools.islice(uow.audit_rows(batch=limit, after=after), limit))
 
 
 def _position(uow: UnitOfWork, cursor: Cursor, name: str) -> int:

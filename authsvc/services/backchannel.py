@@ -16,13 +16,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.relying_party import Registration
 from authsvc.domain.roles import Actor, Perm
 from authsvc.services import Deps, alerts, guard
 from authsvc.store.models import OidcLogout
+
+if TYPE_CHECKING:
+    from authsvc.services.oidc import RelyingParty
 
 log = logging.getLogger("authsvc.oidc")
 
@@ -68,7 +71,7 @@ def ended(deps: Deps, user_id: str, reason: str, deliver_now: bool = True) -> in
                                            issuer=g.issuer, reason=reason[:32], created_at=now, attempts=0,
                                            next_at=now))
             owed += 1
-        uow.audit(now, _system(user_id), "oidc.session_ended", user_id, reason=reason[:32],
+        uow.audit(now, SYSTEM, "oidc.session_ended", user_id, reason=reason[:32],
                   clients=sorted({c for c, _ in told}), sessions=len(dead))
         uow.commit()
     if owed and deliver_now:
@@ -94,35 +97,21 @@ def forget_codes(deps: Deps) -> int:
     return n
 
 
-def _system(user_id: str) -> Actor:
-    return Actor(id="system:oidc", terminal="", source="")
+SYSTEM = Actor(id="system:oidc", terminal="", source="")  # who the back-channel's events name
 
 
-def logout_token(deps: Deps, client_id: str, user_id: str, session_ref: str, iss: str) -> str:
+def logout_token(deps: Deps, rp: RelyingParty, user_id: str, session_ref: str, iss: str) -> str:
     """The signed logout token (Back-Channel Logout 1.0 §2.4): no nonce, the event, sub and sid."""
     from authsvc.services import oidc
 
     now = int(deps.clock.now().timestamp())
-    claims: dict[str, Any] = {"iss": iss, "aud": client_id, "iat": now, "exp": now + LOGOUT_TOKEN_SECONDS,
+    claims: dict[str, Any] = {"iss": iss, "aud": rp.client_id, "iat": now, "exp": now + LOGOUT_TOKEN_SECONDS,
                               "jti": secrets.token_urlsafe(16), "events": {EVENT: {}}, "sid": session_ref}
-    rp = _party(deps, client_id)
     with deps.uow(read_only=True) as uow:
         acc = uow.account(user_id)
-        if rp is not None and acc is not None:
+        if acc is not None:
             claims["sub"] = oidc.subject(deps, rp, acc.user_id.lower(), acc.created_at)
     return oidc.sign(deps, claims, typ="logout+jwt")
-
-
-def _party(deps: Deps, client_id: str) -> Any:
-    """The relying party's registration, whatever its state now (a suspended client is still
-    told that its users' sessions ended)."""
-    from authsvc.services.oidc import RelyingParty
-
-    with deps.uow(read_only=True) as uow:
-        row = uow.service_clients.by_identifier(client_id)
-        if row is None or row.kind != "oidc":
-            return None
-        return RelyingParty(row.client_id, row.company, Registration.from_json(row.oidc))
 
 
 _delivering = threading.Lock()
@@ -146,11 +135,13 @@ def _deliver(deps: Deps) -> tuple[int, int]:
     with deps.uow(read_only=True) as uow:
         due = [(o.id, o.client_id, o.user_id, o.session_ref, o.issuer)
                for o in uow.oidc.due_logouts(deps.clock.now())]
+    from authsvc.services import oidc
+
     for logout_id, client_id, user_id, ref, iss in due:
-        rp = _party(deps, client_id)
+        rp = oidc.relying_party(deps, client_id, any_state=True)
         uri = rp.registration.backchannel_logout_uri if rp else ""
-        error = _post(uri, logout_token(deps, client_id, user_id, ref, iss),
-                      pol.logout_timeout_seconds) if uri else "no_endpoint"
+        error = _post(uri, logout_token(deps, rp, user_id, ref, iss),
+                      pol.logout_timeout_seconds) if rp and uri else "no_endpoint"
         now = deps.clock.now()
         with deps.uow() as uow:
             o = uow.oidc.logout(logout_id, lock=True)
@@ -160,7 +151,7 @@ def _deliver(deps: Deps) -> tuple[int, int]:
             if error is None:
                 o.delivered_at = now
                 delivered += 1
-                uow.audit(now, _system(user_id), "oidc.logout_delivered", user_id, client=client_id,
+                uow.audit(now, SYSTEM, "oidc.logout_delivered", user_id, client=client_id,
                           attempts=o.attempts)
             else:
                 failed += 1
@@ -168,7 +159,7 @@ def _deliver(deps: Deps) -> tuple[int, int]:
                 o.next_at = now + timedelta(seconds=pol.logout_retry_seconds * 2 ** (o.attempts - 1))
                 if o.attempts >= pol.logout_attempts or error == "no_endpoint":
                     o.given_up_at = now
-                    uow.audit(now, _system(user_id), "oidc.logout_failed", user_id, "failed",
+                    uow.audit(now, SYSTEM, "oidc.logout_failed", user_id, "failed",
                               client=client_id, attempts=o.attempts, error=error[:200])
                     alerts.note(uow, now, "oidc_logout_failed", client_id, rp.company if rp else None,
                                 user=user_id, attempts=o.attempts, error=error[:200])

@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from adapters.directory import DirectoryError, Entry, LdapDirectory, Source
@@ -83,6 +83,12 @@ def _digest(*values: object) -> str:
 
 
 @dataclass(frozen=True)
+class _Contract:
+    id: int
+    ends_on: date | None
+
+
+@dataclass(frozen=True)
 class _User:
     entry: Entry
     user_id: str
@@ -143,6 +149,8 @@ def sync(deps: Deps, actor: Actor, company: str, full: bool = False, dry_run: bo
         last = uow.directory.last_run(company)
         last_mark = last.high_water if last is not None else None
         known_users = uow.directory.present(company, "user")
+        # the company's contracts, read once for the whole sync (not once a page)
+        contracts = {c.number: _Contract(c.id, c.ends_on) for c in uow.contracts() if c.company == company}
     since = None if full or not last_mark else last_mark
     report = Report(company, "full" if since is None else "incremental", dry_run)
     run_id = _begin(deps, actor, report, started)
@@ -153,7 +161,7 @@ def sync(deps: Deps, actor: Actor, company: str, full: bool = False, dry_run: bo
                 f"(&{src.users_filter}({src.changed_attribute}>={escape(since)}))"
             for page in _pages(directory.search(src.users_base, flt, _attributes(src)), BATCH):
                 high_water = max([high_water, *(e.first(src.changed_attribute) for e in page)])
-                _import_users(deps, actor, src, page, started, report)
+                _import_users(deps, actor, src, page, contracts, started, report)
             if since is not None:  # the IDs of every entry: what was renamed is changed; what is gone, gone
                 for page in _pages(directory.search(src.users_base, src.users_filter, []), BATCH):
                     _mark_seen(deps, company, [e.entry_id for e in page if e.entry_id], started, report)
@@ -209,8 +217,8 @@ def _mark_seen(deps: Deps, company: str, ids: list[str], now: datetime, report: 
         uow.commit()
 
 
-def _import_users(deps: Deps, actor: Actor, src: Source, page: list[Entry], now: datetime,
-                  report: Report) -> None:
+def _import_users(deps: Deps, actor: Actor, src: Source, page: list[Entry], contracts: dict[str, _Contract],
+                  now: datetime, report: Report) -> None:
     """One page of user entries, in one transaction."""
     if report.mode == "full":
         report.seen += len(page)
@@ -218,7 +226,6 @@ def _import_users(deps: Deps, actor: Actor, src: Source, page: list[Entry], now:
             report.seen_ids.update(e.entry_id for e in page)
     with deps.uow() as uow:
         known = uow.directory.entries(src.company, [e.entry_id for e in page if e.entry_id])
-        contracts = {c.number: c for c in uow.contracts() if c.company == src.company}
         unchanged = []
         for e in page:
             u = _user(src, e)
@@ -237,7 +244,7 @@ def _import_users(deps: Deps, actor: Actor, src: Source, page: list[Entry], now:
             uow.commit()
 
 
-def _create(deps: Deps, uow: UnitOfWork, actor: Actor, src: Source, u: _User, contracts: dict[str, Any],
+def _create(deps: Deps, uow: UnitOfWork, actor: Actor, src: Source, u: _User, contracts: dict[str, _Contract],
             now: datetime, report: Report) -> None:
     con = contracts.get(u.contract)
     if con is None:

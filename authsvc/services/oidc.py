@@ -104,15 +104,16 @@ class RelyingParty:
     registration: Registration
 
 
-def relying_party(deps: Deps, client_id: object) -> RelyingParty | None:
+def relying_party(deps: Deps, client_id: object, any_state: bool = False) -> RelyingParty | None:
     """The active relying party registered as `client_id`, or None (unknown, not a relying
-    party, not approved yet, suspended or revoked: one answer)."""
+    party, not approved yet, suspended or revoked: one answer). `any_state`: whatever its state
+    (a suspended client is still told that its users' sessions ended)."""
     key = identifiers.canonical_or_none(client_id)
     if key is None:
         return None
     with deps.uow(read_only=True) as uow:
         row = uow.service_clients.by_identifier(key)
-        if row is None or row.kind != "oidc" or row.status != "active":
+        if row is None or row.kind != "oidc" or (row.status != "active" and not any_state):
             return None
         return RelyingParty(row.client_id, row.company, Registration.from_json(row.oidc))
 
@@ -211,18 +212,6 @@ def decide(deps: Deps, token: str, rp: RelyingParty, max_age: int | None, acr: s
     return Decision(Need.OK, proof)
 
 
-def refused(deps: Deps, rp: RelyingParty, user_id: str, reason: str, client: Client) -> None:
-    """Audit a user turned away from a relying party (R8), with the operators' reason."""
-    with deps.uow() as uow:
-        acc = uow.account(user_id)
-        uow.audit(deps.clock.now(), client.actor(user_id), "oidc.authorize", user_id, "refused",
-                  reason=reason, client=rp.client_id)
-        if reason == "group_not_allowed":
-            alerts.note(uow, deps.clock.now(), "privilege_refused", user_id,
-                        acc.contract.company if acc else None, client=rp.client_id)
-        uow.commit()
-
-
 # ---- codes -------------------------------------------------------------------------------
 
 
@@ -297,13 +286,17 @@ def redeem(deps: Deps, code: object, client_id: str, client: Client) -> CodeGran
 
 
 def refusal(deps: Deps, step: str, client_id: str, reason: str, client: Client, user_id: str = "") -> None:
-    """Audit an authorization or token request refused by the protocol (`step` "authorize" or
-    "token"): an unknown client, a redirect URI that differs, a missing or wrong PKCE verifier …"""
+    """Audit an authorization or token request refused (`step` "authorize" or "token"): an
+    unknown client, a redirect URI that differs, a missing or wrong PKCE verifier …; a user
+    outside the client's groups (`group_not_allowed`, R8) also alerts their company."""
     client_id = (client_id or "")[:64]
+    now = deps.clock.now()
     with deps.uow() as uow:
-        uow.audit(deps.clock.now(), client.actor(user_id or "oidc:" + (client_id or "-")), f"oidc.{step}",
+        uow.audit(now, client.actor(user_id or "oidc:" + (client_id or "-")), f"oidc.{step}",
                   user_id or client_id or "-", "refused", reason=reason[:64],
                   **({"client": client_id} if client_id else {}))
+        if reason == "group_not_allowed":
+            alerts.note(uow, now, "privilege_refused", user_id, _company(uow, user_id), client=client_id)
         uow.commit()
 
 

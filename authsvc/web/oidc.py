@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from authlib.common.urls import add_params_to_uri
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, OAuth2Error
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
@@ -273,7 +274,8 @@ def authorize() -> Any:
         return _page_hop(resp) if back_from_logon else resp
     if decision.need is oidc.Need.REFUSED:
         session.pop(RESUME, None)
-        oidc.refused(d, rp, decision.proof.user_id if decision.proof else "", "group_not_allowed", client())
+        oidc.refusal(d, "authorize", rp.client_id, "group_not_allowed", client(),
+                     decision.proof.user_id if decision.proof else "")
         return render_template("message.html", code="oidc_not_allowed",
                                params={"client": rp.registration.name}, back=True,
                                back_url=_error_url(args, "access_denied")), 403
@@ -334,8 +336,6 @@ def _max_age(value: str | None) -> int | None:
 
 
 def _error_url(args: Any, error: str) -> str | None:
-    from authlib.common.urls import add_params_to_uri
-
     uri = args.get("redirect_uri")
     if not uri:
         return None
