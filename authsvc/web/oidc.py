@@ -6,6 +6,7 @@ logout. The protocol is Authlib's; the rules it applies are services/oidc.py's."
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
@@ -238,6 +239,9 @@ server = _Server()
 
 
 def install(app: Flask) -> None:
+    # Authlib logs the tokens it issues, in clear, at DEBUG ("Issue token {...}"): never at that
+    # level here, whatever the root logger's
+    logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger("authlib").level))
     d = app.extensions["authsvc"]
     minutes = d.settings.oidc.access_token_minutes * 60
     app.config.update(OAUTH2_REFRESH_TOKEN_GENERATOR=True,

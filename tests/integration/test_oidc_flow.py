@@ -256,3 +256,17 @@ def test_logout_with_the_id_token_hint_goes_back_with_state(web, sqlite_deps, op
     assert location(out) == "https://rp.example/bye?state=s-9"
     assert web.get("/home", base_url=BASE).status_code != 200  # the session ended
     assert events(sqlite_deps, "session.logoff")
+
+
+def test_codes_and_tokens_are_kept_only_as_hashes(web, sqlite_deps, party, kato, caplog):
+    from tests.integration.support import dump_all
+
+    caplog.set_level("DEBUG")
+    resp, verifier = authorize(web)
+    code = code_of(resp)
+    body = token(web, party, code, verifier).get_json()
+    refreshed = refresh(web, party, body["refresh_token"]).get_json()
+    stored = dump_all(sqlite_deps)
+    for secret in (code, body["access_token"], body["refresh_token"], refreshed["access_token"],
+                   refreshed["refresh_token"], party.secret):
+        assert secret not in stored and secret not in caplog.text
