@@ -24,6 +24,7 @@ from adapters.vein import LshReplayCheck, open_reader
 from authsvc.ports import Clock, Counters, SessionStore
 from authsvc.services import Deps
 from authsvc.settings import ConfigError, Settings
+from authsvc.store.audit_chain import Sequencer
 from authsvc.store.counters import SqlCounters
 from authsvc.store.db import check_current, make_engine, migrate, session_factory
 from authsvc.store.sessions import SqlSessions
@@ -73,11 +74,13 @@ def build(settings: Settings, clock: Clock | None = None, upgrade: bool = True) 
                                    else SqlSessions(sessions, clock.now))
     checkpointer = Checkpointer(FileCheckpoints(settings.checkpoint_path, audit_key),
                                 settings.audit.checkpoint_seconds)
+    sequencer = Sequencer(sessions, audit_key, checkpointer, inline=engine.dialect.name == "sqlite")
     return Deps(
         settings=settings,
         uow=lambda read_only=False, snapshot=False: UnitOfWork(sessions, audit_key, read_only,
-                                                              checkpointer, snapshot),
+                                                              checkpointer, snapshot, sequencer),
         checkpointer=checkpointer,
+        sequencer=sequencer,
         clock=clock,
         hasher=hasher,
         audit_key=audit_key,

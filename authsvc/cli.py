@@ -521,7 +521,8 @@ def audit_checkpoint(ctx: Ctx, as_json: bool, adopt: bool) -> None:
 @click.option("--reason", required=True, help="Why the loss is accepted (e.g. the restore ticket).")
 def audit_accept_rollback(ctx: Ctx, as_json: bool, reason: str) -> None:
     """After a restore from an old backup: record that the events behind the restored head
-    are gone, so verification binds to the restored chain from now on."""
+    are gone, so verification binds to the restored chain from now on. After a `missing`
+    finding (events a writer never delivered): record that the operators accept that gap."""
     lost = audit.accept_rollback(ctx.deps, ctx.actor, reason)
     _emit(as_json, lost, "\n".join(f"{k}: {v}" for k, v in lost.items()))
 

@@ -140,6 +140,7 @@ class Audit:
     checkpoint_seconds: int = _num(0, 3600)      # at most this long between two of a process's
     retention_days: int = _num(0, 36500)         # events older are archived out (0: kept forever)
     archive_dir: str                             # "": "<instance_dir>-audit-archive" beside it
+    seal_grace_seconds: int = _num(1, 86400)     # an event unsealed longer: the sequencer is stuck
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,8 @@ def make_deps(tmp_path, clock, request) -> Iterator:
 
     yield factory
     for deps in built:
+        if deps.sequencer is not None:  # its thread must not seal the next test's events
+            deps.sequencer.close()
         deps.engine.dispose()
 
 

@@ -815,6 +815,9 @@ class MemoryUnitOfWork:
     def audit_archives(self) -> list[Any]:
         return []  # archiving (retention) is done on the SQL stores only
 
+    def audit_unchained(self, limit: int = 1000) -> list[dict[str, Any]]:
+        return []  # events are chained as they are written here (as on SQLite)
+
     def audit_events(self, subjects: list[str] | None = None, limit: int = 100) -> list[AuditEvent]:
         wanted = {s.lower() for s in subjects} if subjects else None
         found = [e for e in self._t.logs[AuditEvent] if wanted is None or e.subject.lower() in wanted]

@@ -2,7 +2,13 @@
 checkpoint (a MAC of its sequence number and hash, with a key kept outside the database); the
 chain's head (last sequence number and hash) is signed with the same key. So a modified,
 deleted, reordered or truncated log is found by `verify`, and so is a chain rebuilt from some
-row onward with valid hashes but without the key, at the first rebuilt row."""
+row onward with valid hashes but without the key, at the first rebuilt row.
+
+Events are written before they are chained (docs/decisions/0013): an action's transaction
+inserts its event with an event MAC over its content and its writer's position (`writer`,
+`wseq`: each writer numbers its events 1, 2, 3 … without gaps), and one sequencer at a time
+seals the committed events into the chain. A sealer that finds a writer's numbers skip puts an
+`audit.events_missing` event into the chain in their place."""
 
 from __future__ import annotations
 
@@ -37,6 +43,56 @@ def sign_row(key: bytes, seq: int, row_hash: str) -> str:
     return hmac.new(key, f"row:{seq}:{row_hash}".encode(), hashlib.sha256).hexdigest()
 
 
+def sign_event(key: bytes, writer: str, wseq: int, event: Mapping[str, Any]) -> str:
+    """The MAC an event carries from its insert until it is sealed: its content (without the
+    sequence number it has not got yet) and its writer's position, so an unsealed event cannot
+    be forged, edited, or passed off as another writer's. Domain-separated (`event:`)."""
+    body = {k: event[k] for k in FIELDS if k != "seq"}
+    msg = f"event:{writer}:{wseq}:".encode() + json.dumps(
+        body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def event_ok(key: bytes, row: Mapping[str, Any]) -> bool:
+    """An unsealed row's event MAC holds (its content and writer position are as written)."""
+    if not row.get("writer") or not isinstance(row.get("wseq"), int) or row["wseq"] < 1:
+        return False
+    return _same_mac(sign_event(key, row["writer"], row["wseq"], row), row.get("emac"))
+
+
+def sign_writer(key: bytes, writer: str, last: int) -> str:
+    """A writer's last sealed position, as the sequencer keeps it (`audit_writers`)."""
+    return hmac.new(key, f"writer:{writer}:{last}".encode(), hashlib.sha256).hexdigest()
+
+
+def writer_ok(key: bytes, writer: str, last: int, mac: object) -> bool:
+    return _same_mac(sign_writer(key, writer, last), mac)
+
+
+MISSING = "audit.events_missing"     # sealed in place of a writer's events that never arrived
+LOSS_ACCEPTED = "audit.loss_accepted"  # an operator's acceptance of one such gap (by its seq)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What the sequencer does with one unsealed event, by its writer's last sealed position:
+    seal it (`ok`), seal it after a `missing` event for the numbers skipped before it, or
+    refuse it (`replayed`: a position already sealed; `forged`: its MAC does not hold)."""
+
+    verdict: str  # ok | gap | replayed | forged
+    missing: tuple[int, int] | None = None
+
+
+def place(key: bytes, row: Mapping[str, Any], last: int) -> Placement:
+    if not event_ok(key, row):
+        return Placement("forged")
+    if row["wseq"] <= last:
+        return Placement("replayed")
+    if row["wseq"] > last + 1:
+        return Placement("gap", (last + 1, row["wseq"] - 1))
+    return Placement("ok")
+
+
 def _same_mac(expected: str, stored: object) -> bool:
     """Constant-time comparison that also survives a non-ASCII or missing stored value."""
     given = stored.encode("utf-8", "replace") if isinstance(stored, str) else b""
@@ -46,7 +102,9 @@ def _same_mac(expected: str, stored: object) -> bool:
 @dataclass(frozen=True)
 class Problem:
     seq: int
-    reason: str  # modified | deleted | reordered | forged | truncated | head | rolled_back | diverged
+    # modified | deleted | reordered | forged | truncated | head | rolled_back | diverged |
+    # missing (a writer's events never sealed) | unsealed (the sequencer is not sealing)
+    reason: str
 
     def __str__(self) -> str:
         return f"first bad row: seq {self.seq} ({self.reason})"

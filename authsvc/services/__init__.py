@@ -22,6 +22,7 @@ from authsvc.ports import (
     VeinReader,
 )
 from authsvc.settings import Settings
+from authsvc.store.audit_chain import Sequencer
 from authsvc.store.uow import UnitOfWork
 
 
@@ -43,6 +44,7 @@ class Deps:
     blocklist: Blocklist  # common and breached passwords, for the password rule (R1)
     signing_keys: SigningKeys  # the OpenID provider's signing keys (files, outside the database)
     checkpointer: Checkpointer | None = None  # the audit chain's anchor outside the database
+    sequencer: Sequencer | None = None  # seals audit events into the chain (store/audit_chain.py)
     # a company's directory ([9 of 12]): its LdapDirectory (adapters/directory), None for none
     directories: Callable[[str], Any] | None = None
 

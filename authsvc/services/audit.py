@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -46,9 +47,21 @@ def _checkpoints(deps: Deps) -> tuple[list[chain.Checkpoint], list[str]]:
     return deps.checkpointer.store.read()
 
 
+def seal(deps: Deps, wait: bool = True) -> int:
+    """Seal every committed event into the chain now (the sequencer does it after each commit;
+    the chain's readers call this first, to read it whole). How many were sealed; with `wait`
+    False, nothing is done while another pass is sealing."""
+    return (deps.sequencer.seal(wait) or 0) if deps.sequencer is not None else 0
+
+
 def verify(deps: Deps) -> Verification:
-    """The chain verified (see `_verify_chain`); its result is the gauge
+    """The chain verified (see `_verify_chain`), after sealing what is committed unless another
+    pass is sealing (a pass that never ends shows as `unsealed` events); its result is the gauge
     authsvc_audit_verification_ok of GET /metrics."""
+    try:
+        seal(deps, wait=False)
+    except Exception:  # what cannot be sealed is reported by the verification
+        logging.getLogger("authsvc.audit").exception("audit events cannot be sealed")
     result = _verify_chain(deps)
     metrics.set_audit_verification(result.ok)
     return result
@@ -67,10 +80,16 @@ def _verify_chain(deps: Deps) -> Verification:
     wanted = {c.seq for c in binding}
     hash_at: dict[int, str] = {}
 
+    missing: set[int] = set()  # the sequencer's `missing` events, less those accepted
+
     def rows(stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for row in stream:
             if row["seq"] in wanted:
                 hash_at[row["seq"]] = row["hash"]
+            if row["action"] == chain.MISSING:
+                missing.add(row["seq"])
+            elif row["action"] == chain.LOSS_ACCEPTED:
+                missing.discard(_accepted_seq(row))
             yield row
 
     with deps.uow(read_only=True, snapshot=True) as uow:  # the service appends meanwhile
@@ -79,7 +98,8 @@ def _verify_chain(deps: Deps) -> Verification:
             first = list(uow.audit_rows(batch=1))
             if first:
                 return Verification(0, chain.Problem(first[0]["seq"], "head"), 0, anchor)
-            return Verification(0, chain.check_anchors(binding, 0, {}), 0, anchor)
+            return Verification(0, chain.check_anchors(binding, 0, {}) or _unchained(deps, uow, 0),
+                                0, anchor)
         start, problem = chain.check_archives([_record(a) for a in uow.audit_archives()], deps.audit_key)
         if problem is not None:
             return Verification(0, problem, head.seq, anchor, head_hash=head.hash)
@@ -88,10 +108,32 @@ def _verify_chain(deps: Deps) -> Verification:
                                         deps.audit_key, start=start)
         # a checkpoint inside an archived run is held by that archive's signed record
         binding = [c for c in binding if c.seq >= start[0] - 1]
-        problem = problem or chain.check_anchors(binding, head.seq, hash_at)
+        problem = (problem or chain.check_anchors(binding, head.seq, hash_at)
+                   or (chain.Problem(min(missing), "missing") if missing else None)
+                   or _unchained(deps, uow, head.seq))
         if problem is None and anchor is None and head.seq > 0:
             problem = chain.Problem(head.seq, UNANCHORED)
         return Verification(checked, problem, head.seq, anchor, head_hash=head.hash)
+
+
+def _accepted_seq(row: dict[str, Any]) -> int:
+    try:
+        return int(json.loads(row["detail"]).get("seq", 0))
+    except (ValueError, TypeError, AttributeError):
+        return 0
+
+
+def _unchained(deps: Deps, uow: Any, head_seq: int) -> chain.Problem | None:
+    """The events outside the chain: one the sequencer refused (forged or replayed), one whose
+    event MAC does not hold, or one left unsealed beyond `audit.seal_grace_seconds` (the
+    sequencer is stopped or blocked: its events could be deleted unseen)."""
+    cutoff = jst_iso(deps.clock.now() - timedelta(seconds=deps.settings.audit.seal_grace_seconds))
+    for row in uow.audit_unchained():
+        if row["seq"] is not None or not chain.event_ok(deps.audit_key, row):
+            return chain.Problem(head_seq + 1, "forged")
+        if row["ts"] < cutoff:
+            return chain.Problem(head_seq + 1, "unsealed")
+    return None
 
 
 def _record(a: Any) -> chain.Archive:
@@ -217,6 +259,8 @@ def accept_rollback(deps: Deps, actor: Actor, reason: str) -> dict[str, Any]:
     if not reason:
         raise DomainError("audit_reason_required")
     result = verify(deps)
+    if result.problem is not None and result.problem.reason == "missing":
+        return _accept_missing(deps, actor, reason, result.problem.seq)
     if result.problem is None or result.problem.reason not in ("rolled_back", "diverged"):
         raise DomainError("audit_no_rollback")
     if deps.checkpointer is None:
@@ -233,6 +277,16 @@ def accept_rollback(deps: Deps, actor: Actor, reason: str) -> dict[str, Any]:
         uow.commit()
     deps.checkpointer.flush()
     return lost
+
+
+def _accept_missing(deps: Deps, actor: Actor, reason: str, seq: int) -> dict[str, Any]:
+    """The operators have investigated the events a writer never delivered (the sequencer's
+    `missing` event at `seq`): the acceptance goes into the chain, naming it."""
+    with deps.uow() as uow:
+        uow.audit(deps.clock.now(), actor, chain.LOSS_ACCEPTED, "audit", "alert", reason=reason, seq=seq)
+        uow.commit()
+    seal(deps)
+    return {"found": "missing", "seq": seq}
 
 
 @guard.audited("audit.read", "subject")

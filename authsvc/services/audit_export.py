@@ -7,8 +7,9 @@ export needs no queue of its own. Each destination has a cursor (the last seq an
 holds, `<instance>/audit-export/<name>.cursor`); a pass sends the events after it in seq order,
 in batches, and moves it only once the destination took the batch. A collector that is down
 leaves the cursor where it is, and the next pass sends the backlog in order. This relies on
-seqs committing in order, which the chain's head row lock guarantees (an event's seq is its
-predecessor's plus one, taken under that lock).
+seqs becoming visible in order, which the sequencer guarantees: seqs are given only by a
+sealing pass, one pass at a time, each committing its run of seqs at once
+(store/audit_chain.py). A pass seals what is committed before it sends.
 
 Delivery is at least once (adapters/syslog_export.py): a batch may arrive twice after a crash
 or a broken connection, each message naming its seq and hash, so a receiver keeps the first of
@@ -108,6 +109,8 @@ def export(deps: Deps, destination_name: str | None = None) -> dict[str, dict[st
     many events were sent, the backlog left, and the error that stopped it (None: delivered).
     A destination another exporter is serving right now is skipped ("busy": True)."""
     found = destinations(deps.settings)
+    if deps.sequencer is not None and found:
+        deps.sequencer.seal()  # what is committed goes out now, not at the next pass
     if destination_name is not None:
         if destination_name not in found:
             raise ConfigError(f"config: the audit export destination {destination_name!r} is not "
@@ -133,6 +136,8 @@ def backlog_of(deps: Deps, name: str) -> int:
 
 def backlog(deps: Deps) -> dict[str, int]:
     """Events each configured destination does not hold yet (the metric and the alert's measure)."""
+    if deps.sequencer is not None:
+        deps.sequencer.seal()
     with deps.uow(read_only=True) as uow:
         head = _head(uow)
     return {name: _waiting(head, cursor_of(deps.settings, name).read()[0])

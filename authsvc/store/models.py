@@ -127,8 +127,16 @@ class LogonThrottle(Base):
 
 
 class AuditEvent(Base):
+    """One audit event. Inserted by its action's transaction with `writer`, `wseq` and `emac`
+    (domain/audit.sign_event) and no place in the chain yet; sealed into the chain by the
+    sequencer (store/audit_chain.py), which sets `seq`, `prev_hash`, `hash` and `mac`. On
+    SQLite events are sealed as they are inserted. A negative `seq` marks an event the
+    sequencer refused (forged or replayed): kept for the verification to report."""
+
     __tablename__ = "audit_events"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    seq: Mapped[int | None] = mapped_column(Integer, unique=True)  # None until sealed
     ts: Mapped[str] = mapped_column(String(40))  # ISO 8601, JST, +09:00
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(64))
@@ -137,8 +145,11 @@ class AuditEvent(Base):
     terminal: Mapped[str] = mapped_column(String(100))
     source: Mapped[str] = mapped_column(String(100))
     detail: Mapped[str] = mapped_column(Text)  # canonical JSON
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    writer: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    wseq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    emac: Mapped[str | None] = mapped_column(String(64))  # the event's MAC until it is sealed
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
     mac: Mapped[str | None] = mapped_column(String(64))  # signed checkpoint: HMAC of seq and hash
 
     __table_args__ = (Index("ix_audit_subject", "subject"), Index("ix_audit_action", "action"),
@@ -152,6 +163,16 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64))
+
+
+class AuditWriter(Base):
+    """A writer's last sealed position (domain/audit.place), signed: the sequencer finds a
+    writer's missing or replayed events by it."""
+
+    __tablename__ = "audit_writers"
+    writer: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_wseq: Mapped[int] = mapped_column(Integer)
     mac: Mapped[str] = mapped_column(String(64))
 
 

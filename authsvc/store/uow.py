@@ -1,5 +1,6 @@
 """The unit of work: one database transaction, the repository queries the services need, and
-the audit event of each action appended to the hash chain inside that same transaction."""
+the audit event of each action written inside that same transaction (sealed into the hash chain
+at once on SQLite, by the sequencer after the commit on PostgreSQL: store/audit_chain.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, select
+from sqlalchemy import and_, delete, exists, func, insert, literal, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +22,7 @@ from authsvc.domain import audit as chain
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.roles import Actor
 from authsvc.store.alerts import Alerts
+from authsvc.store.audit_chain import AuditUnavailable, Sequencer, Writer
 from authsvc.store.audit_reports import AuditReports
 from authsvc.store.biometrics import Biometrics
 from authsvc.store.credentials import Credentials
@@ -49,20 +51,22 @@ from authsvc.store.registrations import Registrations
 from authsvc.store.service_clients import ServiceClients
 
 log = logging.getLogger("authsvc.audit")
+SERIALIZE_LOCK = 0x656E726F  # PostgreSQL advisory lock of `serialize` ('enro')
 
 
 def _alert(exc: BaseException, action: str) -> None:
     log.critical("ALERT audit log cannot be written (%s): %s refused", type(exc).__name__, action)
 
 
-class AuditUnavailable(RuntimeError):
-    """The audit chain cannot be extended; the action it belongs to must fail (R22)."""
+__all__ = ["AuditUnavailable", "UnitOfWork"]
 
 
 class UnitOfWork:
     def __init__(self, sessions: sessionmaker[Session], audit_key: bytes, read_only: bool = False,
-                 checkpointer: Checkpointer | None = None, snapshot: bool = False) -> None:
+                 checkpointer: Checkpointer | None = None, snapshot: bool = False,
+                 sequencer: Sequencer | None = None) -> None:
         self._sessions = sessions
+        self._sequencer = sequencer if sequencer is not None and not sequencer.inline else None
         self._audit_key = audit_key
         self._read_only = read_only
         self._checkpointer = checkpointer
@@ -74,6 +78,8 @@ class UnitOfWork:
                         else self._sessions())
         self._audited = ""  # the last action audited in this transaction
         self._head: tuple[int, str] | None = None  # the chain's head after this transaction
+        self._writer: Writer | None = None  # sequenced: this transaction's writer ...
+        self._wseq = 0                      # ... and the position of its last event here
         # the repositories, one per aggregate, all in this one transaction
         self.registrations = Registrations(self.session)
         self.credentials = Credentials(self.session)
@@ -96,14 +102,23 @@ class UnitOfWork:
     ) -> None:
         self.session.rollback()  # no-op after commit; undoes everything otherwise
         self.session.close()
+        if self._writer is not None and self._sequencer is not None:  # its events rolled back
+            self._sequencer.writers.give_back(self._writer)
+            self._writer = None
 
     def commit(self) -> None:
         try:
             self.session.commit()
-        except SQLAlchemyError as exc:
-            if self._audited:
+        except BaseException as exc:
+            self._writer = None  # the outcome is unknown: this writer's numbers end here
+            if self._audited and isinstance(exc, SQLAlchemyError):
                 _alert(exc, self._audited)
             raise
+        if self._writer is not None and self._sequencer is not None:
+            self._writer.last = self._wseq
+            self._sequencer.writers.give_back(self._writer)
+            self._writer = None
+            self._sequencer.committed()  # sealed into the chain by the sequencer (R22)
         if self._head is not None and self._checkpointer is not None:
             self._checkpointer.note(*self._head)  # anchored outside the database (R22)
 
@@ -240,35 +255,26 @@ class UnitOfWork:
         subject: str,
         result: str = "ok",
         **detail: Any,
-    ) -> AuditEvent:
+    ) -> None:
         """Append one event; it commits or rolls back together with the action it records.
         If the event cannot be written the action fails and operators are alerted (R22)."""
         if actor.maintenance:  # R26: every action of a maintenance account is flagged
             detail = {**detail, "maintenance_account": True}
         try:
             with metrics.audit_write():
-                event = self._append(now, actor, action, subject, result, detail)
+                if self._sequencer is not None:
+                    self._insert(now, actor, action, subject, result, detail)
+                else:
+                    self._append(now, actor, action, subject, result, detail)
         except (SQLAlchemyError, AuditUnavailable) as exc:
             _alert(exc, action)
             raise
         self._audited = action
-        return event
 
-    def _append(
-        self, now: datetime, actor: Actor, action: str, subject: str, result: str,
-        detail: dict[str, Any],
-    ) -> AuditEvent:
-        head = self.session.scalars(
-            select(AuditHead).where(AuditHead.id == 1).with_for_update()
-        ).first()
-        if head is None:
-            if self.session.scalar(select(func.count(AuditEvent.seq))):
-                raise AuditUnavailable("audit head is missing while events exist")
-            self._refuse_erased_chain()
-            head = AuditHead(id=1, seq=0, hash=chain.GENESIS, mac="")
-            self.session.add(head)
-        fields = {
-            "seq": head.seq + 1,
+    @staticmethod
+    def _fields(now: datetime, actor: Actor, action: str, subject: str, result: str,
+                detail: dict[str, Any]) -> dict[str, Any]:
+        return {
             "ts": jst_iso(now),
             "actor": actor.id,
             "action": action,
@@ -278,6 +284,47 @@ class UnitOfWork:
             "source": actor.source,
             "detail": json.dumps(detail, sort_keys=True, ensure_ascii=False, default=str),
         }
+
+    def _insert(
+        self, now: datetime, actor: Actor, action: str, subject: str, result: str,
+        detail: dict[str, Any],
+    ) -> None:
+        """The event as its writer's next, with its event MAC; no lock is taken: the sequencer
+        seals it into the chain after the commit (store/audit_chain.py). The insert happens only
+        where the chain's head exists, in the same statement; without one, the chain must be
+        new (`Sequencer.check_head`: an erased or headless log refuses the action)."""
+        assert self._sequencer is not None
+        if self._writer is None:
+            self._writer = self._sequencer.writers.take()
+            self._wseq = self._writer.last
+        self._wseq += 1
+        fields = self._fields(now, actor, action, subject, result, detail)
+        row = {**fields, "writer": self._writer.name, "wseq": self._wseq,
+               "emac": chain.sign_event(self._audit_key, self._writer.name, self._wseq, fields)}
+        cols = AuditEvent.__table__.c
+        values = select(*(literal(v, cols[k].type).label(k) for k, v in row.items()))
+        done = self.session.scalar(insert(AuditEvent).from_select(
+            list(row), values.where(exists().where(AuditHead.id == 1))).returning(AuditEvent.id))
+        if done is None:
+            self._sequencer.check_head(self.session)  # raises unless the chain is new
+            self.session.add(AuditEvent(**row))
+            self.session.flush()
+
+    def _append(
+        self, now: datetime, actor: Actor, action: str, subject: str, result: str,
+        detail: dict[str, Any],
+    ) -> None:
+        """The event chained at once, under the head row (SQLite: its writers are serialised)."""
+        head = self.session.scalars(
+            select(AuditHead).where(AuditHead.id == 1).with_for_update()
+        ).first()
+        if head is None:
+            if self.session.scalar(select(func.count(AuditEvent.id))):
+                raise AuditUnavailable("audit head is missing while events exist")
+            self._refuse_erased_chain()
+            head = AuditHead(id=1, seq=0, hash=chain.GENESIS, mac="")
+            self.session.add(head)
+        fields = {"seq": head.seq + 1, **self._fields(now, actor, action, subject, result, detail)}
         digest = chain.chain_hash(head.hash, fields)
         event = AuditEvent(**fields, prev_hash=head.hash, hash=digest,
                            mac=chain.sign_row(self._audit_key, fields["seq"], digest))
@@ -286,7 +333,6 @@ class UnitOfWork:
         head.mac = chain.sign_head(self._audit_key, head.seq, digest)
         self.session.flush()
         self._head = (head.seq, digest)
-        return event
 
     def _refuse_erased_chain(self) -> None:
         """A chain starts afresh only where no checkpoint outside the database says there was
@@ -299,11 +345,11 @@ class UnitOfWork:
             raise AuditUnavailable(f"audit log erased: a checkpoint outside it has seq {found.seq}")
 
     def serialize(self) -> None:
-        """Take the audit chain's head row now. Every action appends to the chain, so each
-        waits behind this transaction: a check-then-write that must not interleave with
-        another (the 1:N search before an enrolment) takes this first. (SQLite's writers are
-        serialized already.)"""
-        self.session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+        """Take the serialising lock now: a check-then-write that must not interleave with
+        another (the 1:N search before an enrolment) takes this first, and the next one waits
+        for this transaction. (SQLite's writers are serialized already.)"""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SERIALIZE_LOCK})
 
     def audit_head(self) -> AuditHead | None:
         return self.session.get(AuditHead, 1)
@@ -341,8 +387,17 @@ class UnitOfWork:
         self.session.flush()
         return int(done.rowcount)  # type: ignore[attr-defined]
 
+    def audit_unchained(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Events not in the chain: unsealed (seq empty) or refused by the sequencer (seq < 0),
+        oldest first."""
+        q = (select(AuditEvent).where((AuditEvent.seq.is_(None)) | (AuditEvent.seq < 0))
+             .order_by(AuditEvent.id).limit(limit))
+        return [{c: getattr(r, c) for c in (*chain.FIELDS, "id", "writer", "wseq", "emac")}
+                for r in self.session.scalars(q)]
+
     def audit_events(self, subjects: list[str] | None = None, limit: int = 100) -> list[AuditEvent]:
-        q = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
+        """The newest events first (by when they were written; sealed or not)."""
+        q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
         if subjects:
             q = q.where(func.lower(AuditEvent.subject).in_([x.lower() for x in subjects]))
         return list(self.session.scalars(q))

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 from adapters.clock import FixedClock
 from authsvc.domain import lockout
 from authsvc.domain.roles import Actor
-from authsvc.services import Deps, accounts, logon, totp
+from authsvc.services import Deps, accounts, audit, logon, totp
 from authsvc.services.accounts import Issued
 from authsvc.services.passwords import change_password
 from authsvc.services.sessions import Client
@@ -107,6 +107,7 @@ class Event:
 
 def events(deps: Deps, action: str | None = None, subject: str | None = None) -> list[Event]:
     """Audit events (read through the unit of work) in chain order, optionally filtered."""
+    audit.seal(deps)
     with deps.uow() as uow:
         rows = [Event(r.seq, r.actor, r.action, r.subject, r.result, r.terminal, r.source,
                       r.detail)
@@ -123,15 +124,19 @@ def pseudonym(deps: Deps, submitted: str) -> str:
 
 
 def audit_count(deps: Deps) -> int:
+    """Events in the chain (sealed first: on PostgreSQL the sequencer seals after commits)."""
+    audit.seal(deps)
     with deps.uow() as uow:
         return uow.session.scalar(select(func.count(AuditEvent.seq))) or 0
 
 
 def row_counts(deps: Deps) -> dict[str, int]:
-    """How many rows every table holds: a snapshot to show an action wrote nothing."""
+    """How many rows every table holds: a snapshot to show an action wrote nothing. (Sealed
+    first; the sequencer's own bookkeeping, `audit_writers`, is not counted.)"""
+    audit.seal(deps)
     with deps.engine.connect() as conn:
         return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
-                for t in Base.metadata.sorted_tables}
+                for t in Base.metadata.sorted_tables if t.name != "audit_writers"}
 
 
 def dump_all(deps: Deps) -> str:

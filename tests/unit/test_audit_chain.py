@@ -289,3 +289,57 @@ def test_a_verified_checkpoint_covers_what_was_written_before_its_verification_b
     # head) and everything written after the verification began still bind
     assert sorted(c.seq for c in kept) == [9, 10, 11, 20]
     assert in_force([*cps, cp(3, 7, ROLLBACK)]) == [cp(3, 7, ROLLBACK)]
+
+
+# ---- the sequencer's placement of unsealed events (docs/decisions/0013) --------------------
+
+def _unsealed(key: bytes, writer: str = "w1", wseq: int = 1, changes: dict | None = None) -> dict:
+    from authsvc.domain.audit import sign_event
+
+    event = {"ts": "2026-12-07T10:00:00.000000+09:00", "actor": "ops1", "action": "test.x",
+             "subject": "alice", "result": "ok", "terminal": "T-1", "source": "10.0.0.1",
+             "detail": '{"n": 1}', "writer": writer, "wseq": wseq}
+    event["emac"] = sign_event(key, writer, wseq, event)
+    return {**event, **(changes or {})}
+
+
+def test_the_next_event_of_a_writer_is_placed():
+    from authsvc.domain.audit import place
+
+    assert place(KEY, _unsealed(KEY, wseq=1), 0).verdict == "ok"
+    assert place(KEY, _unsealed(KEY, wseq=8), 7).verdict == "ok"
+
+
+def test_numbers_a_writer_skipped_are_reported_as_missing():
+    from authsvc.domain.audit import place
+
+    placed = place(KEY, _unsealed(KEY, wseq=5), 2)
+    assert (placed.verdict, placed.missing) == ("gap", (3, 4))
+    assert place(KEY, _unsealed(KEY, wseq=2), 0).missing == (1, 1)  # its first never came
+
+
+def test_a_position_already_sealed_is_a_replay():
+    from authsvc.domain.audit import place
+
+    assert place(KEY, _unsealed(KEY, wseq=3), 3).verdict == "replayed"
+    assert place(KEY, _unsealed(KEY, wseq=1), 3).verdict == "replayed"
+
+
+@pytest.mark.parametrize("change", [
+    {"subject": "bob"}, {"detail": '{"n": 2}'}, {"ts": "2026-12-07T10:00:01.000000+09:00"},
+    {"writer": "w2"}, {"wseq": 2}, {"emac": "0" * 64}, {"emac": None}, {"writer": ""}, {"wseq": 0},
+])
+def test_an_unsealed_event_not_as_written_is_forged(change):
+    from authsvc.domain.audit import event_ok, place
+
+    assert event_ok(KEY, _unsealed(KEY))
+    assert not event_ok(KEY, _unsealed(KEY, changes=change))
+    assert place(KEY, _unsealed(KEY, changes=change), 0).verdict == "forged"
+
+
+def test_an_event_mac_is_not_a_row_mac_nor_another_keys():
+    from authsvc.domain.audit import event_ok, sign_writer, writer_ok
+
+    assert not event_ok(b"x" * 32, _unsealed(KEY))
+    assert writer_ok(KEY, "w1", 4, sign_writer(KEY, "w1", 4))
+    assert not writer_ok(KEY, "w1", 5, sign_writer(KEY, "w1", 4))
