@@ -4,9 +4,10 @@ logon costs besides the hash, and how cheaply a locked account is refused. See b
     .venv/bin/python bench/logon.py                    # default and Keycloak parameters, PG + Redis
     .venv/bin/python bench/logon.py --params keycloak --db sqlite
 
-Production shape by default: one gunicorn instance with `workers = cores` sync workers on a
-fresh PostgreSQL database (dropped afterwards) with Redis counters and sessions (Redis database
-13; only the keys of this run are removed). Figures are printed, never asserted."""
+Production shape by default: one gunicorn instance with `workers = cores` gthread workers of 4
+threads each (README) on a fresh PostgreSQL database (dropped afterwards) with Redis counters
+and sessions (Redis database 13; only the keys of this run are removed). Figures are printed,
+never asserted."""
 
 from __future__ import annotations
 
@@ -261,7 +262,7 @@ def run_params(args: argparse.Namespace, name: str, tmp: Path, say: Callable[[st
             make_accounts(env, subjects)
             say(f"  {len(subjects)} accounts set up in {time.perf_counter() - t0:.1f} s")
             with running_instances(1, env, tmp / name / "logs", workers=args.workers,
-                                   worker_class="sync") as (inst,):
+                                   worker_class=args.worker_class, threads=max(args.threads, 1)) as (inst,):
                 def mine(i: int) -> dict:
                     return {"user_id": users[i], "password": NEW_PASSWORD}
 
@@ -295,7 +296,7 @@ def run_cheap(args: argparse.Namespace, tmp: Path, say: Callable[[str], None]) -
         try:
             make_accounts(env, users)
             with running_instances(1, env, tmp / "cheap" / "logs", workers=args.workers,
-                                   worker_class="sync") as (inst,):
+                                   worker_class=args.worker_class, threads=max(args.threads, 1)) as (inst,):
                 def mine(i: int) -> dict:
                     return {"user_id": users[i], "password": NEW_PASSWORD}
 
@@ -320,7 +321,8 @@ def report(args: argparse.Namespace, figures: list[Figures], cheap: Load | None)
         "",
         f"authsvc password-logon benchmark — {platform.node()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; load average at start {args.load_at_start}",
-        f"one gunicorn instance, {w} sync workers; {args.clients} client threads; {backend}",
+        f"one gunicorn instance, {w} {args.worker_class} workers"
+        f"{f' x {args.threads} threads' if args.threads else ''}; {args.clients} client threads; {backend}",
         f"logons end at the password step (state second_factor); {args.seconds:g} s per load",
     ]
     for f in figures:
@@ -365,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", choices=["default", "keycloak", "both"], default="both")
     ap.add_argument("--db", choices=["postgres", "sqlite"], default="postgres",
                     help="postgres: PostgreSQL + Redis (production shape); sqlite: the embedded default")
-    ap.add_argument("--workers", type=int, default=cores, help="gunicorn sync workers (default: cores)")
+    ap.add_argument("--workers", type=int, default=cores, help="gunicorn workers (default: cores)")
+    ap.add_argument("--threads", type=int, default=4,
+                    help="threads per worker (gthread workers, the production shape: README); 0: sync workers")
     ap.add_argument("--clients", type=int, default=None,
                     help="client threads (default: 4 x workers, so a worker never waits for a request)")
     ap.add_argument("--seconds", type=float, default=15, help="length of each logon load")
@@ -375,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-direct", action="store_true", help="skip the direct non-hash measurement")
     ap.add_argument("--redis-db", type=int, default=13)
     args = ap.parse_args(argv)
-    args.clients = args.clients or 4 * args.workers
+    args.worker_class = "gthread" if args.threads else "sync"
+    args.clients = args.clients or 4 * args.workers * max(args.threads, 1)
     names = ["default", "keycloak"] if args.params == "both" else [args.params]
 
     def say(msg: str) -> None:

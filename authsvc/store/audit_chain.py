@@ -80,6 +80,7 @@ class Sequencer:
         self._batch = batch
         self._cond = threading.Condition()
         self._pending = False
+        self._dirty = False  # committed events since the last pass began
         self._closed = False
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -93,7 +94,7 @@ class Sequencer:
         if self.inline or not self.background or self._closed:
             return
         with self._cond:
-            self._pending = True
+            self._pending = self._dirty = True
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="audit-sequencer", daemon=True)
@@ -130,6 +131,8 @@ class Sequencer:
                 delay = min(delay * 2, 1.0)
 
     def _at_exit(self) -> None:
+        if not self._dirty:
+            return
         try:
             self.seal()
         except Exception as exc:  # the next process's pass seals them
@@ -157,6 +160,7 @@ class Sequencer:
                 s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEAL_LOCK})
             elif not s.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SEAL_LOCK}):
                 return None
+            self._dirty = False  # what commits from now on waits for the next pass
             rows = s.scalars(select(AuditEvent).where(AuditEvent.seq.is_(None))
                              .order_by(AuditEvent.id).limit(self._batch)).all()
             if not rows:

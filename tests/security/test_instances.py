@@ -75,16 +75,17 @@ class Deployment:
         return issued["initial_password"]
 
     def tally(self, subject: str, action: str = "logon.password", after: int = 0) -> dict[str, int]:
-        """Audit rows of `action` for `subject` by result, read from PostgreSQL directly."""
+        """Audit rows of `action` for `subject` by result, read from PostgreSQL directly, sealed
+        into the chain or not yet (`after`: an `id`, as `last_id` gives it)."""
         with self.db.connect() as conn:
             rows = conn.execute(text(
                 "SELECT result, count(*) FROM audit_events WHERE action = :a AND subject = :s "
-                "AND seq > :after GROUP BY result"), {"a": action, "s": subject, "after": after})
+                "AND id > :after GROUP BY result"), {"a": action, "s": subject, "after": after})
             return {result: n for result, n in rows}
 
-    def last_seq(self) -> int:
+    def last_id(self) -> int:
         with self.db.connect() as conn:
-            return conn.execute(text("SELECT coalesce(max(seq), 0) FROM audit_events")).scalar_one()
+            return conn.execute(text("SELECT coalesce(max(id), 0) FROM audit_events")).scalar_one()
 
 
 def _config(**extra: object) -> dict[str, object]:
@@ -242,7 +243,7 @@ def test_one_totp_code_is_accepted_once_across_instances(deployment, tmp_path):
         # the same current code, 20 times at once, over both instances
         _wait_for_fresh_totp_step()
         code = totp.now()
-        before = dep.last_seq()
+        before = dep.last_id()
         answers = simultaneously(PARALLEL_LOGONS, lambda i, http: post(
             (a, b)[i % 2], "/api/v1/logon/totp", {"code": code}, tokens[i], http=http))
 
@@ -326,7 +327,7 @@ def test_codes_of_three_windows_at_once_finish_one_logon_once(deployment):
     _wait_for_fresh_totp_step()
     now = time.time()
     codes = [totp.at(now + 30 * offset) for offset in (-1, 0, 1)] * 4
-    before = dep.last_seq()
+    before = dep.last_id()
     answers = simultaneously(len(codes), lambda i, http: post(
         (a, b)[i % 2], "/api/v1/logon/totp", {"code": codes[i]}, pending, http=http))
     done = [x for x in answers if x.status_code == 200]
