@@ -36,9 +36,11 @@ from authsvc.store.credentials import TOTP_ENROL
 from authsvc.store.models import (
     Account,
     Alert,
+    Application,
     AuditEvent,
     AuditHead,
     Challenge,
+    Company,
     Consent,
     Contract,
     Device,
@@ -53,6 +55,7 @@ from authsvc.store.models import (
     PasswordHistory,
     Person,
     RegistrationSession,
+    RosterEntry,
     ServiceClient,
     TotpCredential,
     VeinEnrolment,
@@ -198,7 +201,8 @@ class MemoryCheckpoints:
 # rows that change after they are written, by primary key; each transaction copies them
 _MUTABLE = (Contract, Person, Identifier, Account, AuditHead, Challenge, TotpCredential,
             WebauthnCredential, Device, VeinEnrolment, Consent, RegistrationSession, Evidence,
-            Group, GroupMember, Alert, ServiceClient, OidcCode, OidcGrant, OidcLogout)
+            Group, GroupMember, Alert, ServiceClient, OidcCode, OidcGrant, OidcLogout,
+            Company, Application, RosterEntry)
 # rows that are only ever appended: shared between transactions, never copied
 _APPENDED = (AuditEvent, LogonHistory, PasswordHistory)
 _LOCK_TIMEOUT_S = 30.0  # SQLite's busy_timeout: a writer waiting longer fails, it never hangs
@@ -598,6 +602,55 @@ class _MemoryOidc(_Repository):
         return sorted(self._table(OidcLogout).values(), key=lambda o: o.id, reverse=True)[:limit]
 
 
+class _MemoryApplications(_Repository):
+    """`authsvc.store.applications.Applications`."""
+
+    def company(self, name: str, lock: bool = False) -> Company | None:
+        return self._first(Company, name=name)
+
+    def companies(self) -> list[Company]:
+        return sorted(self._table(Company).values(), key=lambda c: c.name)
+
+    def add_company(self, company: Company) -> None:
+        self._uow.add(company)
+
+    def contract_by_id(self, contract_id: int) -> Contract | None:
+        return self._table(Contract).get(contract_id)
+
+    def subcontracts(self, prime_contract_id: int) -> list[Contract]:
+        return sorted(self._where(Contract, prime_contract_id=prime_contract_id), key=lambda c: c.number)
+
+    def add(self, application: Application) -> None:
+        self._uow.add(application)
+
+    def get(self, application_id: int, lock: bool = False) -> Application | None:
+        return self._table(Application).get(application_id)
+
+    def listed(self, companies: list[str] | None = None, state: str | None = None,
+               limit: int = 500) -> list[Application]:
+        found = [a for a in self._table(Application).values()
+                 if (companies is None or a.company in companies or a.submitter_company in companies)
+                 and (not state or a.state == state)]
+        return sorted(found, key=lambda a: a.id, reverse=True)[:limit]
+
+    def roster(self, contract_id: int, kind: str) -> list[RosterEntry]:
+        return sorted(self._where(RosterEntry, contract_id=contract_id, kind=kind), key=lambda r: r.id)
+
+    def replace_roster(self, contract_id: int, kind: str, entries: list[RosterEntry]) -> int:
+        old = self._where(RosterEntry, contract_id=contract_id, kind=kind)
+        for row in old:
+            self._delete(row)
+        for row in entries:
+            self._uow.add(row)
+        return len(old)
+
+    def media(self, device_id: str) -> list[Device]:
+        return sorted(self._where(Device, kind="media", device_id=device_id), key=lambda d: d.id)
+
+    def add_media(self, device: Device) -> None:
+        self._uow.add(device)
+
+
 class MemoryUnitOfWork:
     """`authsvc.store.uow.UnitOfWork` in memory: its queries and every repository, with the
     same transaction and audit-chain semantics, and the unique columns checked at `add` (where
@@ -631,6 +684,7 @@ class MemoryUnitOfWork:
         self.alerts = _MemoryAlerts(self)
         self.service_clients = _MemoryServiceClients(self)
         self.oidc = _MemoryOidc(self)
+        self.applications = _MemoryApplications(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

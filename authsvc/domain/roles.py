@@ -17,6 +17,7 @@ class Role(StrEnum):
     STAFF = "staff"                      # 保護システム担当者
     DATA_MANAGER = "data_manager"        # データ管理責任者
     USER = "user"                        # 利用者
+    PROCURING_OFFICE = "procuring_office"  # 事業元 (調達要求元): checks usage applications (R21)
 
 
 class Perm(StrEnum):
@@ -35,9 +36,17 @@ class Perm(StrEnum):
     ENROL_BIOMETRICS = "enrol_biometrics"        # enrol a palm with the person present (R14)
     READ_EVIDENCE = "read_evidence"              # ID images: the agency's staff and admins only
     #                                              (registration._agency checks the agency, R14)
+    SUBMIT_APPLICATIONS = "submit_applications"  # usage applications of one's company (R21)
+    READ_APPLICATIONS = "read_applications"      # see applications and their state (R21)
+    CHECK_APPLICATIONS = "check_applications"    # the procuring office checks against rosters (R21)
+    APPROVE_APPLICATIONS = "approve_applications"  # the agency approves and issues (R21)
+    MANAGE_ROSTERS = "manage_rosters"            # handler / system-user rosters per contract (R21)
 
 
 _AGENCY_ONLY = frozenset({Perm.MANAGE_CONTRACTS, Perm.RUN_MAINTENANCE})
+# R21: the steps of a usage application above the companies (the procuring office, the agency)
+_ABOVE_COMPANIES = frozenset({Perm.CHECK_APPLICATIONS, Perm.APPROVE_APPLICATIONS,
+                              Perm.MANAGE_ROSTERS})
 
 # Least privilege (R8; 004 第4 4, 第5 2(1)イ,カ). The agency operator runs the gateway for every
 # company; a company's system administrator approves identifiers and runs its terminals, its
@@ -45,13 +54,17 @@ _AGENCY_ONLY = frozenset({Perm.MANAGE_CONTRACTS, Perm.RUN_MAINTENANCE})
 # palm enrolment) and read its log; the data manager approves access to the data they own.
 GRANTS: dict[Role, frozenset[Perm]] = {
     Role.AGENCY_OPERATOR: frozenset(Perm),
-    Role.SYSTEM_ADMIN: frozenset(Perm) - _AGENCY_ONLY,
+    Role.SYSTEM_ADMIN: frozenset(Perm) - _AGENCY_ONLY - _ABOVE_COMPANIES,
     Role.ACCOUNT_ADMIN: frozenset({Perm.READ_ACCOUNTS, Perm.MANAGE_ACCOUNTS, Perm.UNLOCK,
                                    Perm.END_SESSIONS, Perm.MANAGE_CLIENTS}),
     Role.STAFF: frozenset({Perm.READ_ACCOUNTS, Perm.READ_AUDIT, Perm.UNLOCK, Perm.END_SESSIONS,
                            Perm.ENROL_BIOMETRICS, Perm.READ_EVIDENCE}),
     Role.DATA_MANAGER: frozenset({Perm.APPROVE_ACCESS}),
     Role.USER: frozenset(),
+    # the procuring office checks applications against the rosters it keeps (services/applications.py
+    # admits it only on the agency's operations contract)
+    Role.PROCURING_OFFICE: frozenset({Perm.READ_APPLICATIONS, Perm.CHECK_APPLICATIONS,
+                                      Perm.MANAGE_ROSTERS}),
 }
 
 
@@ -70,7 +83,8 @@ class Scope(StrEnum):
 # present, registration evidence, or the management of service clients themselves).
 HUMAN_ONLY = frozenset({Perm.APPROVE_IDENTIFIERS, Perm.APPROVE_ACCESS, Perm.APPROVE_REMOTE,
                         Perm.MANAGE_CONTRACTS, Perm.RUN_MAINTENANCE, Perm.ENROL_BIOMETRICS,
-                        Perm.READ_EVIDENCE, Perm.MANAGE_CLIENTS})
+                        Perm.READ_EVIDENCE, Perm.MANAGE_CLIENTS, Perm.SUBMIT_APPLICATIONS,
+                        Perm.CHECK_APPLICATIONS, Perm.APPROVE_APPLICATIONS, Perm.MANAGE_ROSTERS})
 
 SCOPES: dict[Scope, frozenset[Perm]] = {
     Scope.ACCOUNTS_READ: frozenset({Perm.READ_ACCOUNTS}),

@@ -120,8 +120,8 @@ def _reason(reason: str) -> dict[str, str]:
 def _may_assign(actor: Actor, role: Role) -> None:
     """Only the agency makes agency operators: a company cannot raise anyone above itself. A
     service client (a process, R6) gives no one a role but `user`: rights are for people to give."""
-    if role is Role.AGENCY_OPERATOR and not actor.everywhere:
-        raise Forbidden("role_not_assignable")
+    if role in (Role.AGENCY_OPERATOR, Role.PROCURING_OFFICE) and not actor.everywhere:
+        raise Forbidden("role_not_assignable")  # the procuring office is the agency's side (R21)
     if actor.process and role is not Role.USER:
         raise Forbidden("role_not_assignable")
 

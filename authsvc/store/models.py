@@ -55,6 +55,13 @@ class Contract(Base):
     starts_on: Mapped[date] = mapped_column(Date)
     ends_on: Mapped[date | None] = mapped_column(Date)  # None: open-ended (agency operations)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # R21 (003 3, 4①): no usage application before the contract is concluded, and only for a
+    # contract with the information-security clause or a documented exemption (通達第8項)
+    concluded_on: Mapped[date | None] = mapped_column(Date)
+    eligibility: Mapped[str | None] = mapped_column(String(16))  # clause | exemption
+    exemption_note: Mapped[str | None] = mapped_column(String(200))  # the exemption's basis
+    # a subcontract (003 4①(4)): the prime contractor's contract, whose company submits for it
+    prime_contract_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Person(Base):
@@ -527,3 +534,67 @@ class DirectoryRun(Base):
     high_water: Mapped[str | None] = mapped_column(String(64))  # the newest change seen (incremental)
     counts: Mapped[str] = mapped_column(Text)  # JSON
     error: Mapped[str | None] = mapped_column(String(500))
+
+
+class Company(Base):
+    """A subscribing company (R21, R24; 002, 003 3): its subscription state (usage applications
+    only once it is complete, 加入完了) and its own folder at the application storage site
+    (申請書等格納サイト), where its parameter sheets are put (None: it has none, 003 4②)."""
+
+    __tablename__ = "companies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)  # as its contracts spell it
+    subscription: Mapped[str] = mapped_column(String(16))  # applying | complete | withdrawn
+    subscribed_on: Mapped[date | None] = mapped_column(Date)  # the completion notice's date
+    folder: Mapped[str | None] = mapped_column(String(100))
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Application(Base):
+    """A usage application ([11 of 12], R21): one workbook of one contract (users: register,
+    delete, change; access: group rights; media: removable media), its validated rows, and
+    its steps (domain/applications.py: submitted → checked → approved → issued, or rejected),
+    each by another person. Never holds a password: the parameter sheets hold the initial
+    passwords, encrypted, and `sheets` only where they were put and their SHA-256."""
+
+    __tablename__ = "applications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), index=True)
+    company: Mapped[str] = mapped_column(String(200), index=True)  # the contract's company
+    submitter_company: Mapped[str] = mapped_column(String(200))  # a subcontractor's: the prime
+    batch: Mapped[str] = mapped_column(String(32), index=True)  # the workbooks uploaded together
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    file_name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[str] = mapped_column(Text)  # JSON: the validated rows
+    submitted_by: Mapped[str] = mapped_column(String(100))
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    checked_by: Mapped[str | None] = mapped_column(String(100))
+    checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    approved_by: Mapped[str | None] = mapped_column(String(100))
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    issued_by: Mapped[str | None] = mapped_column(String(100))
+    issued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    rejected_by: Mapped[str | None] = mapped_column(String(100))
+    rejected_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    sheets: Mapped[str] = mapped_column(Text, default="[]")  # JSON: [{path, sha256}]
+
+
+class RosterEntry(Base):
+    """One person on a contract's handler roster (取扱者名簿) or protected-system user roster
+    (保護システム利用者名簿), as uploaded by the agency (003 4①(3)): only what matching needs
+    (domain/applications.py: the normalised name, the birth date, the staff number)."""
+
+    __tablename__ = "roster_entries"
+    __table_args__ = (Index("ix_roster_entries_contract_kind", "contract_id", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # handlers | system_users
+    name_key: Mapped[str] = mapped_column(String(200))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    staff_number: Mapped[str | None] = mapped_column(String(64))
+    uploaded_by: Mapped[str] = mapped_column(String(100))
+    uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime)

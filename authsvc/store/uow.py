@@ -22,6 +22,7 @@ from authsvc.domain import audit as chain
 from authsvc.domain.calendar import jst_iso
 from authsvc.domain.roles import Actor
 from authsvc.store.alerts import Alerts
+from authsvc.store.applications import Applications
 from authsvc.store.audit_chain import AuditUnavailable, Sequencer, Writer
 from authsvc.store.audit_reports import AuditReports
 from authsvc.store.biometrics import Biometrics
@@ -92,6 +93,7 @@ class UnitOfWork:
         self.service_clients = ServiceClients(self.session)
         self.oidc = Oidc(self.session)
         self.directory = Directory(self.session)
+        self.applications = Applications(self.session)
         return self
 
     def __exit__(

@@ -7,6 +7,8 @@ scoped to the operator's (or the client's) company there."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import date, datetime
 from typing import Any
 
@@ -14,9 +16,19 @@ from flask import Blueprint, g, jsonify, request
 from werkzeug.wrappers import Response
 
 from authsvc.domain import relying_party
+from authsvc.domain.applications import ApplicationInvalid
 from authsvc.domain.calendar import JST
-from authsvc.domain.errors import InvalidInput
-from authsvc.services import accounts, alerts, audit, devices, groups, operators, service_clients
+from authsvc.domain.errors import DomainError, InvalidInput
+from authsvc.services import (
+    accounts,
+    alerts,
+    applications,
+    audit,
+    devices,
+    groups,
+    operators,
+    service_clients,
+)
 from authsvc.services import directory_sync as directories
 from authsvc.web.auth import admin_required
 from authsvc.web.common import FIELD_MAX, deps, status_of
@@ -27,6 +39,7 @@ ACCOUNT_ACTIONS = ("approve", "suspend", "resume", "delete", "unlock", "reset-pa
                    "end-sessions", "leave", "remote", "window", "reset-factor")
 DEVICE_ACTIONS = ("suspend", "resume", "revoke")
 CLIENT_ACTIONS = service_clients.ACTIONS  # approve | rotate | suspend | resume | revoke
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _text(data: dict[str, Any], name: str, required: bool = False) -> str | None:
@@ -384,3 +397,129 @@ def directory_runs() -> Response:
     limit = min(max(request.args.get("limit", 20, type=int) or 20, 1), 500)
     company = request.args.get("company")
     return jsonify(runs=directories.runs(deps(), g.actor, company[:FIELD_MAX] if company else None, limit))
+
+
+# ---- usage applications ([11 of 12], R21) -----------------------------------------------------
+# Uploads: multipart/form-data (`file`, repeated), or JSON {"files": [{"name", "content"}]} with
+# the content in base64 (small workbooks). A workbook with errors: 422 with every error by file,
+# row and column; nothing imported.
+
+
+def _invalid(exc: DomainError) -> tuple[Response, int]:
+    lang = getattr(g, "lang", "ja")
+    errors = exc.errors if isinstance(exc, ApplicationInvalid) else []
+    return jsonify(error=exc.code, message=exc.message(lang),
+                   errors=[e.to_dict(lang) for e in errors]), 422
+
+
+def _uploads() -> list[applications.Upload]:
+    """The files of the request: multipart `file` fields, or JSON `files` in base64."""
+    if request.files:
+        return [applications.Upload(f.filename or "", f.read()) for f in request.files.getlist("file")][:50]
+    data = json_body()
+    files = data.get("files", [{"name": data.get("name"), "content": data.get("content")}])
+    if not isinstance(files, list):
+        raise InvalidInput("field_required", field="files")
+    out = []
+    for item in files[:50]:
+        if not isinstance(item, dict) or not isinstance(item.get("content"), str):
+            raise InvalidInput("field_required", field="content")
+        try:
+            content = base64.b64decode(item["content"], validate=True)
+        except (ValueError, binascii.Error):
+            raise InvalidInput("field_required", field="content") from None
+        out.append(applications.Upload(str(item.get("name") or "")[:200], content))
+    return out
+
+
+@bp.get("/applications")
+@admin_required
+def application_list() -> Response:
+    rows = applications.list_applications(deps(), g.actor, request.args.get("state"))
+    return jsonify(applications=[r.to_dict() for r in rows])
+
+
+@bp.post("/applications")
+@admin_required
+def application_submit() -> tuple[Response, int]:
+    try:
+        views = applications.submit(deps(), g.actor, _uploads())
+    except ApplicationInvalid as exc:
+        return _invalid(exc)
+    return jsonify(applications=[v.to_dict() for v in views]), 201
+
+
+@bp.get("/applications/template")
+@admin_required
+def application_template() -> Response:
+    kind = (request.args.get("form") or "users")[:16]
+    contract = request.args.get("contract")
+    data = applications.template(deps(), g.actor, kind, contract[:64] if contract else None)
+    return Response(data, mimetype=XLSX, headers={
+        "Content-Disposition": f'attachment; filename="dsg-application-{kind}.xlsx"'})
+
+
+@bp.get("/applications/<int(max=2147483647):application_id>")
+@admin_required
+def application(application_id: int) -> Response:
+    return jsonify(application=applications.get(deps(), g.actor, application_id).to_dict())
+
+
+@bp.post("/applications/<int(max=2147483647):application_id>/<action>")
+@admin_required
+def application_act(application_id: int, action: str) -> Response | tuple[Response, int]:
+    """check | approve | issue | reject (with a `reason`). `issue` answers with the parameter
+    sheet's password, once."""
+    d = deps()
+    try:
+        if action == "reject":
+            reason = _text(json_body(), "reason", True) or ""
+            return jsonify(application=applications.reject(d, g.actor, application_id, reason).to_dict())
+        if action == "issue":
+            sheet = applications.issue(d, g.actor, application_id)
+            return jsonify(application=applications.get(d, g.actor, application_id).to_dict(),
+                           sheet=sheet.to_dict())
+        step = {"check": applications.check, "approve": applications.approve}.get(action)
+        if step is None:
+            return jsonify(error="not_found"), 404
+        return jsonify(application=step(d, g.actor, application_id).to_dict())
+    except ApplicationInvalid as exc:
+        return _invalid(exc)
+
+
+@bp.post("/rosters/<contract>/<kind>")
+@admin_required
+def roster_upload(contract: str, kind: str) -> Response | tuple[Response, int]:
+    files = _uploads()
+    if len(files) != 1:
+        raise InvalidInput("field_required", field="file")
+    try:
+        done = applications.upload_roster(deps(), g.actor, contract[:64], kind[:32], files[0])
+    except ApplicationInvalid as exc:
+        return _invalid(exc)
+    return jsonify(roster=done)
+
+
+@bp.get("/companies")
+@admin_required
+def company_list() -> Response:
+    return jsonify(companies=applications.list_companies(deps(), g.actor))
+
+
+@bp.put("/companies/<name>")
+@admin_required
+def company_set(name: str) -> Response:
+    data = json_body()
+    row = applications.set_company(deps(), g.actor, name[:FIELD_MAX], _text(data, "subscription", True) or "",
+                                   _date(data, "subscribed_on"), _text(data, "folder"))
+    return jsonify(company=row)
+
+
+@bp.put("/contracts/<number>/terms")
+@admin_required
+def contract_terms(number: str) -> Response:
+    data = json_body()
+    row = applications.set_terms(deps(), g.actor, number[:FIELD_MAX], _date(data, "concluded_on"),
+                                 _text(data, "eligibility"), _text(data, "exemption_note"),
+                                 _text(data, "prime"))
+    return jsonify(contract=row)

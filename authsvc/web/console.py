@@ -19,6 +19,7 @@ from flask import Blueprint, abort, g, jsonify, redirect, render_template, reque
 from werkzeug.wrappers import Response
 
 from authsvc.domain import identifiers, relying_party
+from authsvc.domain.applications import ROSTER_KINDS, ApplicationInvalid
 from authsvc.domain.calendar import JST
 from authsvc.domain.errors import DomainError, Forbidden, InvalidInput
 from authsvc.domain.lifecycle import Status
@@ -27,6 +28,7 @@ from authsvc.domain.roles import Perm, Role
 from authsvc.services import (
     accounts,
     alerts,
+    applications,
     audit_report,
     devices,
     groups,
@@ -619,3 +621,95 @@ def directory_export() -> Any:
     report = directories.export(deps(), g.actor, _directory_company(), dry_run=field("dry_run") == "yes")
     return render_template("console/directory_report.html", report=report.to_dict(), kind="export",
                            lists=EXPORT_LISTS)
+
+
+# ---- usage applications ([11 of 12], R21) ------------------------------------------------------
+
+APPLICATION_FORMS = ("users", "access", "media")
+APPLICATION_STEPS = ("check", "approve", "reject")
+
+
+def _application_page(errors: list[Any] | None = None, status: int = 200, done: str = "") -> Any:
+    d = deps()
+    can_list = g.actor.can(Perm.READ_APPLICATIONS)
+    rows = applications.list_applications(d, g.actor) if can_list else []
+    contracts = [c["contract"] for c in accounts.list_contracts(d, g.actor)]
+    return render_template("console/applications.html", rows=rows, actor=g.actor, Perm=Perm,
+                           forms=APPLICATION_FORMS, errors=errors or [], done=done,
+                           contracts=contracts, roster_kinds=ROSTER_KINDS), status
+
+
+@bp.get("/applications")
+@console_required
+def application_list() -> Any:
+    """The applications of the company (the agency: every one), the forms to download, the
+    upload, and the rosters (the agency and the procuring office)."""
+    done = request.args.get("done", "")
+    return _application_page(done=done if done in ("submitted", "roster") else "")
+
+
+@bp.get("/applications/template/<kind>")
+@console_required
+def application_template(kind: str) -> Any:
+    if kind not in APPLICATION_FORMS:
+        abort(404)
+    data = applications.template(deps(), g.actor, kind, request.args.get("contract", "")[:64] or None)
+    return Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="dsg-application-{kind}.xlsx"'})
+
+
+@bp.post("/applications")
+@console_required
+def application_upload() -> Any:
+    """Submit workbooks (a prime contractor's own and its subcontractors'): all or nothing,
+    every error shown by file, row and column."""
+    files = [applications.Upload(f.filename or "", f.read()) for f in request.files.getlist("files")][:50]
+    try:
+        applications.submit(deps(), g.actor, [f for f in files if f.name or f.data])
+    except ApplicationInvalid as exc:
+        return _application_page([e.to_dict(g.lang) for e in exc.errors], 422)
+    return redirect(url_for(".application_list", done="submitted"))
+
+
+@bp.post("/rosters")
+@console_required
+def roster_upload() -> Any:
+    upload = request.files.get("file")
+    try:
+        applications.upload_roster(deps(), g.actor, field("contract").strip()[:64], field("kind")[:32],
+                                   applications.Upload(upload.filename or "" if upload else "",
+                                                       upload.read() if upload else b""))
+    except ApplicationInvalid as exc:
+        return _application_page([e.to_dict(g.lang) for e in exc.errors], 422)
+    return redirect(url_for(".application_list", done="roster"))
+
+
+@bp.get("/applications/<int(max=2147483647):application_id>")
+@console_required
+def application_page(application_id: int) -> Any:
+    view = applications.get(deps(), g.actor, application_id)
+    return render_template("console/application.html", app=view, actor=g.actor, Perm=Perm, errors=[],
+                           done=request.args.get("done", "") == "1")
+
+
+@bp.post("/applications/<int(max=2147483647):application_id>/<action>")
+@console_required
+def application_act(application_id: int, action: str) -> Any:
+    """check | approve | reject (with a reason) | issue: the password of the parameter sheet is
+    shown on the page that answers, once."""
+    d = deps()
+    try:
+        if action == "issue":
+            sheet = applications.issue(d, g.actor, application_id)
+            return render_template("console/application_issued.html", sheet=sheet)
+        if action not in APPLICATION_STEPS:
+            abort(404)
+        if action == "reject":
+            applications.reject(d, g.actor, application_id, _reason())
+        else:
+            {"check": applications.check, "approve": applications.approve}[action](d, g.actor, application_id)
+    except ApplicationInvalid as exc:
+        view = applications.get(d, g.actor, application_id)
+        return render_template("console/application.html", app=view, actor=g.actor, Perm=Perm,
+                               errors=[e.to_dict(g.lang) for e in exc.errors], done=False), 422
+    return redirect(url_for(".application_page", application_id=application_id, done="1"))

@@ -126,6 +126,51 @@ def _admin(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None,
     return {**op, "parameters": _path(*params)} if params else op
 
 
+# ---- usage applications ([11 of 12], R21) --------------------------------------------------------
+_FILES = {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+    "application/json": {"schema": {"type": "object", "properties": {"files": {
+        "type": "array", "items": {"type": "object", "required": ["name", "content"], "properties": {
+            "name": _STR, "content": {"type": "string", "contentEncoding": "base64"}}}}}}}}}
+_ROW_ERRORS = {"422": {"description": "`application_invalid`: nothing was imported; `errors` lists "
+                       "every error with its `file`, `row`, `column`, `code` and `message`.",
+                       **_json({"type": "object", "properties": {
+                           "error": {"type": "string"}, "message": {"type": "string"},
+                           "errors": {"type": "array", "items": {"type": "object"}}}})}}
+APPLICATION_PATHS: dict[str, Any] = {
+    "/api/v1/admin/applications": {
+        "get": _admin("Usage applications of your company and its subcontractors (query `state`).", _OK),
+        "post": _admin("Submit application workbooks (.xlsx, the form of /applications/template) "
+                       "together: all or none. Formulas, macros, external links, hidden sheets or "
+                       "rows, oversized or zip-bomb files are refused.", {**_MADE, **_ROW_ERRORS},
+                       _FILES)},
+    "/api/v1/admin/applications/template": {
+        "get": _admin("The blank form (query `form`: users | access | media; `contract` to fill "
+                      "in).", {"200": {"description": "An .xlsx workbook."}})},
+    "/api/v1/admin/applications/{application_id}": {
+        "get": _admin("One application with its rows.", _OK, params=("application_id",))},
+    "/api/v1/admin/applications/{application_id}/{action}": {
+        "post": _admin("check (the procuring office) | approve (the agency; access rights: the data "
+                       "manager) | issue (the agency: the accounts made, the encrypted parameter sheet "
+                       "stored; `sheet.password` answered once) | reject (`reason`). Never by the "
+                       "submitter.", {**_OK, **_ROW_ERRORS}, None, ("application_id", "action"))},
+    "/api/v1/admin/rosters/{contract}/{kind}": {
+        "post": _admin("Replace the contract's roster (kind handlers | system_users) with one "
+                       ".xlsx or .csv file: 氏名 and 生年月日 and/or 社員番号 (the agency, the "
+                       "procuring office).", {**_OK, **_ROW_ERRORS}, _FILES, ("contract", "kind"))},
+    "/api/v1/admin/companies": {
+        "get": _admin("The companies' subscription states and folders.", _OK)},
+    "/api/v1/admin/companies/{name}": {
+        "put": _admin("Record a company's subscription state (`subscription`: applying | complete | "
+                      "withdrawn, `subscribed_on`) and its `folder` (the agency).", _OK,
+                      _body(subscription=_STR), ("name",))},
+    "/api/v1/admin/contracts/{number}/terms": {
+        "put": _admin("Record a contract's `concluded_on`, `eligibility` (clause | exemption, with "
+                      "`exemption_note`) and `prime` contract (the agency).", _OK,
+                      {"required": True, **_json({"type": "object"})}, ("number",))},
+}
+
 ADMIN_PATHS: dict[str, Any] = {
     "/api/v1/admin/accounts": {
         "get": _admin("Search accounts: query `company`, `contract`, `status`, `role`, `name` "
@@ -242,6 +287,7 @@ ADMIN_PATHS: dict[str, Any] = {
     "/api/v1/admin/directory/runs": {
         "get": _admin("The newest directory syncs of your companies, newest first: query "
                       "`company`, `limit` (default 20, at most 500).", _OK)},
+    **APPLICATION_PATHS,
 }
 
 

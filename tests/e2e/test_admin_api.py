@@ -11,7 +11,7 @@ import base64
 import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pyotp
@@ -20,13 +20,26 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from adapters import workbooks
 from adapters.directory import DirectoryError, Entry, Source
 from authsvc.cli import main
 from authsvc.domain import relying_party
+from authsvc.domain.applications import USERS
 from authsvc.domain.roles import Actor, Role
-from authsvc.services import Deps, accounts, alerts, devices, directory_sync, groups, service_clients, totp
+from authsvc.services import (
+    Deps,
+    accounts,
+    alerts,
+    applications,
+    devices,
+    directory_sync,
+    groups,
+    service_clients,
+    totp,
+)
 from authsvc.services.passwords import change_password
 from authsvc.web import create_app
+from tests.application_support import fill
 from tests.integration.support import CHOSEN, active_account, add_contract, dump_all, events, sql
 
 PASSWORD = CHOSEN[0]
@@ -173,9 +186,24 @@ def rig(make_deps) -> Rig:
     service_clients.create(deps, ASSIGN[A], "rp-a", [], oidc=relying_party.parse("社内Wiki", [RP_CB]),
                            groups=["設計部"])
     directory_sync.sync(deps, ASSIGN[A], A, dry_run=True)  # a run of company A's to list
+    # usage applications ([11 of 12]): company A subscribed, C-A concluded with its rosters, and
+    # one application of company A's, submitted by its system administrator
+    applications.set_terms(deps, AGENCY, "C-A", deps.clock.now().date(), "clause")
+    applications.set_company(deps, AGENCY, A, "complete", None, "boei-a")
+    for kind in ("handlers", "system_users"):
+        applications.upload_roster(deps, AGENCY, "C-A", kind, applications.Upload("r.csv", ROSTER))
+    applications.submit(deps, adm_a, [applications.Upload("a.xlsx", base64.b64decode(APPLICATION))])
     return r
 
 
+def _application(user_id: str) -> str:
+    """A usage application of contract C-A registering `user_id` (a person on its rosters), in base64."""
+    rows = [["登録", user_id, "申請 太郎", date(1980, 4, 1), "E-1", None, None, "はい", None, None]]
+    return base64.b64encode(fill(workbooks.template(USERS), "C-A", A, rows)).decode()
+
+
+ROSTER = "氏名,生年月日\r\n申請 太郎,1980-04-01\r\n".encode()
+APPLICATION, APPLICATION_2 = _application("appl-a1"), _application("appl-a2")
 RP_CB = "https://wiki.example.jp/cb"
 OIDC = {"name": "社内Wiki", "redirect_uris": [RP_CB, "https://wiki.example.jp/cb2"],
         "post_logout_redirect_uris": ["https://wiki.example.jp/bye"], "refresh": True}
@@ -219,7 +247,23 @@ CALLS: dict[str, tuple[str, str, dict | None]] = {
     "admin_api.directory_sync": ("POST", f"/api/v1/admin/directory/{A}/sync", {"full": True}),
     "admin_api.directory_export": ("POST", f"/api/v1/admin/directory/{A}/export", {"dry_run": False}),
     "admin_api.directory_runs": ("GET", "/api/v1/admin/directory/runs?company=" + A, None),
+    "admin_api.application_list": ("GET", "/api/v1/admin/applications", None),
+    "admin_api.application_submit": ("POST", "/api/v1/admin/applications",
+                                     {"files": [{"name": "b.xlsx", "content": APPLICATION_2}]}),
+    "admin_api.application_template": ("GET", "/api/v1/admin/applications/template?contract=C-A", None),
+    "admin_api.application": ("GET", "/api/v1/admin/applications/1", None),
+    "admin_api.application_act": ("POST", "/api/v1/admin/applications/1/reject", {"reason": "名簿不一致"}),
+    "admin_api.roster_upload": ("POST", "/api/v1/admin/rosters/C-A/handlers",
+                                {"name": "r.csv", "content": base64.b64encode(ROSTER).decode()}),
+    "admin_api.company_list": ("GET", "/api/v1/admin/companies", None),
+    "admin_api.company_set": ("PUT", f"/api/v1/admin/companies/{A}",
+                              {"subscription": "complete", "folder": "boei-a2"}),
+    "admin_api.contract_terms": ("PUT", "/api/v1/admin/contracts/C-A/terms",
+                                 {"concluded_on": "2026-04-01", "eligibility": "clause"}),
 }
+# The routes only the agency (or the procuring office) may use: its operator gets through.
+AGENCY_ROUTES = ("admin_api.create_contract", "admin_api.contract_period", "admin_api.application_act",
+                 "admin_api.roster_upload", "admin_api.company_set", "admin_api.contract_terms")
 # Account actions beyond the one in CALLS, each on company A's account.
 ACTIONS = [("approve", "pending-a"), ("resume", "paused-a"), ("delete", "mover-a"),
            ("unlock", "user-a"), ("reset-password", "user-a"), ("end-sessions", "user-a"),
@@ -236,7 +280,7 @@ MORE = [("admin_api.client_create:oidc", "POST", "/api/v1/admin/clients",
         ("admin_api.client_list:oidc", "GET", "/api/v1/admin/clients?kind=oidc", None)]
 READS = {"admin_api.search", "admin_api.contracts", "admin_api.device_list", "admin_api.group_list",
          "admin_api.alert_inbox", "admin_api.client_list", "admin_api.client_list:oidc",
-         "admin_api.directory_runs"}
+         "admin_api.directory_runs", "admin_api.application_list", "admin_api.company_list"}
 
 
 def _calls() -> list[tuple[str, str, str, dict | None]]:
@@ -297,7 +341,7 @@ def test_another_companys_administrator_is_refused_audited_and_changes_nothing(r
 @pytest.mark.parametrize(("name", "method", "path", "body"), _calls(), ids=[c[0] for c in _calls()])
 def test_the_companys_own_administrator_or_the_agency_gets_through(rig, name, method, path, body):
     # contracts are the agency's; everything else is the company's system administrator's
-    who = "ops-x" if name in ("admin_api.create_contract", "admin_api.contract_period") else "adm-a"
+    who = "ops-x" if name in AGENCY_ROUTES else "adm-a"
     if who == "ops-x":
         active_account(rig.deps, AGENCY, Actor("ops2", frozenset({Role.AGENCY_OPERATOR})), who,
                        contract="C-A", role="agency_operator")
