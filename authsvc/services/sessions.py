@@ -88,6 +88,14 @@ def may_logon(deps: Deps, user_id: str, now: datetime, remote: bool = False) -> 
         return refusal(deps, uow.account(user_id), now, remote) is None
 
 
+def display_name(deps: Deps, user_id: str) -> str:
+    """The name of the account holding `user_id`, as the user's own pages greet them; the ID
+    itself when the account has no name (or no longer exists)."""
+    with deps.uow(read_only=True) as uow:
+        acc = uow.account(identifiers.canonical(user_id))
+        return (acc.person.name if acc is not None else "") or user_id
+
+
 def ttl(deps: Deps, data: dict[str, Any]) -> int:
     return max(1, int(float(data["created_at"]) + deps.settings.sessions.absolute_hours * 3600
                       - time_now(deps)))

@@ -4,16 +4,18 @@ protection, language choice and strict security headers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, redirect, request
 from flask_wtf.csrf import CSRFProtect
 
 from authsvc.bootstrap import build, instance_key
 from authsvc.domain.messages import LANGS, label, text
 from authsvc.services import Deps, health
 from authsvc.services.registration import MAX_IMAGE_BYTES
-from authsvc.settings import Settings, load_settings
+from authsvc.settings import LOOPBACK_HOSTS, Settings, load_settings
 from authsvc.web import auth, errors, jsonbody
 
 csrf = CSRFProtect()
@@ -27,6 +29,39 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+
+def _to_public_loopback_name(settings: Settings) -> Callable[[], Response | None]:
+    """A page opened at http://127.0.0.1:8080/ when server.public_url says localhost (or the
+    reverse) goes to the same page at the public URL: the browser's origin must be the one
+    WebAuthn and the terminal agent accept, or the palm step fails as "reader unreachable".
+    Only page views (GET or HEAD asking for HTML), on the public URL's port; not the APIs."""
+    public = urlsplit(settings.server.public_url)
+    default = {"http": 80, "https": 443}.get(public.scheme)
+    public_port = public.port or default
+
+    def redirect_page() -> Response | None:
+        if public.hostname not in LOOPBACK_HOSTS or request.method not in ("GET", "HEAD") \
+                or not any(kind == "text/html" for kind, _q in request.accept_mimetypes):
+            return None  # (a browser's page view names text/html; a scraper's */* does not)
+        asked = urlsplit(f"//{request.host}")
+        try:
+            asked_port = asked.port or default
+        except ValueError:
+            return None
+        if asked.hostname in LOOPBACK_HOSTS and asked.hostname != public.hostname \
+                and asked_port == public_port:
+            query = request.query_string.decode("ascii", "replace")
+            target = settings.server.public_url + request.path + (f"?{query}" if query else "")
+            return redirect(target, 302)
+        return None
+
+    return redirect_page
+
+
+# the uploads of usage applications and rosters: larger than a form (each file is checked again)
+APPLICATION_UPLOADS = frozenset({"admin_api.application_submit", "admin_api.roster_upload",
+                                 "console.application_upload", "console.roster_upload"})
 
 
 def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Flask:
@@ -45,6 +80,7 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         WTF_CSRF_TIME_LIMIT=3600,
     )
     app.extensions["authsvc"] = deps
+    app.before_request(_to_public_loopback_name(settings))  # 127.0.0.1 vs localhost: one origin
     jsonbody.install(app)  # every JSON body bounded; a refused one answers 400 invalid_json
     errors.install(app)  # every other error answer, for every blueprint
     auth.install(app)  # current_user, login_required, console_required
@@ -54,6 +90,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
         # before the CSRF check reads the body: the photo ID still may be larger than a form
         if request.endpoint == "register.capture_id":
             request.max_content_length = MAX_IMAGE_BYTES + 1
+        elif request.endpoint in APPLICATION_UPLOADS:  # workbooks and rosters ([11 of 12])
+            request.max_content_length = settings.applications.max_bytes * 8 + 64 * 1024
 
     csrf.init_app(app)
 
@@ -76,6 +114,9 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fl
     app.register_blueprint(metrics.bp)
     csrf.exempt(metrics.bp)  # a scraper has no session and no form
     oidc.install(app)
+    from authsvc.web import pages  # the frame of every page: notice, help, dates, favicon
+
+    pages.install(app)
 
     @app.before_request
     def _choose_language() -> None:

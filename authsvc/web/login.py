@@ -128,7 +128,9 @@ def factor_vein() -> Page:
     if state.failed or "vein" not in state.options:
         return redirect(url_for(".index"))
     codes = ["vein_no_hand", "vein_timeout", "vein_disconnected", "vein_not_read", "vein_cancelled",
-             "vein_reposition", "vein_busy", "vein_reader_error", "vein_agent_unreachable", "logon_failed"]
+             "vein_reposition", "vein_busy", "vein_reader_error", "vein_agent_unreachable", "logon_failed",
+             "agent_wrong_address",
+             "vein_read_again"]  # a palm refused by the service: read it again, not "check your input"
     return render_template("vein.html", messages={c: text(c, g.lang) for c in codes})
 
 
@@ -138,7 +140,8 @@ def vein_challenge() -> Response | tuple[Response, int]:
     if made is None:
         return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
     return jsonify(challenge_id=made.id, challenge=made.challenge,
-                   agent_url=deps().settings.vein.agent_url)
+                   agent_url=deps().settings.vein.agent_url,
+                   origins=list(deps().settings.webauthn.origins))  # the pages the agent answers
 
 
 @bp.post("/vein/verify")
@@ -153,7 +156,7 @@ def vein_verify() -> Response | tuple[Response, int]:
 
 # ---- the registered terminal (R12) ----------------------------------------------------------
 
-AGENT_CODES = ("terminal_agent_unreachable", "logon_failed")
+AGENT_CODES = ("terminal_agent_unreachable", "logon_failed", "agent_wrong_address")
 
 
 @bp.get("/terminal")
@@ -169,7 +172,8 @@ def terminal_challenge() -> Response | tuple[Response, int]:
     if made is None:
         return jsonify(error="logon_failed", message=text("logon_failed", g.lang)), 401
     return jsonify(challenge_id=made.id, challenge=made.challenge,
-                   agent_url=deps().settings.vein.agent_url)
+                   agent_url=deps().settings.vein.agent_url,
+                   origins=list(deps().settings.webauthn.origins))  # the pages the agent answers
 
 
 @bp.post("/terminal/verify")
@@ -219,7 +223,8 @@ def _json_step(state: logon.State) -> Response | tuple[Response, int]:
 def home() -> Page:
     view = current_user.view
     sessions.touch(deps(), current_user.token)
-    return render_template("home.html", view=view, history=sessions.history(deps(), view.user_id),
+    return render_template("home.html", view=view, name=sessions.display_name(deps(), view.user_id),
+                           history=sessions.history(deps(), view.user_id),
                            sessions=sessions.sessions_of(deps(), view.user_id))
 
 

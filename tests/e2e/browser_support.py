@@ -317,12 +317,11 @@ def enrol_palm(server: LiveServer, user_id: str, palm: int, station: str = "STAT
 
 
 def palm_step(page: Page, reader: Any, palm: int) -> None:
-    """At /factor: choose the palm vein, hold `palm` over the terminal's emulated reader, go."""
+    """At /factor: hold `palm` over the terminal's emulated reader, then press
+    「手のひら静脈で確認する」 once (the palm page it opens reads at once)."""
     path_is(page, "/factor")
-    page.click("#use-vein")
-    path_is(page, "/factor/vein")
     reader.control.present(palm)
-    page.click("#vein-go")
+    page.click("#use-vein")
 
 
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:

@@ -53,7 +53,8 @@ def test_first_logon_forced_change_totp_enrolment_and_second_logon(page, context
     first_code = server.totp(secret)
     enter_code(page, first_code)
     path_is(page, "/home")
-    expect(page.locator("h2")).to_contain_text(USER_ID)
+    expect(page.locator("h1")).to_have_text("ようこそ、佐藤 花子 さん")  # the person's name
+    expect(page.locator("#user-id")).to_have_text(USER_ID)
     expect(page.locator("#history")).to_contain_text("ログオン完了")
     expect(page.locator("#sessions")).to_contain_text("127.0.0.1")
 
@@ -136,7 +137,7 @@ def test_webauthn_enrolment_logon_and_failures(page, context, server, initial_pa
     page.goto("/factor/webauthn")
     page.click("#webauthn-go")
     expect(page.locator("#webauthn-error")).to_be_visible()
-    expect(page.locator("#webauthn-error")).to_contain_text("ログオンできませんでした")
+    expect(page.locator("#webauthn-error")).to_contain_text("セキュリティキーで確認できませんでした")
     expect(page.locator("#webauthn-go")).to_be_enabled()  # the user may try again
     path_is(page, "/factor/webauthn")
     page.goto("/home")

@@ -23,6 +23,7 @@ from authsvc.services import Deps, accounts, alerts, totp
 from authsvc.services.accounts import OPERATIONS_CONTRACT
 from authsvc.services.passwords import change_password
 from authsvc.web import create_app
+from authsvc.web.pages import when
 from tests.conftest import AGENCY
 from tests.e2e.browser_support import OPERATOR as BROWSER_OPERATOR
 from tests.e2e.browser_support import LiveServer, create_user, enter_code, logon, path_is
@@ -205,7 +206,7 @@ def test_the_account_page_shows_the_real_reasons_and_the_lock(rig):
     assert "パスワードの誤り" in page
     until = state(rig.deps, "tanaka").locked_until
     assert until and until.endswith("+09:00")  # Japan time, as the services give it
-    assert 'data-locked="yes"' in page and until[:19].replace("T", " ") + " までロック中" in page
+    assert 'data-locked="yes"' in page and when(until, "ja") + " までロック中" in page  # 2026年4月1日 09:30
     assert f'<td id="failures">{MAX_FAILURES}</td>' in page
     assert 'data-status="active"' in page and "ワンタイムコード" in page  # its factor
     # staff may unlock and end sessions, not manage the account
@@ -274,7 +275,7 @@ def test_suspend_resume_end_sessions_and_departure_from_the_page(rig):
                 {"reason": "異動", "leaves_at": "2026-04-30T18:00"})
     assert where(left).endswith("done=leave")
     assert (state(rig.deps, "tanaka").leaves_at or "").startswith("2026-04-30T18:00:00")
-    assert "2026-04-30 18:00:00" in html(get(client, "/console/accounts/tanaka"))
+    assert "2026年4月30日 18:00" in html(get(client, "/console/accounts/tanaka"))
     bad = post(client, "/console/accounts/tanaka/leave", {"reason": "異動", "leaves_at": "いつか"})
     assert bad.status_code == 400
     assert [e.data["reason"] for e in events(rig.deps, subject="tanaka")

@@ -124,7 +124,7 @@ def test_a_maintenance_window_from_the_account_page(made):
                 {"starts_at": "2026-04-02T09:00", "ends_at": "2026-04-02T18:00", "reason": "保守作業"})
     assert where(resp) == "/console/accounts/tanaka?done=window"
     after = html(get(client, where(resp)))
-    assert "保守用アカウントの期間を設定しました。" in after and "2026-04-02 18:00:00" in after
+    assert "保守用アカウントの期間を設定しました。" in after and "2026年4月2日 18:00" in after
     assert (state(made.deps, "tanaka").window_ends_at or "").startswith("2026-04-02T18:00:00")
     [event] = events(made.deps, "account.window", "tanaka")
     assert event.actor == "sato" and event.data["reason"] == "保守作業"

@@ -86,6 +86,13 @@
       if (form && !form.reportValidity()) { show("request_invalid"); return; }
       const made = await send(enrol.dataset.challenges, fields).catch(() => null);
       if (!made || !made.ok) { show(made && made.body.error, made && made.body.message); return; }
+      const origins = made.body.origins;
+      if (Array.isArray(origins) && origins.length && origins.indexOf(location.origin) < 0) {
+        // opened at an address the terminal agent does not answer (127.0.0.1 for localhost)
+        show("agent_wrong_address", (messages.agent_wrong_address || "")
+          .replace("{url}", origins[0] + location.pathname + location.search));
+        return;
+      }
       const agent = made.body.agent_url.replace(/\/$/, "") + "/capture";
       const captures = [];
       for (const c of made.body.challenges) {

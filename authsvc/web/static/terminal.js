@@ -9,11 +9,19 @@
   if (!button) { return; }
   const csrf = document.querySelector("meta[name=csrf-token]").content;
   const messages = JSON.parse(button.dataset.messages);
-  function show(code) {
-    failure.textContent = messages[code] || messages.logon_failed;
+  function show(code, url) {
+    failure.textContent = (messages[code] || messages.logon_failed).replace("{url}", url || "");
     failure.hidden = false;
     button.hidden = false;
     button.disabled = false;
+  }
+  // The page opened at an address the terminal agent does not answer (127.0.0.1 for
+  // localhost, say): the address to use instead, this page's path on it; else null.
+  function wrongAddress(origins) {
+    if (!Array.isArray(origins) || !origins.length || origins.indexOf(location.origin) >= 0) {
+      return null;
+    }
+    return origins[0] + location.pathname + location.search;
   }
   async function post(url, body, headers) {
     const resp = await fetch(url, {
@@ -31,6 +39,8 @@
     const server = { "X-CSRFToken": csrf };
     const made = await post(button.dataset.challenge, {}, server).catch(() => null);
     if (!made || !made.ok) { show("logon_failed"); return; }
+    const elsewhere = wrongAddress(made.body.origins);
+    if (elsewhere) { show("agent_wrong_address", elsewhere); return; }
     let signed;
     try {
       signed = await post(made.body.agent_url.replace(/\/$/, "") + "/attest",
