@@ -156,6 +156,7 @@ def archive(deps: Deps, actor: Actor, before: datetime | None = None) -> dict[st
         if days <= 0:
             return {"archived": 0}
         before = deps.clock.now() - timedelta(days=days)
+    seal(deps)  # everything committed is in the chain before the cut is chosen
     checked = verify(deps)
     if checked.problem is not None:
         raise DomainError("audit_archive_unverified", problem=str(checked.problem))
@@ -172,6 +173,8 @@ def archive(deps: Deps, actor: Actor, before: datetime | None = None) -> dict[st
         if last < start[0]:
             return {"archived": 0}
         name = f"audit-{start[0]:012d}-{last:012d}.jsonl"
+        if (folder / name).exists():  # a run archived before a restore: never overwritten
+            name = f"audit-{start[0]:012d}-{last:012d}-{deps.clock.now():%Y%m%dT%H%M%S%f}.jsonl"
         digest = hashlib.sha256()
         last_hash = start[1]
         partial = folder / f".{name}.partial"
