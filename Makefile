@@ -2,11 +2,16 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# `make serve PORT=9000 HOST=0.0.0.0`: where the service listens (default: config server.port
+# and server.host, 8080 on 127.0.0.1); server.public_url, and with it the WebAuthn origin and
+# the origin the terminal agent accepts, follows unless set.
+PORT   ?=
+HOST   ?=
 
 .PHONY: serve test lint bench clean
 
 serve: $(VENV)/.installed
-	$(BIN)/authsvc serve
+	$(BIN)/authsvc serve $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
 test: $(VENV)/.installed-test
 	bash scripts/test-backends

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from sqlalchemy.exc import ArgumentError
 
 from adapters.blocklist import BadPasswordsBlocklist
 from adapters.checkpoints import Checkpointer, FileCheckpoints
@@ -21,6 +22,7 @@ from adapters.oidc_keys import KeyRing
 from adapters.sealing import Sealer
 from adapters.sessions import RedisSessions
 from adapters.vein import LshReplayCheck, open_reader
+from authsvc.faults import safe_url
 from authsvc.ports import Clock, Counters, SessionStore
 from authsvc.services import Deps
 from authsvc.settings import ConfigError, Settings
@@ -30,18 +32,20 @@ from authsvc.store.db import check_current, make_engine, migrate, session_factor
 from authsvc.store.sessions import SqlSessions
 from authsvc.store.uow import UnitOfWork
 
+KEY_BYTES = 32  # the audit, CSRF and data keys: 256 bits
+
 
 def instance_key(settings: Settings, name: str, env: str) -> bytes:
     """A 32-byte key from the environment (hex) or the instance folder, created on first use
     with owner-only permissions. Keys live outside the database (R15, R22)."""
     if os.environ.get(env):
-        return bytes.fromhex(os.environ[env])
+        return key_from_hex(os.environ[env], env)
     path = Path(settings.instance_path) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return bytes.fromhex(path.read_text().strip())
+        return key_from_hex(path.read_text().strip(), str(path))
     with os.fdopen(fd, "w") as fh:
         key = secrets.token_bytes(32)
         fh.write(key.hex())
@@ -51,20 +55,30 @@ def instance_key(settings: Settings, name: str, env: str) -> bytes:
 def build(settings: Settings, clock: Clock | None = None, upgrade: bool = True) -> Deps:
     """Services from config. `upgrade` migrates the schema (the embedded default and the CLI);
     without it the schema must already be current (instances behind gunicorn)."""
-    engine = make_engine(settings.database_url)
+    try:
+        engine = make_engine(settings.database_url)
+    except (ArgumentError, ImportError) as exc:  # an unknown scheme or a driver not installed
+        raise ConfigError(f"config: database.url is not a database URL this service can use "
+                          f"({safe_url(settings.database_url)}: {type(exc).__name__})") from None
     if upgrade:
         migrate(engine)
     else:
         check_current(engine)
     sessions = session_factory(engine)
     audit_key = instance_key(settings, "audit.key", "AUTHSVC_AUDIT_KEY")
+    if os.environ.get("AUTHSVC_SECRET_KEY"):  # the web's key: a bad one stops every start, the CLI's too
+        key_from_hex(os.environ["AUTHSVC_SECRET_KEY"], "AUTHSVC_SECRET_KEY")
     a = settings.argon2
     hasher = Hasher(a.time_cost, a.memory_cost_kib, a.parallelism, a.hash_len, a.salt_len)
     clock = clock or SystemClock()
     redis_client = None
     if "redis" in (settings.counters.backend, settings.sessions.backend):
-        redis_client = redis.Redis.from_url(settings.redis.url, socket_timeout=5,
-                                            socket_connect_timeout=5)  # connects on first use
+        try:
+            redis_client = redis.Redis.from_url(settings.redis.url, socket_timeout=5,
+                                                socket_connect_timeout=5)  # connects on first use
+        except ValueError as exc:
+            raise ConfigError(f"config: redis.url {safe_url(settings.redis.url)!r} is not a Redis URL "
+                              f"({exc})") from None
     pending = settings.lockout.pending_seconds
     counters: Counters = (RedisCounters(redis_client, f"{settings.redis.prefix}c:", pending)
                           if redis_client and settings.counters.backend == "redis"
@@ -132,8 +146,27 @@ def data_keys(settings: Settings) -> list[tuple[str, bytes]]:
         except FileExistsError:
             pass
         raw = ",".join(path.read_text().split())
+    where = "AUTHSVC_DATA_KEYS" if os.environ.get("AUTHSVC_DATA_KEYS") else \
+        str(Path(settings.instance_path) / "data.key")
     ring = []
     for item in raw.split(","):
-        kid, _, hexkey = item.strip().partition(":")
-        ring.append((kid, bytes.fromhex(hexkey)))
+        kid, sep, hexkey = item.strip().partition(":")
+        if not sep or not kid:
+            raise ConfigError(f"config: {where} must be a list of kid:hex keys "
+                              '(e.g. "k2:<64 hex digits>,k1:<64 hex digits>")')
+        ring.append((kid, key_from_hex(hexkey, f"{where} ({kid})", exact=True)))
     return ring
+
+
+def key_from_hex(value: str, where: str, exact: bool = False) -> bytes:
+    """A key written as hex: at least (`exact`: exactly) 32 bytes, else a ConfigError naming
+    where it came from (never the value)."""
+    try:
+        key = bytes.fromhex(value.strip())
+    except ValueError:
+        raise ConfigError(f"config: {where} is not a hex key (64 hex digits: 32 bytes)") from None
+    if len(key) < KEY_BYTES or (exact and len(key) != KEY_BYTES):
+        need = "exactly" if exact else "at least"
+        raise ConfigError(f"config: {where} is {len(key)} bytes; a key needs {need} {KEY_BYTES} "
+                          f"bytes ({2 * KEY_BYTES} hex digits)")
+    return key

@@ -4,10 +4,13 @@ of its own (`cli:<os user>`, R6), and every action is audited under it."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import getpass
 import json
 import os
+import shlex
+import shutil
 import socket
 import sys
 import unicodedata
@@ -22,6 +25,7 @@ from authsvc import faults
 from authsvc.domain import relying_party
 from authsvc.domain.calendar import JST
 from authsvc.domain.errors import DomainError
+from authsvc.domain.lifecycle import Status
 from authsvc.domain.messages import text
 from authsvc.domain.roles import Actor, Role, Scope
 from authsvc.services import (
@@ -44,6 +48,25 @@ from authsvc.settings import ConfigError, load_settings
 ROLES = [r.value for r in Role]
 CLIENT_SECRET_ENV = "AUTHSVC_CLIENT_SECRET"  # noqa: S105 (the variable's name, not a secret)
 
+# Exit codes (README "Command line"), in the style of sysexits(3): one scheme for every command.
+EX_REFUSED = 1       # the service refused (the message says why), or a check found a problem
+EX_USAGE = 64        # the command was typed wrong: unknown option, bad value, missing argument
+EX_UNAVAILABLE = 69  # a backend (database, Redis, directory) does not answer, or the port is taken
+EX_SOFTWARE = 70     # an internal error (a bug): one line; AUTHSVC_DEBUG=1 shows the traceback
+EX_IOERR = 74        # a file or folder could not be read or written (the message names it)
+EX_CONFIG = 78       # the configuration or a key is wrong (the message names it)
+MAX_PALM = 2**31 - 1  # the emulator's synthetic palms (vein_sdk_stub.population.MAX_PALM)
+
+
+def default_lang(environ: dict[str, str] | None = None) -> str:
+    """The language of messages when --lang is not given: AUTHSVC_LANG, else English for a
+    process whose locale is English, else Japanese (the service's language)."""
+    env = os.environ if environ is None else environ
+    if env.get("AUTHSVC_LANG"):
+        return env["AUTHSVC_LANG"]
+    locale_name = env.get("LC_ALL") or env.get("LC_MESSAGES") or env.get("LANG") or ""
+    return "en" if locale_name.lower().startswith("en") else "ja"
+
 
 class Ctx:
     def __init__(self, lang: str, as_user: str | None = None, as_client: str | None = None) -> None:
@@ -52,13 +75,14 @@ class Ctx:
         self.as_client = as_client
         self._deps: Deps | None = None
         self._client_actor: Actor | None = None
+        self.overrides: dict[str, dict[str, Any]] = {}  # settings a command's options decide
 
     @property
     def deps(self) -> Deps:
         if self._deps is None:  # connect only when a command needs the database
             from authsvc.bootstrap import build
 
-            self._deps = build(load_settings())
+            self._deps = build(load_settings(self.overrides))
         return self._deps
 
     @property
@@ -125,6 +149,11 @@ def _json_text(data: Any) -> str:
                    else json.dumps(ch, ensure_ascii=True)[1:-1] for ch in raw)
 
 
+def _say(ctx: Ctx, ja: str, en: str) -> str:
+    """The human text in the command's one language."""
+    return ja if ctx.lang == "ja" else en
+
+
 def _emit(as_json: bool, data: Any, human: str) -> None:
     if as_json:
         click.echo(_json_text(data))
@@ -141,7 +170,8 @@ def _fail(ctx: Ctx, as_json: bool, code: str, message: str, status: int) -> None
 
 
 def command(group: click.Group, name: str) -> Callable[[Callable[..., Any]], Any]:
-    """A subcommand with --json and uniform, clear errors (exit 1 refused, 2 config, 3 down)."""
+    """A subcommand with --json and uniform, clear errors (exit 1 refused, 78 configuration,
+    69 a backend down)."""
 
     def wrap(fn: Callable[..., Any]) -> Any:
         @group.command(name)
@@ -152,21 +182,79 @@ def command(group: click.Group, name: str) -> Callable[[Callable[..., Any]], Any
             try:
                 fn(ctx, as_json, **kwargs)
             except DomainError as exc:
-                _fail(ctx, as_json, exc.code, exc.message(ctx.lang), 1)
+                _fail(ctx, as_json, exc.code, exc.message(ctx.lang), EX_REFUSED)
             except ConfigError as exc:
-                _fail(ctx, as_json, "config", str(exc), 2)
-            except faults.BACKEND_UNAVAILABLE as exc:  # the database or Redis: exit 3, fail closed
-                msg = f"{text('service_unavailable', ctx.lang)} ({type(exc).__name__})"
-                _fail(ctx, as_json, "database_unavailable", msg, 3)
+                _fail(ctx, as_json, "config", str(exc), EX_CONFIG)
+            except faults.BACKEND_UNAVAILABLE as exc:  # the database or Redis: fail closed
+                _fail(ctx, as_json, "database_unavailable", _unavailable(ctx, exc), EX_UNAVAILABLE)
 
         return run
 
     return wrap
 
 
-@click.group()
-@click.option("--lang", type=click.Choice(["ja", "en"]),
-              default=lambda: os.environ.get("AUTHSVC_LANG", "ja"), help="Message language.")
+def _lang_default() -> str:
+    lang = default_lang()
+    if lang not in ("ja", "en"):  # only AUTHSVC_LANG can say something else
+        raise click.BadParameter(f"{lang!r} is neither ja nor en", param_hint="AUTHSVC_LANG")
+    return lang
+
+
+def _unavailable(ctx: Ctx, exc: BaseException) -> str:
+    """One line naming the backend that did not answer and where (host:port, no password)."""
+    try:
+        settings = ctx.deps.settings if ctx._deps is not None else load_settings()
+        database_url, redis_url = settings.database_url, settings.redis.url
+    except ConfigError:
+        database_url = redis_url = ""
+    kind, where = faults.unavailable_backend(exc, database_url, redis_url)
+    if ctx.lang == "ja":
+        name = "データベース" if kind == "database" else "Redis"
+        return f"{name}（{where}）に接続できません。何も行っていません。({type(exc).__name__})"
+    name = "The database" if kind == "database" else "Redis"
+    return f"{name} ({where}) does not answer: nothing was done. ({type(exc).__name__})"
+
+
+class _Main(click.Group):
+    """The `authsvc` group: click's usage errors exit EX_USAGE (64), not click's 2, and an
+    unexpected failure is one line and EX_SOFTWARE (70), not a traceback (AUTHSVC_DEBUG=1
+    lets it through)."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            exc.exit_code = EX_USAGE
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.exit_code = EX_USAGE
+            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own: --help, Ctrl-C, its messages
+        except OSError as exc:  # e.g. a file or folder that cannot be written
+            if os.environ.get("AUTHSVC_DEBUG"):
+                raise
+            click.echo(f"authsvc: {exc.strerror or exc}"
+                       + (f": {exc.filename}" if exc.filename else ""), err=True)
+            sys.exit(EX_UNAVAILABLE if isinstance(exc, ConnectionError) else EX_IOERR)
+        except Exception as exc:
+            if os.environ.get("AUTHSVC_DEBUG"):
+                raise
+            detail = " ".join(str(exc).split())[:300]
+            click.echo(f"authsvc: internal error ({type(exc).__name__}: {detail}); "
+                       "AUTHSVC_DEBUG=1 shows the details", err=True)
+            sys.exit(EX_SOFTWARE)
+
+
+@click.group(cls=_Main)
+@click.option("--lang", type=click.Choice(["ja", "en"]), default=lambda: _lang_default(),
+              help="Message language (default: AUTHSVC_LANG, else the locale: Japanese unless "
+              "it is English).")
 @click.option("--as", "as_user", default=None, metavar="USER_ID",
               help="Act as this administrator, with their rights and company only.")
 @click.option("--as-client", "as_client", default=None, metavar="CLIENT_ID",
@@ -204,7 +292,8 @@ def _issued(as_json: bool, issued: accounts.Issued, lang: str) -> None:
 
 @command(main, "serve")
 @click.option("--host", default=None, help="Address to listen on (config server.host).")
-@click.option("--port", type=int, default=None, help="Port (config server.port).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port (config server.port; 0: any free port, announced).")
 @click.option("--admin-id", default="admin", show_default=True,
               help="User ID of the first administrator, created on an empty database.")
 def serve(ctx: Ctx, as_json: bool, host: str | None, port: int | None, admin_id: str) -> None:
@@ -212,29 +301,107 @@ def serve(ctx: Ctx, as_json: bool, host: str | None, port: int | None, admin_id:
     one-time initial password."""
     from waitress import serve as waitress_serve
 
+    from authsvc.bootstrap import data_keys, instance_key
     from authsvc.services import health
     from authsvc.web import create_app
 
-    deps = ctx.deps
-    health.config_started(deps)  # the configuration's fingerprint audited at every start
-    issued = accounts.bootstrap_first_admin(deps, admin_id)
-    host = host or deps.settings.server.host
-    port = port or deps.settings.server.port
-    shown = "localhost" if host in ("127.0.0.1", "::1", "localhost") else host  # WebAuthn needs a name
-    url = f"http://{shown}:{port}/"
-    info: dict[str, Any] = {"url": url, "database": deps.settings.database_url.split("@")[-1]}
-    lines = [f"authsvc: {url}"]
+    settings = load_settings()  # a configuration error stops here, before anything starts
+    for name, env in (("audit.key", "AUTHSVC_AUDIT_KEY"), ("secret.key", "AUTHSVC_SECRET_KEY")):
+        instance_key(settings, name, env)  # every key checked (hex, length) before anything starts
+    data_keys(settings)
+    host = host or settings.server.host
+    port = settings.server.port if port is None else port
+    sock = _listen_or_fail(ctx, as_json, host, port, "serve")  # the port, before serving
+    ctx.overrides = {"server": {"host": host, "port": sock.getsockname()[1]}}  # --port 0: the real one
+    try:
+        deps = ctx.deps  # public_url (and so the WebAuthn and agent origins) follow host and port
+        health.config_started(deps)  # the configuration's fingerprint audited at every start
+        issued = accounts.bootstrap_first_admin(deps, admin_id)
+    except BaseException:
+        sock.close()
+        raise
+    url = deps.settings.server.public_url + "/"
+    ja = ctx.lang == "ja"
+    info: dict[str, Any] = {"url": url, "listen": f"{host}:{sock.getsockname()[1]}",
+                            "database": faults.safe_url(deps.settings.database_url)}
+    lines = [f"authsvc: {url}" + (f"（{host}:{sock.getsockname()[1]} で待ち受け）" if ja
+                                  else f" (listening on {host}:{sock.getsockname()[1]})")]
     if issued:
         info |= {"admin_id": issued.account.user_id, "initial_password": issued.initial_password}
-        lines += [
-            f"first administrator / 初期管理者: {issued.account.user_id}",
-            f"one-time initial password / 初期パスワード（一度だけ表示）: {issued.initial_password}",
-            "Log on and change it now. Lost it? `authsvc user reset-password "
-            f"{issued.account.user_id}`.",
-        ]
+        reset = f"{_program()} user reset-password {issued.account.user_id}"
+        lines += ([f"初期管理者: {issued.account.user_id}",
+                   f"初期パスワード（一度だけ表示します）: {issued.initial_password}",
+                   f"すぐにログオンして変更してください。紛失したとき: {reset}"] if ja else
+                  [f"first administrator: {issued.account.user_id}",
+                   f"one-time initial password (shown once only): {issued.initial_password}",
+                   f"Log on and change it now. Lost it? {reset}"])
+    origins = deps.settings.webauthn.origins
+    agent_cmd = f"{_program()} agent"
+    try:
+        if load_settings().webauthn.origins != origins:  # a plain `authsvc agent` would refuse it
+            agent_cmd += "".join(f" --origin {shlex.quote(o)}" for o in origins)
+    except ConfigError:
+        pass
+    info["agent_command"] = agent_cmd
+    lines.append(f"端末エージェント（別の端末で）: {agent_cmd}" if ja
+                 else f"terminal agent (in a second terminal): {agent_cmd}")
     _emit(as_json, info, "\n".join(lines))
     sys.stdout.flush()
-    waitress_serve(create_app(deps=deps), host=host, port=port, ident="authsvc")
+    waitress_serve(create_app(deps=deps), sockets=[sock], ident="authsvc")
+
+
+def _program() -> str:
+    """How to run this command again from here: `authsvc` when that is on PATH, else its path
+    (`.venv/bin/authsvc` after `make serve`), so a printed command runs as printed."""
+    exe = Path(sys.executable).parent / "authsvc"
+    if not exe.exists():
+        return "authsvc"
+    found = shutil.which("authsvc")
+    if found and Path(found).resolve() == exe.resolve():
+        return "authsvc"
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return shlex.quote(str(exe))
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (0: any free port), bound before anything starts."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not over a live listener
+        sock.bind(address)
+        sock.listen(1024)  # connections wait in the backlog until the server accepts them
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _listen_or_fail(ctx: Ctx, as_json: bool, host: str, port: int, what: str) -> socket.socket:
+    """The bound socket, or one line naming the address and what to do (exit 69): never the
+    server's own OSError traceback."""
+    try:
+        return _listen(host, port)
+    except OSError as exc:
+        ja = ctx.lang == "ja"
+        if exc.errno == errno.EADDRINUSE:
+            if what == "agent":
+                hint = (f"{_program()} agent --port {port + 1}（サービス側の vein.agent_url も同じポートに）"
+                        if ja else f"{_program()} agent --port {port + 1} (and the service's "
+                        "vein.agent_url to match)")
+            else:
+                hint = f"make serve PORT={port + 1} / {_program()} serve --port {port + 1}"
+            msg = (f"ポート {port}（{host}）は使用中です。別のポートを指定してください: {hint}" if ja
+                   else f"Port {port} on {host} is already in use: choose another, e.g. {hint}")
+        else:
+            reason = exc.strerror or str(exc)
+            msg = (f"{host}:{port} で待ち受けできません（{reason}）。" if ja
+                   else f"Cannot listen on {host}:{port} ({reason}).")
+        _fail(ctx, as_json, "port_unavailable", msg, EX_UNAVAILABLE)
+        raise SystemExit(EX_UNAVAILABLE) from None  # (not reached: _fail exits)
 
 
 @main.group()
@@ -246,7 +413,7 @@ def db() -> None:
 def db_upgrade(ctx: Ctx, as_json: bool) -> None:
     """Create or migrate the schema to the newest revision."""
     ctx.deps  # noqa: B018  building the services migrates
-    _emit(as_json, {"ok": True}, "schema is up to date")
+    _emit(as_json, {"ok": True}, "スキーマは最新です。" if ctx.lang == "ja" else "schema is up to date")
 
 
 _REASON = click.option("--reason", default="", help="Why: recorded in the audit log.")
@@ -328,9 +495,9 @@ def user_show(ctx: Ctx, as_json: bool, user_id: str) -> None:
 
 
 @command(user, "list")
-@click.option("--status", default=None)
+@click.option("--status", type=click.Choice([st.value for st in Status]), default=None)
 @click.option("--contract", "contract_no", default=None)
-@click.option("--role", default=None)
+@click.option("--role", type=click.Choice(ROLES), default=None)
 @click.option("--company", default=None, help="Accounts of this company (agency operators).")
 @click.option("--name", default=None, help="Part of the person's name.")
 @click.option("--locked", is_flag=True, default=None, help="Only accounts locked now.")
@@ -428,7 +595,8 @@ def user_window(ctx: Ctx, as_json: bool, user_id: str, starts_at: Any, ends_at: 
 def user_reset_factor(ctx: Ctx, as_json: bool, user_id: str, factor: str, reason: str) -> None:
     """Take a second factor away (lost phone or key, a palm to register again)."""
     operators.reset_factor(ctx.deps, ctx.actor, user_id, factor, reason)
-    _emit(as_json, {"user_id": user_id, "factor": factor, "reset": True}, f"{user_id}: {factor} reset")
+    _emit(as_json, {"user_id": user_id, "factor": factor, "reset": True},
+          _say(ctx, f"{user_id}: {factor} を取り消しました", f"{user_id}: {factor} reset"))
 
 
 @command(user, "end-sessions")
@@ -437,7 +605,9 @@ def user_reset_factor(ctx: Ctx, as_json: bool, user_id: str, factor: str, reason
 def user_end_sessions(ctx: Ctx, as_json: bool, user_id: str, reason: str) -> None:
     """End every session of the account now."""
     ended = operators.end_sessions(ctx.deps, ctx.actor, user_id, reason)
-    _emit(as_json, {"user_id": user_id, "ended": ended}, f"{user_id}: {ended} session(s) ended")
+    _emit(as_json, {"user_id": user_id, "ended": ended},
+          _say(ctx, f"{user_id}: セッション {ended} 件を終了しました",
+               f"{user_id}: {ended} session(s) ended"))
 
 
 # ---- identifiers, passwords, audit, maintenance ---------------------------------------------
@@ -476,7 +646,7 @@ def password_check(ctx: Ctx, as_json: bool, user_id: str | None) -> None:
     _emit(as_json, {"accepted": not reasons, "reasons": reasons, "messages": messages},
           "\n".join(messages) or ok_text)
     if reasons:
-        sys.exit(1)
+        sys.exit(EX_REFUSED)
 
 
 @main.group(name="audit")
@@ -490,16 +660,18 @@ def _verification(ctx: Ctx, as_json: bool, result: audit.Verification) -> None:
     if p is None:
         _emit(as_json, {"ok": True, "checked": result.checked,
                         "anchored_seq": result.anchor.seq if result.anchor else None},
-              f"audit log: {result.checked} rows, chain intact"
-              + (f", anchored at seq {result.anchor.seq}" if result.anchor else ""))
+              _say(ctx, f"監査ログ: {result.checked} 行、ハッシュ連鎖は正常"
+                   + (f"（seq {result.anchor.seq} で固定）" if result.anchor else ""),
+                   f"audit log: {result.checked} rows, chain intact"
+                   + (f", anchored at seq {result.anchor.seq}" if result.anchor else "")))
         return
     folder = str(ctx.deps.settings.checkpoint_path)
     code = f"audit_{p.reason}"
     why = (text(code, ctx.lang, seq=p.seq, folder=folder, lines=", ".join(result.bad_lines[:10]))
            if p.reason in ("rolled_back", "diverged", audit.UNANCHORED, audit.CHECKPOINT) else str(p))
     _emit(as_json, {"ok": False, "checked": result.checked, "seq": p.seq, "reason": p.reason,
-                    "message": why}, f"audit log: {why}")
-    sys.exit(1)
+                    "message": why}, f"{_say(ctx, '監査ログ', 'audit log')}: {why}")
+    sys.exit(EX_REFUSED)
 
 
 @command(audit_group, "verify")
@@ -548,7 +720,7 @@ def audit_verify_archive(ctx: Ctx, as_json: bool, path: str) -> None:
     _emit(as_json, {"ok": problem is None, "problem": str(problem) if problem else None},
           "ok" if problem is None else f"FAILED: {problem}")
     if problem is not None:
-        raise SystemExit(1)
+        raise SystemExit(EX_REFUSED)
 
 
 @command(audit_group, "show")
@@ -656,7 +828,7 @@ def audit_export(ctx: Ctx, as_json: bool, follow: bool, interval: int,
                          for name, r in result.items()))
         if failed:
             click.echo(_printable(" ".join(failed), keep=""), err=True)
-            sys.exit(1)
+            sys.exit(EX_REFUSED)
         return
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -894,7 +1066,7 @@ def vein_group() -> None:
 @click.argument("user_id")
 @click.option("--reader", "reader_kind", type=click.Choice(["emulated", "sdk"]), default=None,
               help="The station's reader (config vein.reader).")
-@click.option("--palm", type=int, default=None,
+@click.option("--palm", type=click.IntRange(0, MAX_PALM), default=None,
               help="Emulator only: the synthetic palm presented at each capture.")
 @click.option("--replace", is_flag=True, help="Re-enrol a person whose template failed.")
 def vein_enroll(ctx: Ctx, as_json: bool, user_id: str, reader_kind: str | None,
@@ -916,7 +1088,8 @@ def vein_enroll(ctx: Ctx, as_json: bool, user_id: str, reader_kind: str | None,
 
             done = vein.enrol(deps, ctx.actor, user_id, reader, capture, replace=replace)
     except VeinError as exc:
-        _fail(ctx, as_json, "vein_reader", f"{text('vein_reader_error', ctx.lang)} ({type(exc).__name__})", 1)
+        _fail(ctx, as_json, "vein_reader", f"{text('vein_reader_error', ctx.lang)} ({type(exc).__name__})",
+              EX_REFUSED)
         return
     _emit(as_json, done, "\n".join(f"{k}: {v}" for k, v in done.items()))
 
@@ -926,10 +1099,12 @@ def vein_enroll(ctx: Ctx, as_json: bool, user_id: str, reader_kind: str | None,
               help="This terminal's registered device ID (it signs captures as this device).")
 @click.option("--key-file", default=None, help="The terminal's Ed25519 key (PEM; created if missing; "
               "default instance/terminal.key).")
-@click.option("--port", type=int, default=None, help="Loopback port (default: from vein.agent_url).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Loopback port (default: from vein.agent_url).")
 @click.option("--reader", "reader_kind", type=click.Choice(["emulated", "sdk"]), default=None)
-@click.option("--origin", "origins", multiple=True,
-              help="Logon page origin allowed to ask for captures (default: webauthn.origins).")
+@click.option("--origin", "origins", multiple=True, callback=lambda _c, _p, v: _check_origins(v),
+              help="Logon page origin allowed to ask for captures (default: webauthn.origins, "
+              "which follow server.public_url), e.g. http://localhost:8080.")
 def agent(ctx: Ctx, as_json: bool, device_id: str, key_file: str | None, port: int | None,
           reader_kind: str | None, origins: tuple[str, ...]) -> None:
     """Run the terminal agent: owns the palm reader and the terminal key, on loopback only."""
@@ -942,19 +1117,48 @@ def agent(ctx: Ctx, as_json: bool, device_id: str, key_file: str | None, port: i
     from authsvc.settings import load_settings
 
     settings = load_settings()
-    key = load_or_create_key(Path(key_file) if key_file else settings.instance_path / "terminal.key")
+    key_path = Path(key_file) if key_file else settings.instance_path / "terminal.key"
+    try:
+        key = load_or_create_key(key_path)
+    except ValueError:
+        raise ConfigError(f"config: {key_path} does not hold the terminal's Ed25519 private key "
+                          "(PEM); move it away to make a new key (and register it again)") from None
     port = port or urlparse(settings.vein.agent_url).port or 7070
+    sock = _listen_or_fail(ctx, as_json, "127.0.0.1", port, "agent")  # the port, before serving
     reader = open_reader(reader_kind or settings.vein.reader, key=key, reader_id=device_id)
     allowed = origins or settings.webauthn.origins
+    register = (f"{_program()} device register {shlex.quote(device_id)} "
+                f"--public-key {public_key_b64(key)}")
     info = {"device_id": device_id, "public_key": public_key_b64(key), "url": f"http://127.0.0.1:{port}/",
-            "origins": list(allowed)}
+            "origins": list(allowed), "register_command": register}
+    ja = ctx.lang == "ja"
     _emit(as_json, info, "\n".join([
+        (f"端末エージェント {device_id}: http://127.0.0.1:{port}/（受け付けるログオン画面: "
+         f"{', '.join(allowed)}）") if ja else
         f"authsvc agent {device_id} on http://127.0.0.1:{port}/ for {', '.join(allowed)}",
-        f"register this terminal once: authsvc device register {device_id} --public-key {info['public_key']}",
+        ("この端末を一度だけ登録してください（サーバで）:" if ja
+         else "register this terminal once (at the server):"),
+        f"  {register}",
     ]))
     sys.stdout.flush()
-    waitress_serve(create_agent(reader, device_id, tuple(allowed)), host="127.0.0.1", port=port,
+    waitress_serve(create_agent(reader, device_id, tuple(allowed)), sockets=[sock],
                    ident="authsvc-agent")
+
+
+def _check_origins(values: tuple[str, ...]) -> tuple[str, ...]:
+    """--origin values: each a browser origin (scheme://host[:port], no path or slash)."""
+    from authsvc.settings import origin_of
+
+    for value in values:
+        try:
+            same = value.startswith(("http://", "https://")) and origin_of(value) == value.lower()
+        except ValueError:
+            same = False
+        if not same:
+            raise click.BadParameter(f"{value!r} is not an origin: give scheme://host[:port], "
+                                     "e.g. http://localhost:8080 (no path, no trailing slash)",
+                                     param_hint="--origin")
+    return values
 
 
 @main.group(name="maintenance")
@@ -970,11 +1174,16 @@ def maintenance_run(ctx: Ctx, as_json: bool) -> None:
                     "registrations_expired": r.registrations_expired, "evidence_purged": r.evidence_purged,
                     "oidc_logouts_owed": r.oidc_logouts_owed, "oidc_codes_forgotten": r.oidc_codes_forgotten,
                     "audit_archived": r.audit_archived, "audit_verified": r.audit_verified},
-          f"expired: {', '.join(r.expired) or '-'}\ndisabled: {', '.join(r.disabled) or '-'}\n"
-          f"revoked (leavers): {', '.join(r.revoked) or '-'}\n"
-          f"registration sessions expired: {len(r.registrations_expired)}\n"
-          f"evidence images destroyed: {r.evidence_purged}\n"
-          f"relying parties told of ended sessions: {r.oidc_logouts_owed}")
+          _say(ctx, f"期限切れ: {', '.join(r.expired) or '-'}\n無効化: {', '.join(r.disabled) or '-'}\n"
+               f"失効（離任者）: {', '.join(r.revoked) or '-'}\n"
+               f"期限切れの登録セッション: {len(r.registrations_expired)}\n"
+               f"破棄した本人確認画像: {r.evidence_purged}\n"
+               f"セッション終了を通知した連携先: {r.oidc_logouts_owed}",
+               f"expired: {', '.join(r.expired) or '-'}\ndisabled: {', '.join(r.disabled) or '-'}\n"
+               f"revoked (leavers): {', '.join(r.revoked) or '-'}\n"
+               f"registration sessions expired: {len(r.registrations_expired)}\n"
+               f"evidence images destroyed: {r.evidence_purged}\n"
+               f"relying parties told of ended sessions: {r.oidc_logouts_owed}"))
 
 
 @main.group(name="oidc")
@@ -1000,7 +1209,7 @@ def oidc_logouts(ctx: Ctx, as_json: bool, limit: int) -> None:
 def oidc_rotate_key(ctx: Ctx, as_json: bool) -> None:
     """A new signing key from now on; the old one stays published until its tokens expire."""
     kid = oidc.rotate_key(ctx.deps, ctx.actor)
-    _emit(as_json, {"kid": kid}, f"new signing key: {kid}")
+    _emit(as_json, {"kid": kid}, _say(ctx, f"新しい署名鍵: {kid}", f"new signing key: {kid}"))
 
 
 @command(oidc_group, "keys")
@@ -1033,7 +1242,8 @@ def alert_list(ctx: Ctx, as_json: bool, show_all: bool) -> None:
 def alert_ack(ctx: Ctx, as_json: bool, alert_id: int) -> None:
     """Acknowledge an alert."""
     row = alerts.acknowledge(ctx.deps, ctx.actor, alert_id)
-    _emit(as_json, row, f"{row['id']}: acknowledged by {row['acknowledged_by']}")
+    _emit(as_json, row, _say(ctx, f"{row['id']}: {row['acknowledged_by']} が確認しました",
+                    f"{row['id']}: acknowledged by {row['acknowledged_by']}"))
 
 
 @main.group(name="health")
@@ -1061,7 +1271,7 @@ def health_clock(ctx: Ctx, as_json: bool) -> None:
         _emit(True, {**result.to_dict(), "error": result.status, "message": message}, "")
     else:
         click.echo(_printable(message), err=True)
-    sys.exit(1)
+    sys.exit(EX_REFUSED)
 
 
 @main.group(name="registration")
@@ -1079,7 +1289,8 @@ def registration_consent(ctx: Ctx, as_json: bool, user_id: str, withdraw: bool) 
     registration.record_consent(ctx.deps, ctx.actor, user_id, not withdraw)
     given = registration.has_consent(ctx.deps, user_id)
     _emit(as_json, {"user_id": user_id, "consent": given},
-          f"{user_id}: consent {'given' if given else 'not given'}")
+          _say(ctx, f"{user_id}: 遠隔登録への同意 {'あり' if given else 'なし'}",
+               f"{user_id}: consent {'given' if given else 'not given'}"))
 
 
 # ---- directory sync ([9 of 12], R20) -----------------------------------------------------------
@@ -1169,3 +1380,194 @@ def directory_runs_command(ctx: Ctx, as_json: bool, company: str | None, limit: 
             r["id"], r["started_at"], r["company"], mode, r["result"], r["actor"], counts, r["error"] or "-"))
 
     _emit(as_json, rows, "\n".join(line(r) for r in rows) or "-")
+
+
+# ---- usage applications ([11 of 12], R21) -------------------------------------------------------
+
+
+@main.group(name="application")
+def application_group() -> None:
+    """Usage applications (R21): the Excel forms, the rosters, the approval (submitted → checked
+    by the procuring office → approved by the agency → issued), the parameter sheets."""
+
+
+def _application_invalid(ctx: Ctx, as_json: bool, exc: Any) -> None:
+    """Every error of a refused workbook or roster, one a line (file, row, column, what)."""
+    if as_json:
+        click.echo(_json_text({"error": exc.code, "message": exc.message(ctx.lang),
+                               "errors": [e.to_dict(ctx.lang) for e in exc.errors]}))
+    else:
+        click.echo(_printable(exc.message(ctx.lang)), err=True)
+        for line in exc.lines(ctx.lang):
+            click.echo(_printable(f"  {line}", keep=""), err=True)
+    sys.exit(EX_REFUSED)
+
+
+def _application_line(v: Any) -> str:
+    counts = ",".join(f"{k}={n}" for k, n in v.counts.items()) or "-"
+    return "\t".join(_printable(str(x), keep="") for x in (
+        v.id, v.kind, v.contract, v.company, v.state, v.next_step or "-", counts, v.submitted_by))
+
+
+@command(application_group, "template")
+@click.option("--form", "kind", type=click.Choice(["users", "access", "media"]), default="users",
+              show_default=True)
+@click.option("--contract", default=None, help="Fill in this contract and its company.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, writable=True), required=True)
+def application_template(ctx: Ctx, as_json: bool, kind: str, contract: str | None, output: str) -> None:
+    """Write the blank application form (an .xlsx workbook) to OUTPUT."""
+    from authsvc.services import applications
+
+    data = applications.template(ctx.deps, ctx.actor, kind, contract)
+    Path(output).write_bytes(data)
+    _emit(as_json, {"form": kind, "file": output, "bytes": len(data)}, output)
+
+
+@command(application_group, "import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def application_import(ctx: Ctx, as_json: bool, files: tuple[str, ...]) -> None:
+    """Submit application workbooks together (a prime contractor's own and its
+    subcontractors'): all of them, or none, with every error by file, row and column."""
+    from authsvc.domain.applications import ApplicationInvalid
+    from authsvc.services import applications
+
+    uploads = []
+    for name in files:
+        path = Path(name)
+        limit = ctx.deps.settings.applications.max_bytes
+        if path.stat().st_size > limit:  # refused before it is read
+            raise DomainError("file_too_large", limit=limit // 1024)
+        uploads.append(applications.Upload(path.name, path.read_bytes()))
+    try:
+        views = applications.submit(ctx.deps, ctx.actor, uploads)
+    except ApplicationInvalid as exc:
+        _application_invalid(ctx, as_json, exc)
+        return
+    _emit(as_json, [v.to_dict() for v in views], "\n".join(_application_line(v) for v in views))
+
+
+@command(application_group, "status")
+@click.argument("application_id", type=int, required=False)
+@click.option("--state", default=None, help="Only applications in this state.")
+def application_status(ctx: Ctx, as_json: bool, application_id: int | None, state: str | None) -> None:
+    """The applications of your company (every one at the server), or one with its rows."""
+    from authsvc.services import applications
+
+    if application_id is None:
+        rows = applications.list_applications(ctx.deps, ctx.actor, state)
+        _emit(as_json, [v.to_dict() for v in rows], "\n".join(_application_line(v) for v in rows) or "-")
+        return
+    v = applications.get(ctx.deps, ctx.actor, application_id)
+    lines = [_application_line(v)] + [
+        "  " + "\t".join(f"{k}={'' if val is None else val}" for k, val in r.items() if k != "name_key")
+        for r in v.rows]
+    _emit(as_json, v.to_dict(), "\n".join(lines))
+
+
+def _application_step(action: str, doc: str) -> None:
+    def run(ctx: Ctx, as_json: bool, application_id: int) -> None:
+        from authsvc.domain.applications import ApplicationInvalid
+        from authsvc.services import applications
+
+        step = {"check": applications.check, "approve": applications.approve}[action]
+        try:
+            v = step(ctx.deps, ctx.actor, application_id)
+        except ApplicationInvalid as exc:
+            _application_invalid(ctx, as_json, exc)
+            return
+        _emit(as_json, v.to_dict(), _application_line(v))
+
+    run.__doc__ = doc
+    command(application_group, action)(click.argument("application_id", type=int)(run))
+
+
+_application_step("check", "The procuring office checks the application against the rosters.")
+_application_step("approve", "The agency approves (access rights: the data manager; applied now).")
+
+
+@command(application_group, "reject")
+@click.argument("application_id", type=int)
+@click.option("--reason", required=True, help="Why (kept with the application and in its audit event).")
+def application_reject(ctx: Ctx, as_json: bool, application_id: int, reason: str) -> None:
+    """Refuse the application instead of its next step."""
+    from authsvc.services import applications
+
+    v = applications.reject(ctx.deps, ctx.actor, application_id, reason)
+    _emit(as_json, v.to_dict(), _application_line(v))
+
+
+@command(application_group, "issue")
+@click.argument("application_id", type=int)
+def application_issue(ctx: Ctx, as_json: bool, application_id: int) -> None:
+    """Create the approved application's accounts and store the encrypted parameter sheet in the
+    company's folders; its password is printed here once (never stored, never logged)."""
+    from authsvc.domain.applications import ApplicationInvalid
+    from authsvc.services import applications
+
+    try:
+        sheet = applications.issue(ctx.deps, ctx.actor, application_id)
+    except ApplicationInvalid as exc:
+        _application_invalid(ctx, as_json, exc)
+        return
+    label = "パラメータシートのパスワード（一度だけ表示します）" if ctx.lang == "ja" else \
+        "The parameter sheet's password (shown once only)"
+    lines = [f"{sheet.company}\t{sheet.contract}\t{', '.join(sheet.accounts) or '-'}", *sheet.files]
+    if sheet.password:
+        lines.append(f"{label}: {sheet.password}")
+    _emit(as_json, sheet.to_dict(), "\n".join(lines))
+
+
+@command(application_group, "roster")
+@click.argument("contract")
+@click.argument("kind", type=click.Choice(["handlers", "system_users"]))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def application_roster(ctx: Ctx, as_json: bool, contract: str, kind: str, file: str) -> None:
+    """Replace CONTRACT's handler roster (取扱者名簿) or protected-system user roster with FILE
+    (.xlsx or .csv: 氏名, and 生年月日 and/or 社員番号)."""
+    from authsvc.domain.applications import ApplicationInvalid
+    from authsvc.services import applications
+
+    path = Path(file)
+    if path.stat().st_size > ctx.deps.settings.applications.max_bytes:
+        raise DomainError("file_too_large", limit=ctx.deps.settings.applications.max_bytes // 1024)
+    try:
+        done = applications.upload_roster(ctx.deps, ctx.actor, contract, kind,
+                                          applications.Upload(path.name, path.read_bytes()))
+    except ApplicationInvalid as exc:
+        _application_invalid(ctx, as_json, exc)
+        return
+    _emit(as_json, done, f"{contract}\t{kind}\t{done['count']}")
+
+
+@command(application_group, "company")
+@click.argument("name")
+@click.option("--subscription", type=click.Choice(["applying", "complete", "withdrawn"]), required=True)
+@click.option("--since", "subscribed_on", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="The date of the subscription completion notice (加入完了通知).")
+@click.option("--folder", default=None, help="The company's folder at the application storage site.")
+def application_company(ctx: Ctx, as_json: bool, name: str, subscription: str, subscribed_on: Any,
+                        folder: str | None) -> None:
+    """Record a company's subscription state and its folder (the agency)."""
+    from authsvc.services import applications
+
+    row = applications.set_company(ctx.deps, ctx.actor, name, subscription,
+                                   subscribed_on.date() if subscribed_on else None, folder)
+    _emit(as_json, row, "\n".join(f"{k}: {'' if v is None else v}" for k, v in row.items()))
+
+
+@command(application_group, "terms")
+@click.argument("number")
+@click.option("--concluded", "concluded_on", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="The contract's conclusion date (契約締結日).")
+@click.option("--eligibility", type=click.Choice(["clause", "exemption"]), default=None,
+              help="clause: the information-security clause; exemption: 通達第8項 (give --exemption-note).")
+@click.option("--exemption-note", default=None)
+@click.option("--prime", default=None, help="For a subcontract: the prime contractor's contract.")
+def application_terms(ctx: Ctx, as_json: bool, number: str, concluded_on: Any, eligibility: str | None,
+                      exemption_note: str | None, prime: str | None) -> None:
+    """Record a contract's conclusion date and eligibility, and its prime contract (the agency)."""
+    from authsvc.services import applications
+
+    row = applications.set_terms(ctx.deps, ctx.actor, number, concluded_on.date() if concluded_on else None,
+                                 eligibility, exemption_note, prime)
+    _emit(as_json, row, "\n".join(f"{k}: {'' if v is None else v}" for k, v in row.items()))

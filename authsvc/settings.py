@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -182,6 +182,17 @@ class Oidc:
 
 
 @dataclass(frozen=True)
+class Applications:
+    folder: str                                        # "": <instance_dir>/applications
+    service_url: str                                   # written on the parameter sheets
+    max_bytes: int = _num(1024, 100 * 1024 * 1024)     # an uploaded file larger is refused
+    max_unzipped_bytes: int = _num(1024, 1024 * 1024 * 1024)  # a workbook unpacking to more
+    max_ratio: int = _num(2, 10000)                    # one part's unpacked / packed size
+    max_rows: int = _num(2, 100000)
+    max_columns: int = _num(2, 1000)
+
+
+@dataclass(frozen=True)
 class Network:
     internal: tuple[str, ...]
     trusted_proxies: tuple[str, ...]
@@ -201,7 +212,43 @@ class Paths:
 @dataclass(frozen=True)
 class Server:
     host: str
-    port: int = _num(1, 65535)
+    port: int = _num(0, 65535)  # 0: any free port (`serve` says which)
+    public_url: str             # the address users open; "": derived from host and port
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+_ANY_HOSTS = ("0.0.0.0", "::", "")  # noqa: S104 (names compared, nothing bound here)
+
+
+def default_public_url(host: str, port: int) -> str:
+    """The address users open when server.public_url is empty: `localhost` for a loopback or
+    wildcard address (WebAuthn needs a host name, and one name keeps the agent's origin check
+    simple), else the host itself."""
+    name = "localhost" if host in LOOPBACK_HOSTS + _ANY_HOSTS else host
+    if ":" in name:
+        name = f"[{name}]"
+    return f"http://{name}:{port}"
+
+
+def origin_of(url: str) -> str:
+    """The browser's origin of a URL: scheme://host[:port], the scheme's default port left out."""
+    parsed = urlsplit(url)
+    host = (parsed.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parsed.port
+    default = {"http": 80, "https": 443}.get(parsed.scheme)
+    return f"{parsed.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+@dataclass(frozen=True)
+class Ui:
+    notice_ja: str    # the authorised-use notice above the logon form (NIST SP 800-53 AC-8)
+    notice_en: str
+    help_url: str     # the footer's help link; "": the service's own help page (/help)
+    contact_ja: str   # who to ask, as the footer and the help page name them
+    contact_en: str
+    contact_url: str  # a link for the contact (mailto:, tel: or https:); "": none
 
 
 @dataclass(frozen=True)
@@ -226,10 +273,12 @@ class Settings:
     audit_export: AuditExport
     clock: ClockCheck
     oidc: Oidc
+    applications: Applications
     network: Network
     database: Database
     paths: Paths
     server: Server
+    ui: Ui
 
     @property
     def instance_path(self) -> Path:
@@ -258,6 +307,13 @@ class Settings:
         if self.oidc.key_dir:
             return Path(self.oidc.key_dir).resolve()
         return self.instance_path / "oidc-keys"
+
+    @property
+    def applications_path(self) -> Path:
+        """The application storage site (申請書等格納サイト): each company's folder below it."""
+        if self.applications.folder:
+            return Path(self.applications.folder).resolve()
+        return self.instance_path / "applications"
 
     @property
     def database_url(self) -> str:
@@ -338,9 +394,28 @@ def _build(raw: dict[str, Any]) -> Settings:
                 raise ConfigError(f"config: {where} = {value!r} must be one of {', '.join(choices)}")
             kwargs[key] = value
         sections[name] = cls(**kwargs)
-    settings = Settings(**sections)
+    settings = _follow_public_url(Settings(**sections))
     _check_relations(settings)
     return settings
+
+
+def _follow_public_url(s: Settings) -> Settings:
+    """server.public_url (or, empty, the one derived from server.host and server.port) gives
+    the WebAuthn RP ID and origins where those are left empty, and with them the origin the
+    terminal agent accepts: one setting to change when the service moves."""
+    url = (s.server.public_url or default_public_url(s.server.host, s.server.port)).rstrip("/")
+    parsed = urlsplit(url)
+    try:
+        parsed.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise ConfigError(f"config: server.public_url {url!r} has a bad port") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.username \
+            or parsed.query or parsed.fragment:
+        raise ConfigError("config: server.public_url must look like https://host[:port] (the "
+                          f"address users open), not {url!r}")
+    webauthn = replace(s.webauthn, rp_id=s.webauthn.rp_id or parsed.hostname,
+                       origins=s.webauthn.origins or (origin_of(url),))
+    return replace(s, server=replace(s.server, public_url=url), webauthn=webauthn)
 
 
 def _check_relations(s: Settings) -> None:

@@ -369,9 +369,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="postgres: PostgreSQL + Redis (production shape); sqlite: the embedded default")
     ap.add_argument("--workers", type=int, default=cores, help="gunicorn workers (default: cores)")
     ap.add_argument("--threads", type=int, default=4,
-                    help="threads per worker (gthread workers, the production shape: README); 0: sync workers")
+                    help="threads per worker (gthread: the production shape, README); 0: sync workers")
     ap.add_argument("--clients", type=int, default=None,
-                    help="client threads (default: 4 x workers, so a worker never waits for a request)")
+                    help="client threads (default: 4 x workers x threads: no worker waits for a request)")
     ap.add_argument("--seconds", type=float, default=15, help="length of each logon load")
     ap.add_argument("--locked-seconds", type=float, default=6)
     ap.add_argument("--raw-seconds", type=float, default=10,

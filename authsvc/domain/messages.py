@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from authsvc.domain.application_messages import MESSAGES as APPLICATION_MESSAGES
+
 LANGS = ("ja", "en")
 
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -88,6 +90,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
                             "ID {user_id} cannot be reassigned before {until}."),
     "identifier_invalid": ("ユーザIDは英数字と . _ - で3〜64文字にしてください。",
                            "A user ID has 3 to 64 characters: letters, digits, '.', '_' or '-'."),
+    "device_id_invalid": ("機器IDは英数字と . _ - で3〜64文字にしてください（先頭は英数字）。",
+                          "A device ID has 3 to 64 characters: letters, digits, '.', '_' or '-' "
+                          "(a letter or digit first)."),
     "identifier_not_pending": ("ユーザID {user_id} は承認待ちではありません。",
                                "User ID {user_id} is not awaiting approval."),
     "own_account": ("ご自身のアカウントは管理操作の対象にできません。",
@@ -282,6 +287,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
                         "Please adjust your hand's position and try again."),
     "vein_busy": ("読み取り装置は使用中です。少し待ってからお試しください。",
                   "The reader is busy. Please wait a moment and try again."),
+    # the page was opened at an address the terminal agent does not answer ({url}: the right one)
+    "agent_wrong_address": ("このページは {url} で開いてください。この端末の読み取りサービスは、"
+                            "そのアドレスのページにだけ応答します。",
+                            "Open this page at {url}: the reader service on this terminal answers "
+                            "only pages at that address."),
     "vein_agent_unreachable": ("この端末の読み取りサービスに接続できません。"
                                "端末の管理者にお問い合わせください。",
                                "The reader service on this terminal cannot be reached. "
@@ -331,7 +341,54 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                      "The image is too large (limit {limit} MB)."),
     "registration_no_evidence": ("保管中の証跡画像はありません。", "No evidence image is held."),
     # page labels
-    "ui_title": ("防衛セキュリティゲートウェイ ログオン", "Defense Security Gateway logon"),
+    "ui_title": ("防衛セキュリティゲートウェイ", "Defense Security Gateway"),  # the system banner
+    "ui_skip": ("本文へ移動", "Skip to main content"),
+    "ui_language": ("表示言語", "Language"),
+    "ui_help": ("ヘルプ", "Help"),
+    "ui_contact": ("お問い合わせ", "Contact"),
+    "ui_notice_title": ("ご利用にあたっての注意", "Authorised use only"),
+    "ui_required": ("必須", "Required"),
+    "ui_page_logon": ("ログオン", "Log on"),
+    "ui_page_password": ("パスワードの変更", "Change your password"),
+    "ui_page_enrol": ("2つ目の認証要素の登録", "Register a second factor"),
+    "ui_page_factor": ("2つ目の認証要素による確認", "Confirm with a second factor"),
+    "ui_page_totp_enrol": ("認証アプリの登録", "Register an authenticator app"),
+    "ui_page_vein": ("手のひら静脈による確認", "Palm vein check"),
+    "ui_page_webauthn": ("セキュリティキーによる確認", "Security key check"),
+    "ui_page_terminal": ("端末の確認", "Terminal check"),
+    "ui_page_home": ("ようこそ、{name} さん", "Welcome, {name}"),
+    "ui_page_locked": ("画面のロック中", "Screen locked"),
+    "ui_page_reauth": ("もう一度の本人確認", "Confirm it is you again"),
+    "ui_page_message": ("お知らせ", "Notice"),
+    "ui_page_logout": ("ログオフの確認", "Confirm log off"),
+    "ui_page_help": ("ヘルプ", "Help"),
+    "ui_page_error": ("エラー", "Error"),
+    "ui_vein_reading": ("手のひらを読み取り装置にかざしてください。読み取りを待っています。",
+                        "Hold your palm over the reader. Waiting for the reading."),
+    "vein_read_again": ("手のひら静脈を確認できませんでした。手のひらを読み取り装置にもう一度かざしてから、"
+                        "「手のひら静脈で確認する」を押してください。",
+                        "Your palm vein could not be confirmed. Hold your palm over the reader again, "
+                        "then press \"Confirm with my palm vein\"."),
+    "webauthn_try_again": ("セキュリティキーで確認できませんでした。"
+                           "もう一度ボタンを押し、ブラウザの案内に従ってください。",
+                           "The security key step did not succeed. Press the button again and follow "
+                           "your browser's prompts."),
+    "ui_help_logon": ("ログオンには、ユーザID とパスワードに加えて、"
+                      "手のひら静脈など2つ目の認証要素が必要です。"
+                      "初めてのログオンでは、通知されたパスワードを新しいパスワードに変更します。",
+                      "To log on you need your user ID and password and a second factor such as your "
+                      "palm vein. At your first logon you change the password you were given."),
+    "ui_help_palm": ("手のひら静脈を読み取れないときは、手のひらを開いて読み取り装置の中央に、"
+                     "少し離してかざしてください。",
+                     "If your palm vein cannot be read, open your hand and hold it over the middle of "
+                     "the reader, a little above it."),
+    "ui_help_locked": ("パスワードを続けて間違えると、アカウントは一時的にロックされます。"
+                       "時間をおいてからお試しいただくか、所属会社の管理者にご連絡ください。"
+                       "操作しないまま時間が経つと画面がロックされ、再開には多要素認証が必要です。",
+                       "After repeated wrong passwords the account is locked for a while: try again "
+                       "later, or ask your company's administrator. An idle session locks its screen; "
+                       "to go on you confirm it is you with both factors again."),
+    "ui_help_contact": ("お困りのときは、次の窓口にお問い合わせください。", "If you need help, contact:"),
     "ui_user_id": ("ユーザID", "User ID"),
     "ui_password": ("パスワード", "Password"),
     "ui_logon": ("ログオン", "Log on"),
@@ -907,6 +964,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dirlist_changed": ("変更", "Changed"),
     "dirlist_disabled": ("無効にする", "Marked disabled"),
 }
+
+MESSAGES.update(APPLICATION_MESSAGES)  # usage applications ([11 of 12]): their own module
 
 
 def label(prefix: str, value: str, lang: str = "ja") -> str:

@@ -118,7 +118,9 @@ def register(deps: Deps, actor: Actor, device_id: str, public_key: str, kind: st
     registers terminals of their own company (the default); only the agency registers one
     that serves every company (R24)."""
     actor.require(Perm.MANAGE_DEVICES)
-    key = identifiers.canonical(device_id)
+    key = identifiers.canonical_or_none(device_id)
+    if key is None:
+        raise DomainError("device_id_invalid")
     raw = parse_public_key(public_key)
     if kind not in KINDS:
         raise DomainError("device_kind_invalid", kind=kind)

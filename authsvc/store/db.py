@@ -46,7 +46,11 @@ def make_engine(url: str) -> Engine:
     # No pre-ping: it costs a round trip per checkout on the logon's hot path. A connection the
     # server dropped fails its one request (503, fail closed) and is replaced; pool_recycle
     # retires connections before common idle timeouts.
-    return create_engine(url, pool_recycle=1800, hide_parameters=True)
+    # A server that does not answer at all (a wrong or firewalled host) fails in seconds, not
+    # after the operating system's TCP timeout: the operator is told which host:port at once.
+    connect_args = {"connect_timeout": 10} if url.startswith("postgresql+psycopg://") \
+        and "connect_timeout" not in url else {}
+    return create_engine(url, pool_recycle=1800, hide_parameters=True, connect_args=connect_args)
 
 
 READ_ONLY = {"authsvc_read_only": True}

@@ -17,7 +17,7 @@ VEIN_MESSAGES = ("vein_no_hand", "vein_timeout", "vein_disconnected", "vein_not_
                  "vein_reposition", "vein_busy", "vein_reader_error", "vein_agent_unreachable",
                  "vein_enrol_again", "vein_capture_refused", "vein_duplicate_person",
                  "request_invalid", "camera_unavailable", "registration_image_invalid",
-                 "registration_image_too_large")
+                 "registration_image_too_large", "agent_wrong_address")
 
 
 def script_messages() -> dict[str, str]:
@@ -28,7 +28,8 @@ def script_messages() -> dict[str, str]:
 def challenges(made: list[vein.Challenge]) -> Response:
     """Challenges for the terminal agent, one per palm reading of an enrolment."""
     return jsonify(challenges=[{"id": c.id, "challenge": c.challenge} for c in made],
-                   agent_url=deps().settings.vein.agent_url)
+                   agent_url=deps().settings.vein.agent_url,
+                   origins=list(deps().settings.webauthn.origins))  # the pages the agent answers
 
 
 def sent_captures() -> object:

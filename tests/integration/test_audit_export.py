@@ -328,7 +328,7 @@ def test_the_command_exits_1_naming_the_backlog_then_0_once_sent(make_deps, tmp_
     assert [m["seq"] for m in receiver.messages()] == [1, 2]
     none = runner.invoke(main, ["audit", "export"], catch_exceptions=False,
                          env={**env, "AUTHSVC__AUDIT_EXPORT__SYSLOG": ""})
-    assert none.exit_code == 2 and "no audit export destination" in none.output
+    assert none.exit_code == 78 and "no audit export destination" in none.output
 
 
 @pytest.mark.parametrize("url", ["udp://127.0.0.1:514", "tcp://collector", "collector:514",

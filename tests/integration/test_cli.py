@@ -114,20 +114,20 @@ def test_clear_errors_for_bad_input_config_and_dead_database(cli):
     env = dict(cli.env)
     runner = CliRunner()
     bad = runner.invoke(main, ["user", "list"], env={**env, "AUTHSVC__LOCKOUT__MAX_FAILURES": "0"})
-    assert bad.exit_code == 2 and "lockout.max_failures" in bad.output
+    assert bad.exit_code == 78 and "lockout.max_failures" in bad.output  # EX_CONFIG
     typo = runner.invoke(main, ["user", "list"], env={**env, "AUTHSVC__LOCKOUT__MAX_FAILUER": "3"})
-    assert typo.exit_code == 2 and "lockout.max_failuer" in typo.output
+    assert typo.exit_code == 78 and "lockout.max_failuer" in typo.output
     dead = runner.invoke(main, ["user", "list", "--json"],
                          env={**env, "AUTHSVC__DATABASE__URL":
                               "postgresql://postgres@127.0.0.1:1/none"})
-    assert dead.exit_code == 3 and json.loads(dead.stdout)["error"] == "database_unavailable"
-    # Redis counters that do not answer: the documented 3 as well (it was 1, with a traceback)
+    assert dead.exit_code == 69 and json.loads(dead.stdout)["error"] == "database_unavailable"
+    # Redis counters that do not answer: the documented 69 as well (it was 1, with a traceback)
     cli("contract", "create", "C-R", "--company", "X", "--start", "2026-04-01")
     cli("user", "create", "redisdown", "--name", "A", "--contract", "C-R", "--role", "user")
     down = runner.invoke(main, ["user", "unlock", "redisdown", "--json"],
                          env={**env, "AUTHSVC__COUNTERS__BACKEND": "redis",
                               "AUTHSVC__REDIS__URL": "redis://127.0.0.1:1/15"})
-    assert down.exit_code == 3 and json.loads(down.stdout)["error"] == "database_unavailable"
+    assert down.exit_code == 69 and json.loads(down.stdout)["error"] == "database_unavailable"
 
 
 HOSTILE = "\x1b]0;owned\x07evil\x9b31m\u202eboom"  # OSC title, BEL, 8-bit CSI, bidi override
@@ -388,7 +388,7 @@ def test_service_clients_from_the_command_line(cli):
     assert as_json(cli("client", "revoke", "sync-1", "--reason", "廃止", "--json"))["status"] == "revoked"
     assert as_json(cli("client", "create", "bad-1", "--scope", "accounts:read", "--company", "無い会社",
                        "--json", code=1))["error"] == "client_company_unknown"
-    assert cli("client", "create", "bad-2", "--scope", "root", code=2).exit_code == 2  # click's own
+    assert cli("client", "create", "bad-2", "--scope", "root", code=64).exit_code == 64  # EX_USAGE
     listed = cli("client", "list").output
     assert "sync-1\trevoked\t株式会社テスト\taccounts:read,audit:read" in listed
 
@@ -458,7 +458,7 @@ def test_a_bad_registration_is_one_line_with_no_traceback(cli, args):
     assert as_json(cli("client", "list", "--json")) == []
     missing = cli("client", "create-oidc", "bad-rp", "--name", "x", "--redirect-uri",
                   "https://wiki.example.jp/cb", "--auth-method", "private_key_jwt", "--jwks",
-                  "/nonexistent/keys.json", code=2)
+                  "/nonexistent/keys.json", code=64)
     assert "--jwks" in missing.output and "Traceback" not in missing.output
 
 
@@ -511,7 +511,7 @@ def test_as_client_is_refused_on_one_line_without_the_right_secret(cli):
                 if e["action"] == "client.authenticate"]
     assert ("svc:dirsync", "failed", "wrong_secret") in attempts and ("svc:dirsync", "ok", None) in attempts
     both = runner.invoke(main, ["--as", "sato", "--as-client", "dirsync", "directory", "runs"], env=cli.env)
-    assert both.exit_code == 2 and "exclude each other" in both.output
+    assert both.exit_code == 64 and "exclude each other" in both.output
     assert "AUTHSVC_CLIENT_SECRET" in runner.invoke(main, ["--help"]).output
 
 

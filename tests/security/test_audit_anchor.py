@@ -238,7 +238,7 @@ def test_the_command_line_says_what_happened_and_what_to_do(tmp_path):
     deps.engine.dispose()
     out = run("audit", "verify", code=1)
     assert "shorter than its checkpoint" in out and "accept-rollback" in out
-    run("audit", "accept-rollback", code=2)  # --reason is required
+    run("audit", "accept-rollback", code=64)  # --reason is required (a usage error)
     run("audit", "accept-rollback", "--reason", "restored backup, ticket 7")
     assert "chain intact" in run("audit", "verify")
     assert "audit.rollback_accepted" in run("audit", "show", "--limit", "1")
