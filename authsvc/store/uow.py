@@ -12,7 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, literal, select, text
+from sqlalchemy import and_, delete, exists, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,6 +53,13 @@ from authsvc.store.service_clients import ServiceClients
 
 log = logging.getLogger("authsvc.audit")
 SERIALIZE_LOCK = 0x656E726F  # PostgreSQL advisory lock of `serialize` ('enro')
+_EVENT_COLUMNS = (*(c for c in chain.FIELDS if c != "seq"), "writer", "wseq", "emac")
+# An unsealed event, inserted only where the chain's head exists (one statement, no lock): a
+# constant statement, so the hot path builds nothing per event (PostgreSQL only).
+_INSERT_WHERE_HEAD = text(
+    f"INSERT INTO audit_events ({', '.join(_EVENT_COLUMNS)}) "  # noqa: S608 - constant names
+    f"SELECT {', '.join(':' + c for c in _EVENT_COLUMNS)} "
+    "WHERE EXISTS (SELECT 1 FROM audit_head WHERE id = 1) RETURNING id")
 
 
 def _alert(exc: BaseException, action: str) -> None:
@@ -303,10 +310,7 @@ class UnitOfWork:
         fields = self._fields(now, actor, action, subject, result, detail)
         row = {**fields, "writer": self._writer.name, "wseq": self._wseq,
                "emac": chain.sign_event(self._audit_key, self._writer.name, self._wseq, fields)}
-        cols = AuditEvent.__table__.c
-        values = select(*(literal(v, cols[k].type).label(k) for k, v in row.items()))
-        done = self.session.scalar(insert(AuditEvent).from_select(
-            list(row), values.where(exists().where(AuditHead.id == 1))).returning(AuditEvent.id))
+        done = self.session.scalar(_INSERT_WHERE_HEAD, row)
         if done is None:
             self._sequencer.check_head(self.session)  # raises unless the chain is new
             self.session.add(AuditEvent(**row))
