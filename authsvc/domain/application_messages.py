@@ -193,6 +193,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                          "{count} application(s) received."),
     "ui_app_queue": ("申請の一覧",
                      "Applications"),
+    "ui_app_waiting": ("承認待ちのアクセス権限設定申請",
+                       "Access-right applications waiting for your approval"),
     "ui_app_none": ("申請はありません。",
                     "No applications."),
     "ui_app_id": ("申請番号",

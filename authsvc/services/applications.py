@@ -165,9 +165,24 @@ def _may_submit_for(uow: UnitOfWork, actor: Actor, con: Contract) -> bool:
     return actor.reaches(con.company)
 
 
+def _approver_only(actor: Actor) -> bool:
+    """A data manager: approves the access-right changes of their company's data (003 §6) and
+    reads no other application."""
+    return actor.can(Perm.APPROVE_ACCESS) and not actor.can(Perm.READ_APPLICATIONS)
+
+
 def _sees(uow: UnitOfWork, actor: Actor, app: Application) -> bool:
+    if _approver_only(actor):  # another kind, or a subcontractor's: like an unknown one
+        return app.kind == "access" and actor.reaches(app.company)
     return (actor.reaches(app.company) or actor.reaches(app.submitter_company)
             or _agency_side(uow, actor))
+
+
+def _waits_for(actor: Actor, app: Application) -> bool:
+    """The application waits for this actor's approval (never one they submitted)."""
+    me = identifiers.canonical_or_none(actor.id) or actor.id
+    return (rules.next_step(app.kind, app.state) == "approve"
+            and me != (identifiers.canonical_or_none(app.submitted_by) or app.submitted_by))
 
 
 def _application(uow: UnitOfWork, actor: Actor, application_id: int, lock: bool = False) -> Application:
@@ -421,8 +436,11 @@ def get(deps: Deps, actor: Actor, application_id: int) -> ApplicationView:
 def list_applications(deps: Deps, actor: Actor, state: str | None = None,
                       limit: int = 500) -> list[ApplicationView]:
     """The applications of the actor's company (its own and its subcontractors'); the agency's
-    side sees every one."""
-    actor.require(Perm.READ_APPLICATIONS)
+    side sees every one; a data manager the access-right changes of their company waiting for
+    their approval."""
+    waiting = _approver_only(actor)
+    if not waiting:
+        actor.require(Perm.READ_APPLICATIONS)
     with deps.uow(read_only=True) as uow:
         if _agency_side(uow, actor):
             rows = uow.applications.listed(None, state, limit)
@@ -430,8 +448,10 @@ def list_applications(deps: Deps, actor: Actor, state: str | None = None,
             return []
         else:
             mine = [c.company for c in uow.contracts() if actor.reaches(c.company)]
-            rows = uow.applications.listed(sorted(set(mine)) or [actor.company], state, limit)
-        return [_view(uow, a) for a in rows if _sees(uow, actor, a)]
+            rows = uow.applications.listed(sorted(set(mine)) or [actor.company],
+                                           state or ("submitted" if waiting else None), limit)
+        return [_view(uow, a) for a in rows
+                if _sees(uow, actor, a) and (not waiting or _waits_for(actor, a))]
 
 
 @guard.audited("application.template", "contract")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from authsvc.domain import identifiers, network
 from authsvc.domain.lifecycle import Status
-from authsvc.domain.roles import Actor, Role
+from authsvc.domain.roles import Actor, Perm, Role
 from authsvc.services import Deps, sessions
 from authsvc.services.sessions import CONSOLE, Client, SessionView
 
@@ -32,7 +32,16 @@ def admit(deps: Deps, view: SessionView | None, token: str, client: Client) -> A
     return actor
 
 
-ADMIN_ROLES = frozenset(Role) - {Role.USER, Role.DATA_MANAGER}
+# Every role but the user's: a data manager too, for the approvals of access-right changes to
+# their company's data (003 §6) and nothing else (`approver_only`: web/console.py shows them
+# those pages and refuses every other; the services decide what they may take).
+ADMIN_ROLES = frozenset(Role) - {Role.USER}
+
+
+def approver_only(actor: Actor) -> bool:
+    """An actor whose only right is to approve access-right changes (a data manager)."""
+    return actor.can(Perm.APPROVE_ACCESS) and not any(
+        actor.can(p) for p in Perm if p is not Perm.APPROVE_ACCESS)
 
 
 def _role(deps: Deps, user_id: str) -> Role | None:
@@ -56,8 +65,8 @@ def actor_of(deps: Deps, user_id: str, terminal: str = "", source: str = "") -> 
 
 
 def may_open(deps: Deps, user_id: str, client: Client) -> bool:
-    """A console session only for administrative roles, and from outside the internal
-    networks only for users approved in advance (R17)."""
+    """A console session only for administrative roles (a data manager's too: their approvals),
+    and from outside the internal networks only for users approved in advance (R17)."""
     return (_role(deps, user_id) in ADMIN_ROLES
             and network.may_administer(client.remote, user_id, deps.settings.network.remote_admin))
 

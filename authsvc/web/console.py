@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, url_for
@@ -30,8 +31,10 @@ from authsvc.services import (
     alerts,
     applications,
     audit_report,
+    console_gate,
     devices,
     groups,
+    guard,
     operators,
     registration,
     service_clients,
@@ -39,7 +42,7 @@ from authsvc.services import (
     vein,
 )
 from authsvc.services import directory_sync as directories
-from authsvc.web.auth import console_required
+from authsvc.web import auth
 from authsvc.web.common import FIELD_MAX, client, cookie_token, deps, field, set_token
 from authsvc.web.enrolment import challenges, script_messages, sent_captures
 from authsvc.web.jsonbody import json_body
@@ -48,7 +51,23 @@ bp = Blueprint("console", __name__, url_prefix="/console")
 T = TypeVar("T")
 ID_DOCUMENTS = ("driving_licence", "my_number_card", "passport", "residence_card", "other")
 # Every page and call but logoff is `console_required`: a console session the console gate
-# (services/console_gate.py) admits on each request; else the console's logon, or 401.
+# (services/console_gate.py) admits on each request; else the console's logon, or 401. A data
+# manager (console_gate.approver_only) reaches only the pages of their approvals (003 §6); any
+# other answers 403, audited as a refused use of privileges.
+APPROVER_PAGES = frozenset({"index", "application_list", "application_page", "application_act"})
+
+
+def console_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """auth.console_required, and a data manager only on APPROVER_PAGES."""
+    @wraps(view)
+    def within(*args: Any, **kwargs: Any) -> Any:
+        if view.__name__ not in APPROVER_PAGES and console_gate.approver_only(g.actor):
+            refusal = Forbidden()
+            guard.refused(deps(), g.actor, request.endpoint or "console", request.path[:100],
+                          refusal.code)
+            raise refusal
+        return view(*args, **kwargs)
+    return auth.console_required(within)
 
 
 @bp.get("/")
@@ -631,12 +650,13 @@ APPLICATION_STEPS = ("check", "approve", "reject")
 
 def _application_page(errors: list[Any] | None = None, status: int = 200, done: str = "") -> Any:
     d = deps()
-    can_list = g.actor.can(Perm.READ_APPLICATIONS)
+    waiting = console_gate.approver_only(g.actor)  # a data manager: what waits for their approval
+    can_list = g.actor.can(Perm.READ_APPLICATIONS) or waiting
     rows = applications.list_applications(d, g.actor) if can_list else []
     contracts = [c["contract"] for c in accounts.list_contracts(d, g.actor)]
     return render_template("console/applications.html", rows=rows, actor=g.actor, Perm=Perm,
                            forms=APPLICATION_FORMS, errors=errors or [], done=done,
-                           contracts=contracts, roster_kinds=ROSTER_KINDS), status
+                           contracts=contracts, roster_kinds=ROSTER_KINDS, waiting=waiting), status
 
 
 @bp.get("/applications")

@@ -277,7 +277,8 @@ def test_the_console_logon_keeps_the_users_own_session(people):
     assert web.deps.sessions.get(first) is None and get(client, "/home").status_code == 200
 
 
-@pytest.mark.parametrize("who", ["tanaka", "mori"])  # a user; a data manager
+@pytest.mark.parametrize("who", ["tanaka"])  # a user (a data manager may approve access-right
+# applications in the console: tests/integration/test_applications_web.py)
 def test_a_non_administrator_is_refused_the_console_generically(people, who):
     web = people
     client = web.client()

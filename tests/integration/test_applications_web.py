@@ -2,6 +2,7 @@
 client against the real app on SQLite (the rig of tests/e2e/test_console_accounts.py): the
 template downloaded, filled in, uploaded with its per-row errors shown, checked by the
 procuring office, approved and issued by the agency with the sheet's password shown once;
+the company's data manager approving an access-right application and reaching nothing else;
 and on every route another company's administrator gets the answer of an unknown record,
 audited, and changes nothing."""
 
@@ -17,7 +18,9 @@ from typing import Any
 import openpyxl
 import pytest
 
+from authsvc.domain.messages import text
 from authsvc.services import applications as apps
+from authsvc.services import groups
 from authsvc.services.accounts import OPERATIONS_CONTRACT
 from tests.application_support import fill, read_sheet, register_row, roster_bytes, sheet_accounts
 from tests.e2e.test_console_accounts import (  # noqa: F401  (rig: the fixture)
@@ -133,6 +136,66 @@ def test_the_console_refuses_another_companys_administrator(made):
     refused = [e for e in events(made.deps)[seq:] if e.result == "refused"]
     assert len(refused) == len(answers) and {e.actor for e in refused} == {"suzuki"}
     assert state(made.deps) == before
+
+
+# ---- the data manager: access-right applications (003 §6) ----------------------------------
+
+
+def test_the_data_manager_approves_their_companys_access_rights_and_nothing_else(made):
+    deps = made.deps
+    made.person("kobayashi", "小林 七郎", role="data_manager")  # the company's data manager
+    for name, company in (("設計部", COMPANY), ("営業部", OTHER)):
+        groups.create(deps, OPERATOR, name, ["totp"], company=company)
+    sato, suzuki = made.console("sato"), made.console("suzuki")
+    for client, contract, company, rows in ((sato, "C-1", COMPANY, [["追加", "設計部", "tanaka"]]),
+                                            (suzuki, "C-9", OTHER, [["追加", "営業部", "ito"]])):
+        got = client.get("/console/applications/template/access", base_url=BASE)
+        filled = fill(got.data, contract, company, rows)
+        assert upload(client, "/console/applications", [("access.xlsx", filled)]).status_code == 302
+    users = upload(sato, "/console/applications",
+                   [("users.xlsx", workbook(sato, [register_row("tanaka.t", PEOPLE[0])]))])
+    assert users.status_code == 302
+    ids = {(a.kind, a.company): a.id for a in apps.list_applications(deps, OPERATOR)}
+    mine, theirs, user_app = ids["access", COMPANY], ids["access", OTHER], ids["users", COMPANY]
+
+    dm = made.console("kobayashi")  # the console's own logon: password and a one-time code
+    menu = html(dm.get("/console/", base_url=BASE))
+    assert re.findall(r'id="menu-([\w-]+)"', menu) == ["applications"]
+    listed = html(dm.get("/console/applications", base_url=BASE))
+    assert re.findall(r'data-application="(\d+)" data-state="(\w+)"', listed) == [(str(mine), "submitted")]
+    assert 'id="application-templates"' not in listed and 'id="roster-upload"' not in listed
+    page = html(dm.get(f"/console/applications/{mine}", base_url=BASE))
+    assert 'id="application-approve"' in page and 'id="application-reject"' in page
+
+    # every other console page refuses them (the usual page, audited); another company's
+    # application and a user application answer like unknown ones; nothing changes
+    before, seq = state(deps), len(events(deps))
+    for path in ("/console/accounts", "/console/groups", "/console/devices", "/console/alerts",
+                 "/console/consent", "/console/applications/template/access"):
+        resp = dm.get(path, base_url=BASE)
+        assert resp.status_code == 403 and text("forbidden", "ja") in html(resp), path
+    assert act(dm, "/console/groups/request", group="設計部", user_id="yamada").status_code == 403
+    for app_id in (theirs, user_app):
+        assert dm.get(f"/console/applications/{app_id}", base_url=BASE).status_code == 404
+        for action, fields in (("approve", {}), ("reject", {"reason": "対象外"})):
+            assert act(dm, f"/console/applications/{app_id}/{action}", **fields).status_code in (403, 404)
+    assert act(dm, f"/console/applications/{user_app}/check").status_code == 403
+    refused = [e for e in events(deps)[seq:] if e.result == "refused"]
+    assert len(refused) == 14 and {e.actor for e in refused} == {"kobayashi"}
+    assert state(deps) == before
+
+    done = act(dm, f"/console/applications/{mine}/approve")
+    assert done.status_code == 302
+    assert done.headers["Location"].endswith(f"/console/applications/{mine}?done=1")
+    [grp] = [x for x in groups.list_groups(deps, OPERATOR, COMPANY) if x.name == "設計部"]
+    assert [(m["user_id"], m["requested_by"], m["approved_by"]) for m in grp.members] == [
+        ("tanaka", "sato", "kobayashi")]
+    [approval] = events(deps, "application.approve", f"application:{mine}")
+    assert (approval.actor, approval.result, approval.data["kind"]) == ("kobayashi", "ok", "access")
+    assert [e.actor for e in events(deps, "group.approve", "tanaka")] == ["kobayashi"]
+    assert 'id="no-applications"' in html(dm.get("/console/applications", base_url=BASE))
+    assert {a.id: a.state for a in apps.list_applications(deps, OPERATOR)} == {
+        mine: "approved", theirs: "submitted", user_app: "submitted"}
 
 
 # ---- the administrators' API -----------------------------------------------------------------
