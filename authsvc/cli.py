@@ -9,6 +9,7 @@ import functools
 import getpass
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -26,7 +27,7 @@ from authsvc.domain import relying_party
 from authsvc.domain.calendar import JST
 from authsvc.domain.errors import DomainError
 from authsvc.domain.lifecycle import Status
-from authsvc.domain.messages import text
+from authsvc.domain.messages import label, text
 from authsvc.domain.roles import Actor, Role, Scope
 from authsvc.services import (
     Deps,
@@ -196,7 +197,8 @@ def command(group: click.Group, name: str) -> Callable[[Callable[..., Any]], Any
 def _lang_default() -> str:
     lang = default_lang()
     if lang not in ("ja", "en"):  # only AUTHSVC_LANG can say something else
-        raise click.BadParameter(f"{lang!r} is neither ja nor en", param_hint="AUTHSVC_LANG")
+        raise _BadValue(f"環境変数 AUTHSVC_LANG の値 {lang!r} は使えません（ja または en）。",
+                        f"{lang!r} is neither ja nor en", param_hint="AUTHSVC_LANG")
     return lang
 
 
@@ -215,24 +217,179 @@ def _unavailable(ctx: Ctx, exc: BaseException) -> str:
     return f"{name} ({where}) does not answer: nothing was done. ({type(exc).__name__})"
 
 
+class _Usage(click.UsageError):
+    """A usage error of our own, its message in both languages (the one shown follows --lang)."""
+
+    def __init__(self, ja: str, en: str, ctx: click.Context | None = None) -> None:
+        super().__init__(en, ctx)
+        self.ja = ja
+
+
+class _BadValue(click.BadParameter):
+    """A bad option value found by our own check, its message in both languages."""
+
+    def __init__(self, ja: str, en: str, param_hint: str) -> None:
+        super().__init__(en, param_hint=param_hint)
+        self.ja = ja
+
+
+def _usage_lang(args: list[str]) -> str:
+    """The language of a usage error found before the command's context exists: the group's
+    own --lang, else AUTHSVC_LANG and the locale (a wrong AUTHSVC_LANG: the locale alone)."""
+    it = iter(args)
+    for arg in it:
+        if arg == "--lang" or arg.startswith("--lang="):
+            value = arg.partition("=")[2] if "=" in arg else next(it, "")
+            if value in ("ja", "en"):
+                return value
+        elif arg in ("--as", "--as-client"):
+            next(it, None)
+        elif not arg.startswith("-"):
+            break  # the command: its own options are not the group's
+    lang = default_lang()
+    return lang if lang in ("ja", "en") else default_lang(
+        {k: v for k, v in os.environ.items() if k != "AUTHSVC_LANG"})
+
+
+def _param_name(exc: click.BadParameter) -> tuple[str, str]:
+    """("オプション"/"引数"/"", the name as typed: --palm, USER_ID, AUTHSVC_LANG)."""
+    param = exc.param
+    if exc.param_hint is not None:
+        hint = exc.param_hint if isinstance(exc.param_hint, str) else " / ".join(exc.param_hint)
+        kind = "オプション" if hint.startswith("-") else ""
+        return kind, hint
+    if isinstance(param, click.Option):
+        return "オプション", " / ".join(param.opts)
+    if param is not None:
+        return "引数", param.human_readable_name
+    return "", ""
+
+
+def _shown_value(message: str) -> str:
+    """The value click's message starts with (a repr for strings), as the user typed it."""
+    import ast
+
+    m = re.match(r"(?:(?:File|Directory|Path) )?('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S+) (?:is|does)\b",
+                 message)
+    if not m:
+        return ""
+    value = m.group(1)
+    if value[:1] in "'\"":
+        try:
+            value = str(ast.literal_eval(value))
+        except (ValueError, SyntaxError):
+            value = value[1:-1]
+    return value if value and not any(ch.isspace() for ch in value) else f"「{value}」"
+
+
+def _allowed_ja(kind: click.ParamType) -> str:
+    """What the option accepts, in Japanese ("" when it says nothing useful)."""
+    if isinstance(kind, click.Choice):
+        return "次のいずれか: " + "、".join(map(str, kind.choices))
+    if isinstance(kind, click.IntRange):
+        low = "" if kind.min is None else f"{kind.min}{'より大' if kind.min_open else ''}"
+        high = "" if kind.max is None else f"{kind.max}{'未満' if kind.max_open else ''}"
+        return f"{low}〜{high}"
+    if isinstance(kind, click.DateTime):
+        names = {"%Y": "YYYY", "%m": "MM", "%d": "DD", "%H": "HH", "%M": "MM"}
+        return "形式: " + "、".join(re.sub(r"%[YmdHM]", lambda m: names[m.group()], f)
+                                    for f in kind.formats)
+    return ""
+
+
+def _usage_ja(exc: click.UsageError) -> str:
+    """click's usage error in one Japanese sentence, naming the option or argument, the value
+    and what is allowed."""
+    if isinstance(exc, _Usage | _BadValue):
+        return exc.ja
+    message = exc.message
+    if isinstance(exc, click.NoSuchOption):
+        maybe = f"（もしかして: {'、'.join(exc.possibilities)}）" if exc.possibilities else ""
+        return f"{exc.option_name} というオプションはありません。{maybe}"
+    if isinstance(exc, click.exceptions.NoSuchCommand):
+        maybe = f"（もしかして: {'、'.join(exc.possibilities)}）" if exc.possibilities else ""
+        return f"{exc.command_name} というコマンドはありません。{maybe}"
+    if isinstance(exc, click.BadOptionUsage):
+        if "requires an argument" in message:
+            return f"オプション {exc.option_name} に値がありません。"
+        if "does not take a value" in message:
+            return f"オプション {exc.option_name} は値をとりません。"
+        return f"オプション {exc.option_name} の使い方が正しくありません。"
+    if isinstance(exc, click.BadParameter):
+        kind, name = _param_name(exc)
+        named = f"{kind} {name}".strip() if name else "値"
+        param_type = exc.param.type if exc.param is not None else None
+        allowed = _allowed_ja(param_type) if param_type is not None else ""
+        allowed = f"（{allowed}）" if allowed else ""
+        if isinstance(exc, click.MissingParameter):
+            return (f"{named} がありません{allowed}。" if kind == "引数"
+                    else f"{named} を指定してください{allowed}。")
+        value = _shown_value(message)
+        if isinstance(param_type, click.Path):
+            what = {"does not exist": "がありません",
+                    "is a directory": "はフォルダです（ファイルを指定してください）",
+                    "is a file": "はファイルです（フォルダを指定してください）",
+                    "is not readable": "を読めません", "is not writable": "に書き込めません"}
+            found = next((ja for en, ja in what.items() if en in message), "を使えません")
+            return f"{named} のファイル {value} {found}。"
+        if value and "is not a valid integer" in message:
+            return f"{named} の値 {value} は整数ではありません{allowed}。"
+        if value and isinstance(param_type, click.DateTime):
+            return f"{named} の値 {value} は日付・時刻の形式に合いません{allowed}。"
+        if value and (allowed or "is not" in message):
+            return f"{named} の値 {value} は使えません{allowed}。"
+        return f"{named} の値が正しくありません（{message}）。"
+    if message.startswith("Got unexpected extra argument"):
+        extra = message.partition("(")[2].rstrip(")")
+        return f"余分な引数があります（{extra}）。"
+    return message  # a message of click's not foreseen here: as click says it
+
+
+def _usage_show(exc: click.UsageError, args: list[str], lang: str | None) -> None:
+    """Show a usage error as every other error of the CLI: one line in the command's language
+    (with --json: one JSON object, where _fail puts it), pointing to the command's --help."""
+    lang = lang if lang in ("ja", "en") else _usage_lang(args)
+    message = _printable(" ".join((_usage_ja(exc) if lang == "ja" else exc.format_message()).split()),
+                         keep="")
+    if "--json" in args:
+        click.echo(json.dumps({"error": "usage", "message": message}, ensure_ascii=False))
+        return
+    where = exc.ctx.command_path if exc.ctx is not None else "authsvc"
+    click.echo(f"{message} 使い方: {where} --help" if lang == "ja"
+               else f"Error: {message}{'' if message.endswith('.') else '.'} Try '{where} --help'.",
+               err=True)
+
+
+def _own_usage(exc: click.UsageError, args: list[str], lang: str | None) -> None:
+    """The usage error with exit 64 and shown by _usage_show (not click's English lines)."""
+    exc.exit_code = EX_USAGE
+    if not isinstance(exc, click.exceptions.NoArgsIsHelpError):  # that one shows the help
+        exc.show = lambda file=None: _usage_show(exc, args, lang)  # type: ignore[method-assign]
+
+
 class _Main(click.Group):
-    """The `authsvc` group: click's usage errors exit EX_USAGE (64), not click's 2, and an
+    """The `authsvc` group: click's usage errors exit EX_USAGE (64), not click's 2, as one line
+    in the command's language (one JSON object with --json; `_usage_show`), and an
     unexpected failure is one line and EX_SOFTWARE (70), not a traceback (AUTHSVC_DEBUG=1
     lets it through)."""
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:
+        typed = list(args)  # as typed (click's parser consumes the list)
         try:
-            return super().make_context(info_name, args, parent, **extra)
+            ctx = super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
-            exc.exit_code = EX_USAGE
+            _own_usage(exc, typed, None)
             raise
+        ctx.meta["authsvc.args"] = typed
+        return ctx
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
-            exc.exit_code = EX_USAGE
+            lang = ctx.obj.lang if isinstance(ctx.obj, Ctx) else None
+            _own_usage(exc, ctx.meta.get("authsvc.args", []), lang)
             raise
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # click's own: --help, Ctrl-C, its messages
@@ -272,7 +429,8 @@ def main(click_ctx: click.Context, lang: str, as_user: str | None, as_client: st
     secret read from the environment variable AUTHSVC_CLIENT_SECRET (how a scheduler runs the
     directory sync as its own client)."""
     if as_user is not None and as_client is not None:
-        raise click.UsageError("--as and --as-client exclude each other: act as one of them.")
+        raise _Usage("--as と --as-client は同時に指定できません。どちらか一方にしてください。",
+                     "--as and --as-client exclude each other: act as one of them.")
     click_ctx.obj = Ctx(lang, as_user, as_client)
 
 
@@ -774,7 +932,9 @@ def audit_report(ctx: Ctx, as_json: bool, start: datetime, end: datetime, compan
               f"{len(rep.flags)} flags")
     elif fmt == "pdf":
         if sys.stdout.isatty():
-            raise click.UsageError("A PDF is not for the terminal: give --output FILE (or redirect).")
+            raise _Usage("PDF は端末に表示できません。--output FILE を指定してください"
+                         "（またはリダイレクト）。",
+                         "A PDF is not for the terminal: give --output FILE (or redirect).")
         click.get_binary_stream("stdout").write(body)
     else:  # text: shown escaped, like every stored string the command prints
         click.echo(_printable(body.decode("utf-8-sig"), keep="\n\t\r"))
@@ -819,13 +979,17 @@ def audit_export(ctx: Ctx, as_json: bool, follow: bool, interval: int,
         return [text("audit_export_failed", ctx.lang, destination=name, error=r["error"],
                      backlog=r["backlog"]) for name, r in result.items() if r["error"]]
 
+    def sent(name: str, r: dict[str, Any]) -> str:
+        return _say(ctx, f"{name}: 送信 {r['sent']} 件、未送信 {r['backlog']} 件"
+                    + ("（別の転送処理が実行中のため見送り）" if r["busy"] else ""),
+                    f"{name}: sent {r['sent']}, backlog {r['backlog']}"
+                    + (" (busy: another exporter is running)" if r["busy"] else ""))
+
     if not follow:
         result = exporter.export(ctx.deps, destination)
         failed = failures(result)
         _emit(as_json, {"ok": not failed, "destinations": result},
-              "\n".join(f"{name}: sent {r['sent']}, backlog {r['backlog']}"
-                         + (" (busy: another exporter is running)" if r["busy"] else "")
-                         for name, r in result.items()))
+              "\n".join(sent(name, r) for name, r in result.items()))
         if failed:
             click.echo(_printable(" ".join(failed), keep=""), err=True)
             sys.exit(EX_REFUSED)
@@ -844,8 +1008,7 @@ def audit_export(ctx: Ctx, as_json: bool, follow: bool, interval: int,
                 click.echo(f"{text('service_unavailable', ctx.lang)} ({type(exc).__name__})", err=True)
             else:
                 if any(r["sent"] for r in result.values()):
-                    _emit(as_json, result, " ".join(f"{name}: sent {r['sent']}, backlog {r['backlog']}"
-                                                    for name, r in result.items()))
+                    _emit(as_json, result, " ".join(sent(name, r) for name, r in result.items()))
                 errors = {name: r["error"] for name, r in result.items()}
                 if errors != told:
                     for line in failures(result):
@@ -884,7 +1047,9 @@ def device_register(ctx: Ctx, as_json: bool, device_id: str, public_key: str, ki
             with open(public_key[1:], encoding="utf-8") as fh:
                 public_key = fh.read(10_000)
         except OSError as exc:
-            raise click.BadParameter(str(exc), param_hint="--public-key") from None
+            raise _BadValue(f"オプション --public-key のファイル {exc.filename} を読めません"
+                            f"（{exc.strerror}）。",
+                            str(exc), param_hint="--public-key") from None
     v = devices.register(ctx.deps, ctx.actor, device_id, public_key, kind, description, company)
     _emit(as_json, v.to_dict(), _device_lines(v))
 
@@ -966,7 +1131,8 @@ def _registration(name: str, redirect_uris: tuple[str, ...], logout_uris: tuple[
             with open(jwks_file, encoding="utf-8") as fh:
                 jwks = fh.read(100_000)
         except OSError as exc:
-            raise click.BadParameter(str(exc), param_hint="--jwks") from None
+            raise _BadValue(f"オプション --jwks のファイル {exc.filename} を読めません（{exc.strerror}）。",
+                            str(exc), param_hint="--jwks") from None
     return relying_party.parse(name, list(redirect_uris), auth_method, list(logout_uris), backchannel_uri,
                                jwks, refresh, "pairwise" if pairwise else "public")
 
@@ -1091,7 +1257,12 @@ def vein_enroll(ctx: Ctx, as_json: bool, user_id: str, reader_kind: str | None,
         _fail(ctx, as_json, "vein_reader", f"{text('vein_reader_error', ctx.lang)} ({type(exc).__name__})",
               EX_REFUSED)
         return
-    _emit(as_json, done, "\n".join(f"{k}: {v}" for k, v in done.items()))
+    _emit(as_json, done, "\n".join([
+        _say(ctx, f"利用者ID: {done['user_id']}", f"user ID: {done['user_id']}"),
+        _say(ctx, f"本人番号: {done['person_id']}", f"person ID: {done['person_id']}"),
+        _say(ctx, f"読み取り装置: {done['reader_id']}", f"reader: {done['reader_id']}"),
+        _say(ctx, f"再登録: {'はい' if done['replaced'] else 'いいえ'}",
+             f"re-enrolment: {'yes' if done['replaced'] else 'no'}")]))
 
 
 @command(main, "agent")
@@ -1155,9 +1326,10 @@ def _check_origins(values: tuple[str, ...]) -> tuple[str, ...]:
         except ValueError:
             same = False
         if not same:
-            raise click.BadParameter(f"{value!r} is not an origin: give scheme://host[:port], "
-                                     "e.g. http://localhost:8080 (no path, no trailing slash)",
-                                     param_hint="--origin")
+            raise _BadValue(f"オプション --origin の値 {value!r} はオリジンではありません（scheme://host[:port]、"
+                            "例: http://localhost:8080。パスや末尾の / は付けません）。",
+                            f"{value!r} is not an origin: give scheme://host[:port], "
+                            "e.g. http://localhost:8080 (no path, no trailing slash)", param_hint="--origin")
     return values
 
 
@@ -1321,12 +1493,33 @@ def _stopped(exc: directory_sync.SyncStopped) -> DomainError:
     return directory_sync.SyncStopped(exc.code, **{**exc.params, "detail": detail[:500]})
 
 
-def _sync_lines(r: directory_sync.Report) -> str:
-    what = f"{r.company}: {r.mode} sync" + (" (dry run: nothing was written)" if r.dry_run else "")
-    counts = ", ".join(f"{k} {v}" for k, v in r.counts.items())
-    lines = [what, counts]
+# the counts of a sync or an export, in Japanese (English: the report's own keys)
+_COUNTS_JA = {"created": "作成", "updated": "更新", "linked": "関連付け", "resumed": "再開",
+              "suspended": "停止", "deleted": "削除", "groups": "グループ", "memberships": "メンバー",
+              "skipped": "対象外", "seen": "確認したエントリ", "added": "追加", "changed": "変更",
+              "disabled": "無効化"}
+_DRY_RUN_JA = "（試行: 何も書き込んでいません）"
+
+
+def _counts(ctx: Ctx, counts: dict[str, int]) -> str:
+    if ctx.lang == "ja":
+        return "、".join(f"{_COUNTS_JA.get(k, k)} {v}" for k, v in counts.items())
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
+def _listed(ctx: Ctx, report: Any, names: tuple[str, ...]) -> list[str]:
+    """Each list of a dry run under its heading (Japanese: the console's headings)."""
+    return [f"{text(f'dirlist_{name}', 'ja') if ctx.lang == 'ja' else name}:{_items(getattr(report, name))}"
+            for name in names]
+
+
+def _sync_lines(ctx: Ctx, r: directory_sync.Report) -> str:
+    what = _say(ctx, f"{r.company}: ディレクトリからの取り込み（{text(f'dirmode_{r.mode}', 'ja')}）"
+                + (_DRY_RUN_JA if r.dry_run else ""),
+                f"{r.company}: {r.mode} sync" + (" (dry run: nothing was written)" if r.dry_run else ""))
+    lines = [what, _counts(ctx, r.counts)]
     if r.dry_run:  # exactly what would change
-        lines += [f"{name}:{_items(getattr(r, name))}" for name in _SYNC_LISTS]
+        lines += _listed(ctx, r, _SYNC_LISTS)
     return "\n".join(lines)
 
 
@@ -1345,7 +1538,7 @@ def directory_sync_command(ctx: Ctx, as_json: bool, company: str, full: bool, dr
         r = directory_sync.sync(ctx.deps, ctx.actor, company, full=full, dry_run=dry_run)
     except directory_sync.SyncStopped as exc:
         raise _stopped(exc) from None
-    _emit(as_json, r.to_dict(), _sync_lines(r))
+    _emit(as_json, r.to_dict(), _sync_lines(ctx, r))
 
 
 @command(directory_group, "export")
@@ -1358,10 +1551,11 @@ def directory_export_command(ctx: Ctx, as_json: bool, company: str, dry_run: boo
         r = directory_sync.export(ctx.deps, ctx.actor, company, dry_run=dry_run)
     except directory_sync.SyncStopped as exc:
         raise _stopped(exc) from None
-    lines = [f"{r.company}: export" + (" (dry run: nothing was written)" if r.dry_run else ""),
-             f"added {len(r.added)}, changed {len(r.changed)}, disabled {len(r.disabled)}"]
+    lines = [_say(ctx, f"{r.company}: ディレクトリへの書き出し" + (_DRY_RUN_JA if r.dry_run else ""),
+                  f"{r.company}: export" + (" (dry run: nothing was written)" if r.dry_run else "")),
+             _counts(ctx, {"added": len(r.added), "changed": len(r.changed), "disabled": len(r.disabled)})]
     if r.dry_run:
-        lines += [f"{name}:{_items(getattr(r, name))}" for name in ("added", "changed", "disabled")]
+        lines += _listed(ctx, r, ("added", "changed", "disabled"))
     _emit(as_json, r.to_dict(), "\n".join(lines))
 
 
@@ -1373,11 +1567,18 @@ def directory_runs_command(ctx: Ctx, as_json: bool, company: str | None, limit: 
     company, mode, result, who ran it, the counts, and why a sync stopped."""
     rows = directory_sync.runs(ctx.deps, ctx.actor, company, limit)
 
+    ja = ctx.lang == "ja"
+
     def line(r: dict[str, Any]) -> str:
-        counts = ",".join(f"{k}={v}" for k, v in r["counts"].items() if v) or "-"
-        mode = r["mode"] + (" (dry run)" if r["dry_run"] else "")
+        counts = ",".join(f"{_COUNTS_JA.get(k, k) if ja else k}={v}" for k, v in r["counts"].items()
+                          if v) or "-"
+        if ja:  # the console's labels; a value it has no label for as stored
+            mode = label("dirmode_", r["mode"], "ja") + ("（試行）" if r["dry_run"] else "")
+            result = label("dirres_", r["result"], "ja")
+        else:
+            mode, result = r["mode"] + (" (dry run)" if r["dry_run"] else ""), r["result"]
         return "\t".join(_printable(str(v), keep="") for v in (
-            r["id"], r["started_at"], r["company"], mode, r["result"], r["actor"], counts, r["error"] or "-"))
+            r["id"], r["started_at"], r["company"], mode, result, r["actor"], counts, r["error"] or "-"))
 
     _emit(as_json, rows, "\n".join(line(r) for r in rows) or "-")
 

@@ -68,11 +68,19 @@ def run(env: dict[str, str], *args: str, code: int, **extra: str | None) -> Resu
 
 
 def one_line(result: Result | subprocess.CompletedProcess[str]) -> str:
-    """The message: the last line of standard error (click puts its usage lines before it)."""
+    """The message: the last line of standard error."""
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines, result.stdout
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
     return lines[-1]
+
+
+def only_line(result: Result) -> str:
+    """A usage error: one line on standard error and nothing else (no Usage/Try lines)."""
+    assert "Traceback" not in result.output
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.stdout == "" and not line.startswith(("Usage:", "Try ")), result.output
+    return line
 
 
 # ---- usage errors: 64 ---------------------------------------------------------------------
@@ -92,15 +100,15 @@ COMMANDS = list(_leaves(main))
 
 @pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=" ".join)
 def test_every_command_refuses_an_unknown_option_as_a_usage_error(env, path):
-    result = run(env, *path, "--no-such-option", code=EX_USAGE)
-    assert "No such option" in one_line(result) and "--no-such-option" in one_line(result)
+    line = only_line(run(env, *path, "--no-such-option", code=EX_USAGE))
+    assert "No such option" in line and "--no-such-option" in line
 
 
 @pytest.mark.parametrize("path", [p for p, c in COMMANDS
                                   if any(isinstance(a, click.Argument) and a.required for a in c.params)],
                          ids=" ".join)
 def test_every_command_names_its_missing_argument(env, path):
-    line = one_line(run(env, *path, code=EX_USAGE))
+    line = only_line(run(env, *path, code=EX_USAGE))
     assert line.startswith("Error: Missing argument")
 
 
@@ -123,13 +131,83 @@ def test_every_command_names_its_missing_argument(env, path):
     (["--as", "a", "--as-client", "b", "user", "list"], "exclude each other"),
 ])
 def test_bad_values_are_usage_errors_naming_the_option(env, args, named):
-    line = one_line(run(env, *args, code=EX_USAGE))
-    assert line.startswith("Error:") and named in line
+    line = only_line(run(env, *args, code=EX_USAGE))
+    assert line.startswith("Error:") and named in line and "--help" in line
+    assert not JAPANESE.search(line)
+
+
+# Japanese (the default), one line each: the option or argument, the value, what is allowed
+JA_USAGE = [
+    (["vein", "enroll", "yamada", "--palm", "-1"],
+     "オプション --palm の値 -1 は使えません（0〜2147483647）。"),
+    (["vein", "enroll", "yamada", "--palm", "many"], "オプション --palm の値 many は整数ではありません"),
+    (["vein", "enroll", "yamada", "--palm"], "オプション --palm に値がありません。"),
+    (["user", "show"], "引数 USER_ID がありません。"),
+    (["user", "show", "a", "b"], "余分な引数があります（b）。"),
+    (["user", "list", "--foo"], "--foo というオプションはありません。"),
+    (["user", "list", "--locked=yes"], "オプション --locked は値をとりません。"),
+    (["user", "list", "--status", "bogus"],
+     "オプション --status の値 bogus は使えません（次のいずれか: pending、active、suspended、disabled、"
+     "expired、deleted）。"),
+    (["contract", "create", "C-2", "--start", "2026-04-01"], "オプション --company を指定してください。"),
+    (["contract", "create", "C-2", "--company", "X", "--start", "1 April"],
+     "オプション --start の値 「1 April」 は日付・時刻の形式に合いません（形式: YYYY-MM-DD）。"),
+    (["audit", "show", "--limit", "0"], "オプション --limit の値 0 は使えません（1〜10000）。"),
+    (["alert", "ack", "abc"], "引数 ALERT_ID の値 abc は整数ではありません。"),
+    (["application", "roster", "C-1", "x"],
+     "引数 KIND の値 x は使えません（次のいずれか: handlers、system_users）。"),
+    (["application", "import", "/nonexistent/form.xlsx"], "のファイル /nonexistent/form.xlsx がありません。"),
+    (["agent", "--origin", "localhost:8080"],
+     "オプション --origin の値 'localhost:8080' はオリジンではありません"),
+    (["usr", "list"], "usr というコマンドはありません。（もしかして: user）"),
+    (["--as", "a", "--as-client", "b", "user", "list"], "--as と --as-client は同時に指定できません。"),
+    (["--lang", "fr", "user", "list"], "オプション --lang の値 fr は使えません（次のいずれか: ja、en）。"),
+]
+
+
+@pytest.mark.parametrize(("args", "said"), JA_USAGE, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_usage_errors_in_japanese_are_one_japanese_line(env, args, said):
+    line = only_line(run(env, *args, code=EX_USAGE, AUTHSVC_LANG="ja"))
+    assert said in line, line
+    assert "使い方: " in line and "--help" in line
+    for english in ("Error", "Invalid value", "No such", "Missing", "Usage", "Try "):
+        assert english not in line, line
+
+
+def test_usage_errors_follow_the_language_of_the_environment(env):
+    ja = only_line(run(env, "user", "show", code=EX_USAGE, AUTHSVC_LANG="ja"))
+    assert ja.startswith("引数 USER_ID がありません。")
+    en = only_line(run(env, "user", "show", code=EX_USAGE, AUTHSVC_LANG="en"))
+    assert en == "Error: Missing argument 'USER_ID'. Try 'main user show --help'."
+    assert only_line(run(env, "--lang", "en", "user", "show", code=EX_USAGE, AUTHSVC_LANG="ja")) == en
+    line = only_line(run(env, "vein", "enroll", "yamada", "--palm", "-1", code=EX_USAGE))
+    assert line == ("Error: Invalid value for '--palm': -1 is not in the range 0<=x<=2147483647. "
+                    "Try 'main vein enroll --help'.")
+
+
+@pytest.mark.parametrize(("args", "lang", "said"), [
+    (["vein", "enroll", "yamada", "--palm", "-1", "--json"], "en",
+     "Invalid value for '--palm': -1 is not in the range 0<=x<=2147483647."),
+    (["vein", "enroll", "yamada", "--palm", "-1", "--json"], "ja",
+     "オプション --palm の値 -1 は使えません（0〜2147483647）。"),
+    (["user", "list", "--json", "--no-such-option"], "en", "No such option '--no-such-option'."),
+    (["user", "list", "--json", "--no-such-option"], "ja", "--no-such-option というオプションはありません。"),
+    (["user", "show", "--json"], "en", "Missing argument 'USER_ID'."),
+    (["user", "show", "--json"], "ja", "引数 USER_ID がありません。"),
+    (["no-such-command", "--json"], "en", "No such command 'no-such-command'."),
+    (["user", "list", "--status", "bogus", "--json"], "ja",
+     "オプション --status の値 bogus は使えません（次のいずれか: pending、active、suspended、disabled、"
+     "expired、deleted）。"),
+])
+def test_usage_errors_with_json_are_one_json_object(env, args, lang, said):
+    result = run(env, *args, code=EX_USAGE, AUTHSVC_LANG=lang)
+    assert json.loads(result.stdout) == {"error": "usage", "message": said}
+    assert result.stderr == "" and len(result.stdout.strip().splitlines()) == 1
 
 
 def test_a_bad_language_in_the_environment_is_named(env):
-    line = one_line(run(env, "user", "list", code=EX_USAGE, AUTHSVC_LANG="fr"))
-    assert "AUTHSVC_LANG" in line and "'fr'" in line
+    line = only_line(run(env, "user", "list", code=EX_USAGE, AUTHSVC_LANG="fr"))
+    assert "AUTHSVC_LANG" in line and "'fr'" in line  # in the locale's language
 
 
 def test_a_bad_status_lists_the_valid_ones_instead_of_printing_nothing(env):
@@ -437,3 +515,60 @@ def test_a_gunicorn_start_with_a_bad_key_is_one_line(env):
                           env=_program_env(env, AUTHSVC_SECRET_KEY="zz"))
     assert done.returncode == EX_CONFIG, done.stderr
     assert one_line(done) == "authsvc: config: AUTHSVC_SECRET_KEY is not a hex key (64 hex digits: 32 bytes)"
+
+
+# ---- one language per command: the human output of vein enroll, directory, audit export -------
+
+ENGLISH_LABELS = re.compile(r"\b(user ID|person ID|reader|re-enrolment|yes|no|sync|full|incremental|"
+                            r"dry run|nothing was written|export|created|updated|linked|resumed|suspended|"
+                            r"deleted|groups|memberships|skipped|seen|added|changed|disabled|ok|stopped|"
+                            r"sent|backlog|busy)\b")
+JAPANESE_LABELS = re.compile(r"利用者ID|本人番号|読み取り装置|再登録|取り込み|書き出し|試行|作成|更新|追加|"
+                             r"変更|無効化|確認したエントリ|全件|完了|送信|未送信")
+
+
+def test_vein_enroll_prints_one_language(env):
+    for user_id in ("kimura", "kimura2"):
+        run(env, "user", "create", user_id, "--name", "木村 一", "--contract", "C-1", "--role", "user",
+            code=0)
+        run(env, "identifier", "approve", user_id, code=0)
+    ja = run(env, "--lang", "ja", "vein", "enroll", "kimura", "--palm", "7001", code=0).stdout
+    assert ja.splitlines()[0] == "利用者ID: kimura" and "再登録: いいえ" in ja
+    assert not ENGLISH_LABELS.search(ja) and "user_id" not in ja and "False" not in ja, ja
+    en = run(env, "--lang", "en", "vein", "enroll", "kimura2", "--palm", "7002", code=0).stdout
+    assert en.splitlines()[0] == "user ID: kimura2" and "re-enrolment: no" in en
+    assert not JAPANESE.search(en), en
+
+
+def test_directory_commands_print_one_language(env, monkeypatch):
+    from tests.e2e.test_admin_api import FakeDirectory, directory_person, directory_source
+
+    company = "株式会社ディレクトリ"
+    fake = FakeDirectory(directory_source(company, "C-DIR"), [directory_person("tanaka", "田中 一郎", 1)])
+    monkeypatch.setattr("authsvc.bootstrap.directories", lambda settings: {company: fake}.get)
+    run(env, "contract", "create", "C-DIR", "--company", company, "--start", "2026-04-01", code=0)
+    outputs = {}
+    for lang in ("ja", "en"):
+        outputs[lang] = "\n".join(run(env, "--lang", lang, "directory", *args, code=0).stdout for args in (
+            ("sync", company, "--full", "--dry-run"), ("export", company, "--dry-run"),
+            ("runs", "--company", company)))
+    ja, en = outputs["ja"], outputs["en"]
+    assert f"{company}: ディレクトリからの取り込み（全件）（試行: 何も書き込んでいません）" in ja
+    assert "作成（承認待ち）:\n  tanaka" in ja and "\t全件（試行）\t完了\t" in ja, ja
+    assert f"{company}: ディレクトリへの書き出し（試行: 何も書き込んでいません）" in ja
+    assert not ENGLISH_LABELS.search(ja.replace(company, "")), ja
+    assert f"{company}: full sync (dry run: nothing was written)" in en and "created:\n  tanaka" in en
+    assert f"{company}: export (dry run: nothing was written)" in en and "\tfull (dry run)\tok\t" in en
+    assert not JAPANESE_LABELS.search(en), en
+    as_json = json.loads(run(env, "--lang", "ja", "directory", "sync", company, "--full", "--dry-run",
+                             "--json", code=0).stdout)
+    assert as_json["mode"] == "full" and as_json["created"] == ["tanaka"]  # --json: unchanged
+
+
+def test_audit_export_prints_one_language(env, tmp_path):
+    target = {"AUTHSVC__AUDIT_EXPORT__JSONL_FILE": str(tmp_path / "audit.jsonl")}
+    ja = run(env, "--lang", "ja", "audit", "export", code=0, **target).stdout
+    assert re.fullmatch(r"jsonl: 送信 \d+ 件、未送信 0 件\n", ja) and not ENGLISH_LABELS.search(ja), ja
+    en = run(env, "--lang", "en", "audit", "export", code=0, **target).stdout
+    assert re.fullmatch(r"jsonl: sent \d+, backlog 0\n", en) and not JAPANESE.search(en), en
+    assert json.loads(run(env, "audit", "export", "--json", code=0, **target).stdout)["ok"] is True
