@@ -38,5 +38,5 @@ class Alerts:
 
     def events_since(self, action: str, since_ts: str) -> int:
         """How many audit events of `action` were written at or after `since_ts` (ISO, JST)."""
-        return self._s.scalar(select(func.count(AuditEvent.seq)).where(
+        return self._s.scalar(select(func.count()).select_from(AuditEvent).where(
             AuditEvent.action == action, AuditEvent.ts >= since_ts)) or 0

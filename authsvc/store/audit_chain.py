@@ -88,6 +88,7 @@ class Sequencer:
         self._cond = threading.Condition()
         self._pending = False
         self._dirty = False  # committed events since the last pass began
+        self._unanchored = False  # committed events since this process last anchored the head
         self._closed = False
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -98,7 +99,10 @@ class Sequencer:
 
     def committed(self) -> None:
         """An action committed events: the process's sealing thread seals them."""
-        if self.inline or not self.background or self._closed:
+        if self.inline:
+            return
+        self._unanchored = True  # this process anchors the head once its events are in it
+        if not self.background or self._closed:
             return
         with self._cond:
             self._pending = self._dirty = True
@@ -172,7 +176,11 @@ class Sequencer:
             self._dirty = False  # what commits from now on waits for the next pass
             rows = s.execute(select(*_UNSEALED).where(AuditEvent.seq.is_(None))
                              .order_by(AuditEvent.id).limit(self._batch)).all()
-            if not rows:
+            if not rows:  # another process sealed ours: anchor the head that holds them
+                head = s.get(AuditHead, 1) if self._unanchored else None
+                if head is not None and self._checkpointer is not None:
+                    self._unanchored = False
+                    self._checkpointer.note(head.seq, head.hash)
                 return 0
             head = self.check_head(s)
             if head is None:
@@ -181,6 +189,7 @@ class Sequencer:
             n, digest = self._chain(s, head, rows)
             head.seq, head.hash, head.mac = n, digest, chain.sign_head(self._key, n, digest)
             s.commit()
+        self._unanchored = False
         if self._checkpointer is not None:
             self._checkpointer.note(n, digest)  # anchored outside the database
         return len(rows)
