@@ -48,6 +48,12 @@ class Deps:
     # a company's directory ([9 of 12]): its LdapDirectory (adapters/directory), None for none
     directories: Callable[[str], Any] | None = None
 
+    def seal_audit(self, wait: bool = True) -> int:
+        """Seal every committed audit event into the chain now (the sequencer does it after each
+        commit; the chain's readers call this first). How many were sealed; with `wait` False,
+        nothing is done while another pass is sealing. Nothing to do on SQLite or the fakes."""
+        return (self.sequencer.seal(wait) or 0) if self.sequencer is not None else 0
+
     @property
     def rule(self) -> Rule:
         p = self.settings.password

@@ -51,7 +51,7 @@ def seal(deps: Deps, wait: bool = True) -> int:
     """Seal every committed event into the chain now (the sequencer does it after each commit;
     the chain's readers call this first, to read it whole). How many were sealed; with `wait`
     False, nothing is done while another pass is sealing."""
-    return (deps.sequencer.seal(wait) or 0) if deps.sequencer is not None else 0
+    return deps.seal_audit(wait)
 
 
 def verify(deps: Deps) -> Verification:

@@ -109,8 +109,8 @@ def export(deps: Deps, destination_name: str | None = None) -> dict[str, dict[st
     many events were sent, the backlog left, and the error that stopped it (None: delivered).
     A destination another exporter is serving right now is skipped ("busy": True)."""
     found = destinations(deps.settings)
-    if deps.sequencer is not None and found:
-        deps.sequencer.seal()  # what is committed goes out now, not at the next pass
+    if found:
+        deps.seal_audit()  # what is committed goes out now, not at the next pass
     if destination_name is not None:
         if destination_name not in found:
             raise ConfigError(f"config: the audit export destination {destination_name!r} is not "
@@ -136,8 +136,7 @@ def backlog_of(deps: Deps, name: str) -> int:
 
 def backlog(deps: Deps) -> dict[str, int]:
     """Events each configured destination does not hold yet (the metric and the alert's measure)."""
-    if deps.sequencer is not None:
-        deps.sequencer.seal()
+    deps.seal_audit()
     with deps.uow(read_only=True) as uow:
         head = _head(uow)
     return {name: _waiting(head, cursor_of(deps.settings, name).read()[0])

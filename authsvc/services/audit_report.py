@@ -196,8 +196,7 @@ def _report(deps: Deps, actor: Actor, start: date, end: date, company: str, lang
     since, until = _period(start, end)
     lang = "en" if lang == "en" else "ja"
     now = deps.clock.now()
-    if deps.sequencer is not None:  # the report reads the chain: what is committed is in it
-        deps.sequencer.seal()
+    deps.seal_audit()  # the report reads the chain: what is committed is in it
     built = _Builder(deps, company, lang, since, until, min(until, now)).run()
     made = Report(start, end, company, lang, jst_iso(now), actor.id, text("rpt_title", lang),
                   [text("rpt_period", lang, start=start.isoformat(), end=end.isoformat()),

@@ -42,6 +42,30 @@ class AuditUnavailable(RuntimeError):
     """The audit chain cannot be extended; the action it belongs to must fail (R22)."""
 
 
+def check_head(s: Session, checkpointer: Checkpointer | None) -> AuditHead | None:
+    """The chain's head, or None for a chain not begun yet. Refuses (AuditUnavailable) a head
+    missing while sealed or archived events exist, and a chain begun afresh where a checkpoint
+    outside the database says there was one: an erased log stops every audited action (each
+    transaction asks before its first event) until an operator accepts the loss
+    (`authsvc audit accept-rollback`), instead of a new chain quietly taking its place."""
+    head = s.get(AuditHead, 1)
+    if head is not None:
+        return head
+    reason = ""
+    if s.scalar(select(exists().where(AuditEvent.seq > 0))) or s.scalar(select(exists(AuditArchive))):
+        reason = "audit head is missing while events exist"
+    elif checkpointer is not None:
+        found = chain.anchor(checkpointer.store.read()[0])
+        if found is not None and found.seq > 0:
+            reason = f"audit log erased: a checkpoint outside it has seq {found.seq}"
+    if not reason:
+        return None
+    head = s.scalars(select(AuditHead).where(AuditHead.id == 1)).first()
+    if head is not None:  # another instance's first pass committed (and anchored) meanwhile
+        return head
+    raise AuditUnavailable(reason)
+
+
 class Writer:
     """One writer's identity and the last position it committed. A transaction takes a writer
     for itself, numbers its events on from `last`, and gives it back; a commit whose outcome is
@@ -182,7 +206,7 @@ class Sequencer:
                     self._unanchored = False
                     self._checkpointer.note(head.seq, head.hash)
                 return 0
-            head = self.check_head(s)
+            head = check_head(s, self._checkpointer)
             if head is None:
                 head = AuditHead(id=1, seq=0, hash=chain.GENESIS, mac="")
                 s.add(head)
@@ -193,29 +217,6 @@ class Sequencer:
         if self._checkpointer is not None:
             self._checkpointer.note(n, digest)  # anchored outside the database
         return len(rows)
-
-    def check_head(self, s: Session) -> AuditHead | None:
-        """The chain's head, or None for a chain not begun yet. Refuses (AuditUnavailable) a
-        head missing while sealed or archived events exist, and a chain begun afresh where a
-        checkpoint outside the database says there was one: an erased log stops every audited
-        action (each transaction asks before its first event) until an operator accepts the
-        loss (`authsvc audit accept-rollback`)."""
-        head = s.get(AuditHead, 1)
-        if head is not None:
-            return head
-        reason = ""
-        if s.scalar(select(exists().where(AuditEvent.seq > 0))) or s.scalar(select(exists(AuditArchive))):
-            reason = "audit head is missing while events exist"
-        elif self._checkpointer is not None:
-            found = chain.anchor(self._checkpointer.store.read()[0])
-            if found is not None and found.seq > 0:
-                reason = f"audit log erased: a checkpoint outside it has seq {found.seq}"
-        if not reason:
-            return None
-        head = s.scalars(select(AuditHead).where(AuditHead.id == 1)).first()
-        if head is not None:  # the first pass committed (and anchored) after the first read
-            return head
-        raise AuditUnavailable(reason)
 
     def _chain(self, s: Session, head: AuditHead, rows: Sequence[Row[Any]]) -> tuple[int, str]:
         """Place each event after the head (domain/audit.place): sealed in order, a `missing`

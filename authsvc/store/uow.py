@@ -23,7 +23,7 @@ from authsvc.domain.calendar import jst_iso
 from authsvc.domain.roles import Actor
 from authsvc.store.alerts import Alerts
 from authsvc.store.applications import Applications
-from authsvc.store.audit_chain import AuditUnavailable, Sequencer, Writer
+from authsvc.store.audit_chain import AuditUnavailable, Sequencer, Writer, check_head
 from authsvc.store.audit_reports import AuditReports
 from authsvc.store.biometrics import Biometrics
 from authsvc.store.credentials import Credentials
@@ -301,7 +301,7 @@ class UnitOfWork:
         """The event as its writer's next, with its event MAC; no lock is taken: the sequencer
         seals it into the chain after the commit (store/audit_chain.py). The insert happens only
         where the chain's head exists, in the same statement; without one, the chain must be
-        new (`Sequencer.check_head`: an erased or headless log refuses the action)."""
+        new (`audit_chain.check_head`: an erased or headless log refuses the action)."""
         assert self._sequencer is not None
         if self._writer is None:
             self._writer = self._sequencer.writers.take()
@@ -312,7 +312,7 @@ class UnitOfWork:
                "emac": chain.sign_event(self._audit_key, self._writer.name, self._wseq, fields)}
         done = self.session.scalar(_INSERT_WHERE_HEAD, row)
         if done is None:
-            self._sequencer.check_head(self.session)  # raises unless the chain is new
+            check_head(self.session, self._checkpointer)  # raises unless the chain is new
             self.session.add(AuditEvent(**row))
             self.session.flush()
 
@@ -325,9 +325,7 @@ class UnitOfWork:
             select(AuditHead).where(AuditHead.id == 1).with_for_update()
         ).first()
         if head is None:
-            if self.session.scalar(select(func.count(AuditEvent.id))):
-                raise AuditUnavailable("audit head is missing while events exist")
-            self._refuse_erased_chain()
+            check_head(self.session, self._checkpointer)  # raises unless the chain is new
             head = AuditHead(id=1, seq=0, hash=chain.GENESIS, mac="")
             self.session.add(head)
         fields = {"seq": head.seq + 1, **self._fields(now, actor, action, subject, result, detail)}
@@ -339,16 +337,6 @@ class UnitOfWork:
         head.mac = chain.sign_head(self._audit_key, head.seq, digest)
         self.session.flush()
         self._head = (head.seq, digest)
-
-    def _refuse_erased_chain(self) -> None:
-        """A chain starts afresh only where no checkpoint outside the database says there was
-        one: an erased log stops every audited action until an operator accepts the loss
-        (`authsvc audit accept-rollback`), instead of a new chain quietly taking its place."""
-        if self._checkpointer is None:
-            return
-        found = chain.anchor(self._checkpointer.store.read()[0])
-        if found is not None and found.seq > 0:
-            raise AuditUnavailable(f"audit log erased: a checkpoint outside it has seq {found.seq}")
 
     def serialize(self) -> None:
         """Take the serialising lock now: a check-then-write that must not interleave with
